@@ -1,0 +1,47 @@
+# oe_async developer commands. `make test` is the one CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= $(shell scripts/find-python 3.11 | grep . || command -v python3)
+PY313 := $(shell scripts/find-python 3.13)
+VENV ?= .venv
+VENV313 ?= .venv313
+PIP_FLAGS ?= --quiet --disable-pip-version-check
+
+.PHONY: test lint typecheck pytest test-313 demo bench clean
+
+# A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
+	@touch $@
+
+$(VENV313)/.installed: pyproject.toml
+	@test -x $(VENV313)/bin/python || $(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV313)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
+	@touch $@
+
+test: lint typecheck pytest test-313
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy --strict oe_async
+
+pytest: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest
+
+ifeq ($(PY313),)
+test-313:
+	@echo "test-313: no Python 3.13 interpreter found (PATH or pyenv); skipping the 3.13 run."
+else
+test-313: $(VENV313)/.installed
+	@echo "== Python 3.13 ($(PY313)) =="
+	$(VENV313)/bin/mypy --strict --python-version 3.13 oe_async
+	$(VENV313)/bin/python -m pytest
+endif
+
+clean:
+	rm -rf $(VENV) $(VENV313) .mypy_cache .ruff_cache .pytest_cache .hypothesis

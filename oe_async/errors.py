@@ -1,0 +1,433 @@
+"""Everything oe_async raises, and the sans-I/O decoder from HTTP answers to exceptions.
+
+The hierarchy, in the order an app usually catches it::
+
+    OctoEverywhereError
+    ├── InvalidArgumentError (also ValueError)      bad input, raised before anything is sent
+    │   └── PortalError                              a completion URL that cannot be used
+    ├── CommunicationError                            network failure, connection dropped
+    │   └── RequestTimeoutError (also TimeoutError)
+    ├── UnexpectedResponseError                       a 2xx body we cannot decode
+    ├── RelayError                                    OctoEverywhere's own 600-613 codes
+    │   ├── ReauthorizationRequiredError              603, 604, 606: run the portal again
+    │   ├── SizeLimitError                            607, 608: the account's transfer limits
+    │   └── one class per documented code
+    └── HTTPStatusError                               any other 4xx/5xx
+        ├── PrinterHTTPError                          the printer's own answer (401, 404, 500...)
+        └── AppAPIError                               an App API answer (400, 500...)
+
+Status codes are plain ``int`` throughout: ``http.HTTPStatus`` rejects 6xx.
+Exception messages never contain URLs, tokens or passwords.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import ClassVar, Final
+
+from yarl import URL
+
+__all__ = [
+    "AppAPIError",
+    "AppConnectionNotFoundError",
+    "AppConnectionRevokedError",
+    "CommunicationError",
+    "DownloadLimitError",
+    "HTTPStatusError",
+    "InvalidArgumentError",
+    "InvalidCredentialsError",
+    "NoActivePrintError",
+    "NoBetaAccessError",
+    "OctoEverywhereError",
+    "PluginError",
+    "PluginTimeoutError",
+    "PluginUpdateRequiredError",
+    "PortalError",
+    "PrinterHTTPError",
+    "PrinterOfflineError",
+    "ReauthorizationRequiredError",
+    "RelayError",
+    "RequestTimeoutError",
+    "ServiceError",
+    "SizeLimitError",
+    "SupporterPerksRequiredError",
+    "UnexpectedResponseError",
+    "UploadLimitError",
+    "WebcamLimitError",
+    "decode_http_error",
+    "parse_retry_after",
+    "relay_error",
+]
+
+NO_SUPPORTER_PERKS_URL: Final = "https://octoeverywhere.com/appportal/v1/nosupporterperks"
+
+
+class OctoEverywhereError(Exception):
+    """Base class of every exception oe_async raises on purpose."""
+
+
+class InvalidArgumentError(OctoEverywhereError, ValueError):
+    """An argument was rejected before anything was sent; the message names it."""
+
+
+class PortalError(InvalidArgumentError):
+    """The portal's completion URL reports a failure or lacks what a connection needs."""
+
+
+class CommunicationError(OctoEverywhereError):
+    """The request did not complete: connection refused or dropped, DNS, TLS, bad framing.
+
+    Always temporary from the library's point of view; retry later.
+    """
+
+    temporary: ClassVar[bool] = True
+
+
+class RequestTimeoutError(CommunicationError, TimeoutError):
+    """A connect, read or total timeout expired. Also a built-in ``TimeoutError``."""
+
+
+class UnexpectedResponseError(OctoEverywhereError):
+    """A success status came with a body oe_async cannot decode (not JSON, missing fields)."""
+
+
+class RelayError(OctoEverywhereError):
+    """OctoEverywhere answered with one of its own status codes (600-699).
+
+    Attributes:
+        status: the 6xx code (plain ``int``).
+        temporary: True when the same request may succeed later without user action.
+        message: a short sentence suitable for showing to the user.
+        retry_after: seconds the server asked us to wait (``Retry-After``), else None.
+
+    """
+
+    status: int = 600
+    temporary: bool = True
+    default_message: ClassVar[str] = "OctoEverywhere reported an error."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        if status is not None:
+            self.status = status
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        super().__init__(f"{self.message} (OctoEverywhere status {self.status})")
+
+
+class ReauthorizationRequiredError(RelayError):
+    """The App Connection can never work again: send the user through the portal (603/604/606)."""
+
+    temporary = False
+
+
+class SizeLimitError(RelayError):
+    """A transfer is over the account's size limit (607 download, 608 upload).
+
+    ``limit`` and ``size`` are set (bytes) when known: always for the client-side pre-check,
+    never for a bare status code from the relay.
+    """
+
+    temporary = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        limit: int | None = None,
+        size: int | None = None,
+    ) -> None:
+        self.limit = limit
+        self.size = size
+        if message is None and limit is not None and size is not None:
+            message = f"{self.default_message} ({size} bytes; the account allows {limit} bytes)"
+        super().__init__(message, status=status, retry_after=retry_after)
+
+
+class ServiceError(RelayError):
+    """600: an unknown OctoEverywhere server error."""
+
+    status = 600
+    default_message = "OctoEverywhere had a temporary problem. Try again shortly."
+
+
+class PrinterOfflineError(RelayError):
+    """601: the printer is not connected to OctoEverywhere."""
+
+    status = 601
+    default_message = "The printer is offline: it is not connected to OctoEverywhere."
+
+
+class PluginTimeoutError(RelayError):
+    """602: the printer's OctoEverywhere plugin is connected but did not answer in time."""
+
+    status = 602
+    default_message = "The printer's OctoEverywhere plugin did not answer in time."
+
+
+class AppConnectionNotFoundError(ReauthorizationRequiredError):
+    """603: the App Connection does not exist; this URL and token will never work again."""
+
+    status = 603
+    default_message = "This app's connection to the printer no longer exists. Connect again."
+
+
+class AppConnectionRevokedError(ReauthorizationRequiredError):
+    """604: revoked or expired (user revoked it, printer removed, account deleted)."""
+
+    status = 604
+    default_message = "This app's connection to the printer was revoked or expired. Connect again."
+
+
+class SupporterPerksRequiredError(RelayError):
+    """605: the owner's account lost OctoEverywhere Supporter Perks.
+
+    Works again once they re-subscribe; link the user to ``recovery_url``.
+    """
+
+    status = 605
+    default_message = (
+        "The printer owner's OctoEverywhere account needs Supporter Perks for this app."
+    )
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        app_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
+        self.recovery_url = supporter_perks_url(app_id)
+
+
+class InvalidCredentialsError(ReauthorizationRequiredError):
+    """606: the App Connection credentials are missing or wrong."""
+
+    status = 606
+    default_message = "The app's credentials for this printer were refused. Connect again."
+
+
+class DownloadLimitError(SizeLimitError):
+    """607: the response body is over the account's download limit."""
+
+    status = 607
+    default_message = "The file is larger than the account's download limit."
+
+
+class UploadLimitError(SizeLimitError):
+    """608: the request body is over the account's upload limit."""
+
+    status = 608
+    default_message = "The file is larger than the account's upload limit."
+
+
+class WebcamLimitError(RelayError):
+    """609: the webcam was viewed too many times back to back; wait before reopening it."""
+
+    status = 609
+    default_message = "The webcam was opened too often in a short time. Wait a moment."
+
+
+class PluginUpdateRequiredError(RelayError):
+    """610: the printer's OctoEverywhere plugin must be updated."""
+
+    status = 610
+    default_message = "The printer's OctoEverywhere plugin needs an update."
+
+
+class NoBetaAccessError(RelayError):
+    """611: the feature needs OctoEverywhere beta access."""
+
+    status = 611
+    default_message = "This feature needs OctoEverywhere beta access."
+
+
+class PluginError(RelayError):
+    """612: the printer's OctoEverywhere plugin reported an error."""
+
+    status = 612
+    default_message = "The printer's OctoEverywhere plugin reported an error."
+
+
+class NoActivePrintError(RelayError):
+    """613: there is no active print (Live Link that follows the current print)."""
+
+    status = 613
+    default_message = "There is no active print to follow."
+
+
+class HTTPStatusError(OctoEverywhereError):
+    """A 4xx/5xx answer that is not an OctoEverywhere relay code.
+
+    Attributes:
+        status: the HTTP status.
+        reason: the reason phrase, if any.
+        method: the request method.
+        path: the request path (no host, no query).
+        body: the start of the response body (at most 1 KiB), for diagnostics.
+
+    """
+
+    temporary: bool
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        reason: str = "",
+        method: str = "",
+        path: str = "",
+        body: bytes = b"",
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.method = method
+        self.path = path
+        self.body = body[:1024]
+        self.retry_after = retry_after
+        self.temporary = status >= 500 or status in (408, 425, 429)
+        where = f" to {method} {path}" if method else ""
+        super().__init__(f"{self._who} answered HTTP {status} {reason}{where}".rstrip())
+
+    _who: ClassVar[str] = "The server"
+
+
+class PrinterHTTPError(HTTPStatusError):
+    """The printer's own API answered 4xx/5xx (e.g. OctoPrint's 403 for a bad API key)."""
+
+    _who = "The printer"
+
+
+class AppAPIError(HTTPStatusError):
+    """An OctoEverywhere App API answered 4xx/5xx (e.g. 400 for bad input)."""
+
+    _who = "The OctoEverywhere App API"
+
+
+_RELAY_ERRORS: Final[Mapping[int, type[RelayError]]] = {
+    cls.status: cls
+    for cls in (
+        ServiceError,
+        PrinterOfflineError,
+        PluginTimeoutError,
+        AppConnectionNotFoundError,
+        AppConnectionRevokedError,
+        SupporterPerksRequiredError,
+        InvalidCredentialsError,
+        DownloadLimitError,
+        UploadLimitError,
+        WebcamLimitError,
+        PluginUpdateRequiredError,
+        NoBetaAccessError,
+        PluginError,
+        NoActivePrintError,
+    )
+}
+
+
+def supporter_perks_url(app_id: str | None) -> str:
+    """Return the page that lets the printer owner restore Supporter Perks (605)."""
+    if not app_id:
+        return NO_SUPPORTER_PERKS_URL
+    return str(URL(NO_SUPPORTER_PERKS_URL).with_query(appid=app_id))
+
+
+def relay_error(
+    status: int, *, app_id: str | None = None, retry_after: float | None = None
+) -> RelayError:
+    """Map an OctoEverywhere status code (600-699) to its exception.
+
+    Unknown 6xx codes (new ones may appear) map to a plain :class:`RelayError` carrying the code.
+    """
+    cls = _RELAY_ERRORS.get(status)
+    if cls is SupporterPerksRequiredError:
+        return SupporterPerksRequiredError(retry_after=retry_after, app_id=app_id)
+    if cls is not None:
+        return cls(retry_after=retry_after)
+    return RelayError(status=status, retry_after=retry_after)
+
+
+def is_relay_status(status: int) -> bool:
+    """Return True for OctoEverywhere's own status range (600-699)."""
+    return 600 <= status <= 699
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header (delay-seconds or HTTP-date) into seconds from now.
+
+    Returns None when absent or unparseable; never negative.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; be lenient with ones that omit it
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def decode_http_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    app_id: str | None = None,
+    method: str = "",
+    path: str = "",
+    printer: bool = True,
+) -> OctoEverywhereError | None:
+    """Map one HTTP answer to the exception it stands for, or None when it is a success.
+
+    Pure function: ``headers`` is any case-insensitive mapping (or a plain dict with
+    canonical names), ``body`` the start of the response body. ``printer`` selects
+    :class:`PrinterHTTPError` (relay or LAN) or :class:`AppAPIError` (App API origin) for
+    ordinary 4xx/5xx. OctoEverywhere's 6xx codes map to their :class:`RelayError` class.
+    """
+    if status < 400:
+        return None
+    return http_error(
+        status, headers, body, app_id=app_id, method=method, path=path, printer=printer
+    )
+
+
+def http_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    app_id: str | None = None,
+    method: str = "",
+    path: str = "",
+    printer: bool = True,
+) -> OctoEverywhereError:
+    """Like :func:`decode_http_error` for a status already known to be an error (>= 400)."""
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if is_relay_status(status):
+        return relay_error(status, app_id=app_id, retry_after=retry_after)
+    cls = PrinterHTTPError if printer else AppAPIError
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    return cls(status, reason=reason, method=method, path=path, body=body, retry_after=retry_after)

@@ -1,0 +1,216 @@
+"""attrs models: the App Connection an app persists, and the App API payloads.
+
+Every model is frozen and keyword-only. Anything secret is redacted from ``repr()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Self
+
+import attrs
+import cattrs
+from cattrs.strategies import configure_tagged_union
+from yarl import URL
+
+from ._convert import api_model, converter, describe_error, wire
+from .auth import BasicAuth, BearerAuth, is_loopback_host, redact_url
+from .errors import InvalidArgumentError
+
+__all__ = [
+    "AppConnection",
+    "ConnectionInfo",
+    "LiveLink",
+    "PrinterLimits",
+]
+
+Auth = BasicAuth | BearerAuth
+
+
+def _to_url(value: URL | str) -> URL:
+    if isinstance(value, URL):
+        return value
+    if isinstance(value, str):
+        try:
+            return URL(value.strip())
+        except ValueError:
+            raise InvalidArgumentError("App Connection url is not a valid URL") from None
+    raise InvalidArgumentError(f"App Connection url must be a str or yarl.URL, not {type(value)}")
+
+
+def check_base_url(url: URL, *, what: str, allow_insecure_loopback: bool) -> URL:
+    """Validate an https base URL (or loopback http when explicitly allowed) and normalise it.
+
+    The result is absolute, has no user info, query or fragment, and its path ends in ``/``
+    so relative paths join beneath it.
+    """
+    if not url.absolute or not url.host:
+        raise InvalidArgumentError(f"{what} must be an absolute URL")
+    if url.scheme == "http":
+        if not is_loopback_host(url.host):
+            raise InvalidArgumentError(f"{what} must use https (http is refused)")
+        if not allow_insecure_loopback:
+            raise InvalidArgumentError(
+                f"{what} uses http; pass allow_insecure_loopback=True to allow it for "
+                "testing against a loopback server"
+            )
+    elif url.scheme != "https":
+        raise InvalidArgumentError(f"{what} must use https, not {url.scheme!r}")
+    if url.user is not None or url.password is not None:
+        raise InvalidArgumentError(f"{what} must not contain user info; use auth instead")
+    if url.query_string or url.fragment:
+        raise InvalidArgumentError(f"{what} must not have a query string or fragment")
+    if not url.path.endswith("/"):
+        url = url.with_path(url.path + "/")
+    return url
+
+
+@attrs.frozen(kw_only=True, repr=False)
+class AppConnection:
+    """One user's permission for this app to reach one printer through OctoEverywhere.
+
+    ``url`` stands in for the printer's LAN base URL; ``auth`` must ride on every request
+    to it; ``app_token`` authorises the App APIs for this connection. Persist it with
+    :meth:`to_dict` / :meth:`from_dict` (the secrets are returned by the portal only once).
+
+    ``allow_insecure_loopback`` lets an ``http://`` URL through when its host is loopback;
+    it exists for tests against :mod:`oe_async.testing` and is never needed in production.
+    """
+
+    url: URL = attrs.field(converter=_to_url)
+    auth: Auth = attrs.field()
+    app_token: str = attrs.field()
+    id: str | None = None
+    printer_name: str | None = None
+    local_ip: str | None = None
+    octoprint_api_key: str | None = None
+    allow_insecure_loopback: bool = False
+
+    @auth.validator
+    def _check_auth(self, _: attrs.Attribute[Auth], value: Auth) -> None:
+        if not isinstance(value, BasicAuth | BearerAuth):
+            raise InvalidArgumentError("App Connection auth must be BasicAuth or BearerAuth")
+
+    @app_token.validator
+    def _check_token(self, _: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidArgumentError("App Connection app_token must be a non-empty string")
+        if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+            raise InvalidArgumentError(
+                "App Connection app_token must not contain whitespace or control characters"
+            )
+
+    def __attrs_post_init__(self) -> None:
+        normalised = check_base_url(
+            self.url,
+            what="App Connection url",
+            allow_insecure_loopback=self.allow_insecure_loopback,
+        )
+        object.__setattr__(self, "url", normalised)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"url={redact_url(self.url)!r}",
+            f"auth={self.auth!r}",
+            "app_token='***'",
+        ]
+        if self.id is not None:
+            parts.append("id='***'")
+        if self.printer_name is not None:
+            parts.append(f"printer_name={self.printer_name!r}")
+        if self.local_ip is not None:
+            parts.append(f"local_ip={self.local_ip!r}")
+        if self.octoprint_api_key is not None:
+            parts.append("octoprint_api_key='***'")
+        return f"AppConnection({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_completion_url(cls, url: str | URL, *, allow_insecure_loopback: bool = False) -> Self:
+        """Build a connection from the portal's completion URL (query string or fragment).
+
+        Raises :class:`~oe_async.PortalError` when the flow failed (``success=false``) or
+        required keys are missing (the message names them); the URL rules of the class apply.
+        """
+        from .portal import parse_completion_url  # noqa: PLC0415 (portal imports this module)
+
+        fields = parse_completion_url(url)
+        return cls(**fields, allow_insecure_loopback=allow_insecure_loopback)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain JSON-able dict holding every field, secrets included: store it securely."""
+        data: dict[str, Any] = converter.unstructure(self)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Rebuild a connection stored with :meth:`to_dict`; bad data raises a clear error."""
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentError("App Connection data must be a mapping")
+        try:
+            return converter.structure(data, cls)
+        except InvalidArgumentError:
+            raise
+        except Exception as err:
+            problems = _validation_problems(err)
+            if problems is None:
+                raise
+            raise InvalidArgumentError(f"Invalid App Connection data: {problems}") from None
+
+
+def _validation_problems(err: Exception) -> str | None:
+    """Summarise a cattrs error by path; return None if it is not a decoding problem."""
+    if not isinstance(err, cattrs.BaseValidationError):
+        return None
+    for inner in err.exceptions:
+        if isinstance(inner, InvalidArgumentError):
+            return str(inner)
+    return "; ".join(describe_error(err, AppConnection))
+
+
+configure_tagged_union(
+    Auth,
+    converter,
+    tag_generator=lambda cls: "basic" if cls is BasicAuth else "bearer",
+    tag_name="type",
+)
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class PrinterLimits:
+    """The account's transfer limits (Info API ``PrinterLimits``); None when not reported."""
+
+    max_download_bytes: int | None = wire("MaxDownloadFileSizeBytes", default=None)
+    max_upload_bytes: int | None = wire("MaxUploadFileSizeBytes", default=None)
+    max_webcam_stream_seconds: int | None = wire("MaxSingleWebcamStreamLengthSeconds", default=None)
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class ConnectionInfo:
+    """The Info API's view of an App Connection (``GET /api/appconnection/info``).
+
+    ``is_online`` False means the connection is valid but the printer is offline.
+    Datetimes are timezone-aware (UTC).
+    """
+
+    printer_name: str | None = None
+    local_ip: str | None = wire("PrinterLocalIp", default=None)
+    is_online: bool = False
+    last_disconnect_time: datetime | None = wire("LastDisconnectTimeUtc", default=None)
+    last_connection_time: datetime | None = wire("LastConnectionTimeUtc", default=None)
+    user_facing_url: str | None = wire("UserFacingPrinterUrl", default=None)
+    limits: PrinterLimits = wire("PrinterLimits", factory=PrinterLimits)
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class LiveLink:
+    """A shareable Live Link (``POST /api/live/createfromappconnection``)."""
+
+    live_id: str = wire("LiveId")
+    url: str
+    short_url: str | None = None

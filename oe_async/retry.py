@@ -1,0 +1,80 @@
+"""The one retry policy the request funnel applies to every request."""
+
+from __future__ import annotations
+
+import random
+from typing import Final
+
+import attrs
+
+from .errors import CommunicationError, InvalidArgumentError, OctoEverywhereError, RelayError
+
+__all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_RELAY_STATUSES", "RetryPolicy"]
+
+#: Methods that may be repeated without changing the outcome (RFC 9110 9.2.2).
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+#: Relay codes worth another try: unknown error, printer offline, plugin timeout, plugin error.
+#: Never 603-611 or 613: they need the user, a smaller file, or a wait longer than a retry.
+RETRYABLE_RELAY_STATUSES: Final = frozenset({600, 601, 602, 612})
+
+_rng = random.SystemRandom()
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidArgumentError(f"RetryPolicy.{attribute.name} must be a number >= 0")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When and how long to wait before trying a request again.
+
+    A request is retried only when all of these hold: its method is idempotent (or the
+    caller passed ``idempotent=True``), its body can be sent again (bytes, a form of plain
+    values, or a factory; never a consumed stream), attempts remain, and it failed with a
+    network error, a timeout, or relay status 600/601/602/612.
+
+    Delays use "full jitter": uniform in ``[0, min(max_delay, base_delay * 2**n)]``. A
+    ``Retry-After`` from the server replaces the drawn delay, capped at ``max_retry_after``.
+
+    Attributes:
+        attempts: total attempts including the first (1 disables retries).
+        base_delay: seconds; the first backoff window.
+        max_delay: seconds; the cap on a drawn delay.
+        max_retry_after: seconds; the cap on an honoured ``Retry-After``.
+
+    """
+
+    attempts: int = attrs.field(default=3)
+    base_delay: float = attrs.field(default=0.5, validator=_non_negative)
+    max_delay: float = attrs.field(default=10.0, validator=_non_negative)
+    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+
+    @attempts.validator
+    def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError("RetryPolicy.attempts must be an integer >= 1")
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt."""
+        return cls(attempts=1)
+
+    def backoff(self, retry_number: int) -> float:
+        """Draw the delay before retry ``retry_number`` (1 for the first retry)."""
+        window = min(self.max_delay, self.base_delay * (2 ** max(0, retry_number - 1)))
+        return _rng.uniform(0.0, window)
+
+    def delay(self, retry_number: int, error: OctoEverywhereError) -> float:
+        """The wait before the next attempt: the server's ``Retry-After`` or a backoff draw."""
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.max_retry_after)
+        return self.backoff(retry_number)
+
+    @staticmethod
+    def is_retryable_error(error: OctoEverywhereError) -> bool:
+        """True for errors a retry may cure (network, timeout, 600/601/602/612)."""
+        if isinstance(error, RelayError):
+            return error.status in RETRYABLE_RELAY_STATUSES
+        return isinstance(error, CommunicationError)

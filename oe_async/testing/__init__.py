@@ -1,0 +1,19 @@
+"""Test helpers for apps built on oe_async: a real OctoEverywhere simulator on loopback.
+
+``async with Simulator() as sim`` starts an App API origin and an App Connection relay in
+front of a fake printer; ``sim.client()`` and ``sim.app_connection()`` give a ready client.
+For pytest, add ``pytest_plugins = ["oe_async.testing.pytest_plugin"]`` to your conftest to
+get the ``oe_simulator``, ``oe_client`` and ``oe_printer`` fixtures.
+"""
+
+from .resolver import LoopbackResolver
+from .simulator import Fault, RecordedRequest, Redirect, Simulator, SimulatorState
+
+__all__ = [
+    "Fault",
+    "LoopbackResolver",
+    "RecordedRequest",
+    "Redirect",
+    "Simulator",
+    "SimulatorState",
+]

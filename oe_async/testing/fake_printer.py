@@ -1,0 +1,104 @@
+"""The fake printer behind the simulator's relay: a few OctoPrint-like JSON endpoints."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .simulator import simulator_of
+
+
+def _check_api_key(request: web.Request) -> web.Response | None:
+    """OctoPrint answers 403 when an API key is required and missing or wrong."""
+    required = simulator_of(request).state.octoprint_api_key
+    if required is not None and request.headers.get("X-Api-Key") != required:
+        return web.json_response({"error": "Invalid API key"}, status=403)
+    return None
+
+
+async def version(request: web.Request) -> web.StreamResponse:
+    """``GET /api/version``."""
+    return _check_api_key(request) or web.json_response(
+        {"api": "0.1", "server": "1.10.3", "text": "OctoPrint 1.10.3 (oe_async simulator)"}
+    )
+
+
+async def printer_state(request: web.Request) -> web.StreamResponse:
+    """``GET /api/printer``: temperatures and state flags."""
+    refusal = _check_api_key(request)
+    if refusal is not None:
+        return refusal
+    printing = simulator_of(request).state.active_print
+    return web.json_response(
+        {
+            "temperature": {
+                "tool0": {"actual": 214.8, "target": 215.0, "offset": 0},
+                "bed": {"actual": 59.9, "target": 60.0, "offset": 0},
+            },
+            "state": {
+                "text": "Printing" if printing else "Operational",
+                "flags": {"operational": True, "printing": printing, "paused": False},
+            },
+        }
+    )
+
+
+async def job(request: web.Request) -> web.StreamResponse:
+    """``GET /api/job``: the current job and its progress."""
+    refusal = _check_api_key(request)
+    if refusal is not None:
+        return refusal
+    printing = simulator_of(request).state.active_print
+    return web.json_response(
+        {
+            "job": {"file": {"name": "benchy.gcode", "origin": "local", "size": 1843214}},
+            "progress": {"completion": 42.5 if printing else None, "printTimeLeft": 3120},
+            "state": "Printing" if printing else "Operational",
+        }
+    )
+
+
+async def job_command(request: web.Request) -> web.StreamResponse:
+    """``POST /api/job``: start/cancel/pause; 409 when the state does not allow it."""
+    refusal = _check_api_key(request)
+    if refusal is not None:
+        return refusal
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "Malformed JSON body"}, status=400)
+    command = body.get("command") if isinstance(body, dict) else None
+    state = simulator_of(request).state
+    if command == "start":
+        if state.active_print:
+            return web.json_response({"error": "Printer is already printing"}, status=409)
+        state.active_print = True
+    elif command == "cancel":
+        if not state.active_print:
+            return web.json_response({"error": "Printer is not printing"}, status=409)
+        state.active_print = False
+    elif command != "pause":
+        return web.json_response({"error": f"Unknown command: {command}"}, status=400)
+    return web.Response(status=204)
+
+
+async def echo(request: web.Request) -> web.StreamResponse:
+    """``ANY /echo/...``: what the printer received (method, path, query, body size)."""
+    body = await request.read()
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "query": request.query_string,
+            "body_bytes": len(body),
+            "x_api_key": request.headers.get("X-Api-Key") is not None,
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Add the fake printer's routes to the relay application."""
+    app.router.add_get("/api/version", version)
+    app.router.add_get("/api/printer", printer_state)
+    app.router.add_get("/api/job", job)
+    app.router.add_post("/api/job", job_command)
+    app.router.add_route("*", "/echo/{tail:.*}", echo)

@@ -1,0 +1,78 @@
+"""Test-only helpers: a recording server that plays an unrelated (foreign) origin."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from types import TracebackType
+from typing import Self
+
+import attrs
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+
+@attrs.define
+class Seen:
+    method: str
+    path: str
+    headers: CIMultiDict[str]
+
+
+class RecordingServer:
+    """Answers 200 JSON on every path and records each request's headers."""
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl_context = ssl_context
+        self.seen: list[Seen] = []
+        self.url = URL()
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.seen.append(Seen(request.method, request.path, CIMultiDict(request.headers)))
+        return web.json_response({"foreign": True, "path": request.path})
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        await web.SockSite(self._runner, sock, ssl_context=self.ssl_context).start()
+        scheme = "https" if self.ssl_context else "http"
+        self.url = URL(f"{scheme}://{self.host}:{sock.getsockname()[1]}/")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    def secret_headers_seen(self) -> list[tuple[str, str]]:
+        """Every (path, header) pair where a secret header reached this origin."""
+        return [
+            (s.path, name)
+            for s in self.seen
+            for name in ("Authorization", "AppToken", "X-Api-Key")
+            if name in s.headers
+        ]
+
+
+def acquired_connections(session: object) -> int:
+    """Connections the session's connector has handed out and not yet got back.
+
+    aiohttp has no public counter; ``_acquired`` is read (never modified) for assertions.
+    """
+    connector = getattr(session, "connector", None)
+    return len(getattr(connector, "_acquired", ()))
