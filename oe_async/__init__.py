@@ -33,12 +33,14 @@ from .errors import (
     SupporterPerksRequiredError,
     UnexpectedResponseError,
     UploadLimitError,
+    UploadSourceError,
     WebcamLimitError,
     decode_http_error,
 )
 from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits
 from .portal import portal_url
 from .retry import RetryPolicy
+from .transfer import DownloadStream, ProgressCallback
 
 __version__ = "0.1.0.dev0"
 
@@ -53,6 +55,7 @@ __all__ = [
     "CommunicationError",
     "ConnectionInfo",
     "DownloadLimitError",
+    "DownloadStream",
     "HTTPStatusError",
     "InvalidArgumentError",
     "InvalidCredentialsError",
@@ -69,6 +72,7 @@ __all__ = [
     "PrinterHTTPError",
     "PrinterLimits",
     "PrinterOfflineError",
+    "ProgressCallback",
     "ReauthorizationRequiredError",
     "RelayError",
     "RequestTimeoutError",
@@ -78,6 +82,7 @@ __all__ = [
     "SupporterPerksRequiredError",
     "UnexpectedResponseError",
     "UploadLimitError",
+    "UploadSourceError",
     "WebcamLimitError",
     "__version__",
     "decode_http_error",

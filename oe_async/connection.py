@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json as jsonlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import attrs
 from multidict import CIMultiDict
-from yarl import URL
 
-from . import app_api
+from . import app_api, transfer
+from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .client import as_timeout
 from .errors import (
+    AppAPIError,
     CommunicationError,
     InvalidArgumentError,
     OctoEverywhereError,
-    RequestTimeoutError,
     UnexpectedResponseError,
     http_error,
     is_relay_status,
@@ -40,8 +40,11 @@ from .retry import IDEMPOTENT_METHODS, RetryPolicy
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
+    from yarl import URL
+
     from .client import OctoEverywhere
     from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits
+    from .transfer import DownloadStream, FormValue, ProgressCallback, UploadSource
 
 __all__ = ["PrinterConnection"]
 
@@ -67,91 +70,6 @@ class _Missing(enum.Enum):
 
 
 _MISSING: Final = _Missing.MISSING
-
-
-def join_url(base: URL, path: str | URL) -> URL:
-    """Join ``path`` beneath ``base`` with yarl; refuse anything that leaves base's origin.
-
-    ``path`` may start with ``/`` (it is still taken below ``base``'s path), carry a query
-    string, or be an absolute URL on the same origin.
-    """
-    if isinstance(path, URL):
-        target = path
-    elif isinstance(path, str):
-        if path.startswith("//"):
-            raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
-        target = URL(path)
-    else:
-        raise InvalidArgumentError(f"path must be a str or yarl.URL, not {type(path).__name__}")
-    if target.absolute:
-        if origin_of(target) != origin_of(base):
-            raise InvalidArgumentError(
-                "absolute URL is not on this printer's origin; refusing to send credentials"
-            )
-        return target
-    if target.scheme:  # "a:b" parsed as scheme "a": it was meant as a relative path
-        target = URL("./" + str(path))
-    # "./" keeps a first segment containing ':' from reading as a scheme.
-    relative = target.raw_path.lstrip("/")
-    rel = URL.build(path="./" + relative, query_string=target.raw_query_string, encoded=True)
-    return base.join(rel)
-
-
-def _display_path(url: URL) -> str:
-    """The part of a URL that is safe in messages and logs: its path, no host or query."""
-    return url.path or "/"
-
-
-_TRANSPORT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
-    (aiohttp.TooManyRedirects, "too many redirects"),
-    (aiohttp.ClientPayloadError, "the response body was cut short or malformed"),
-    (aiohttp.ServerDisconnectedError, "the server closed the connection"),
-    (aiohttp.InvalidURL, "the URL is not valid"),
-)
-
-
-def _transport_error(err: BaseException, method: str, path: str) -> CommunicationError:
-    """Describe a network failure without the URL (aiohttp's messages contain the host)."""
-    what = f"{method} {path}"
-    if isinstance(err, TimeoutError):  # includes aiohttp's ServerTimeoutError family
-        return RequestTimeoutError(f"{what} timed out ({type(err).__name__})")
-    if isinstance(err, aiohttp.ClientConnectorError):
-        return CommunicationError(f"{what}: cannot connect ({_os_reason(err.os_error)})")
-    for cls, message in _TRANSPORT_MESSAGES:
-        if isinstance(err, cls):
-            return CommunicationError(f"{what}: {message}")
-    if isinstance(err, OSError):
-        return CommunicationError(f"{what} failed ({_os_reason(err)})")
-    return CommunicationError(f"{what} failed ({type(err).__name__})")
-
-
-def _os_reason(err: OSError) -> str:
-    """The errno's generic text ("Connection refused").
-
-    Never ``strerror``: asyncio fills it with the peer address.
-    """
-    if err.errno:
-        return os.strerror(err.errno)
-    return type(err).__name__
-
-
-TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
-
-
-async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read at most ``limit`` bytes of a body; a failure mid-way returns what arrived."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while size < limit:
-            chunk = await resp.content.read(limit - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except TRANSPORT_ERRORS:
-        pass
-    return b"".join(chunks)
 
 
 def _is_replayable(data: Any) -> bool:
@@ -209,6 +127,7 @@ class PrinterConnection:
         pins.setdefault(origin_of(client.app_api_url), {})["AppToken"] = app_connection.app_token
         self._auth: Final = AuthMiddleware(pins)
         self._limits: PrinterLimits | None = None
+        self._limits_lock: asyncio.Lock | None = None
 
     @staticmethod
     def _printer_headers(
@@ -270,7 +189,7 @@ class PrinterConnection:
         while True:
             attempt += 1
             url = self._url_for(call)
-            path = _display_path(url)
+            path = display_path(url)
             data = call.data() if callable(call.data) else call.data
             kwargs: dict[str, Any] = {}
             if call.json is not _MISSING:
@@ -289,7 +208,7 @@ class PrinterConnection:
                     **kwargs,
                 )
             except TRANSPORT_ERRORS as err:
-                error: OctoEverywhereError = _transport_error(err, call.method, path)
+                error: OctoEverywhereError = transport_error(err, call.method, path)
             else:
                 status = resp.status
                 if status < 400 or not (call.raise_for_status or is_relay_status(status)):
@@ -333,7 +252,7 @@ class PrinterConnection:
             # Failures while the caller reads the body are translated too.
             if isinstance(err, OctoEverywhereError):
                 raise
-            raise _transport_error(err, call.method, path) from None
+            raise transport_error(err, call.method, path) from None
         finally:
             resp.release()
 
@@ -521,17 +440,140 @@ class PrinterConnection:
             self, expiration_hours, end_when_print_complete=end_when_print_complete
         )
 
+    async def _limits_for_precheck(self) -> PrinterLimits | None:
+        """The account limits for a transfer pre-check, fetched once with :meth:`info`.
 
-async def read_json(resp: aiohttp.ClientResponse, method: str) -> Any:
-    """Decode a response body as JSON; an empty body is None, anything else must parse."""
-    body = await resp.read()
-    if not body.strip():
-        return None
-    try:
-        return jsonlib.loads(body)
-    except ValueError:
-        content_type = resp.headers.get("Content-Type", "no content type")
-        raise UnexpectedResponseError(
-            f"{method} {_display_path(resp.url)} answered a body that is not JSON "
-            f"({content_type.split(';')[0]})"
-        ) from None
+        Relay errors (603/604/605...) propagate: the transfer would fail the same way. When
+        the App API cannot be reached the pre-check is skipped (logged); the relay still
+        enforces the limits with 607/608.
+        """
+        if self._limits is not None:
+            return self._limits
+        if self._limits_lock is None:
+            self._limits_lock = asyncio.Lock()
+        async with self._limits_lock:
+            if self._limits is None:
+                try:
+                    await self.info()
+                except (CommunicationError, AppAPIError, UnexpectedResponseError) as err:
+                    _LOGGER.debug("limits unavailable, skipping the pre-check: %s", err)
+        return self._limits
+
+    # ------------------------------------------------------------------ transfers
+
+    async def upload(
+        self,
+        path: str,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        field: str = "file",
+        form: Mapping[str, FormValue] | None = None,
+        raw: bool = False,
+        method: str | None = None,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+        content_type: str | None = None,
+        retry: bool = False,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> Any:
+        """Stream a file to the printer (never held whole in memory; file I/O off the loop).
+
+        Args:
+            path: the printer's upload endpoint, e.g. ``/api/files/local`` (OctoPrint),
+                ``/server/files/upload`` (Moonraker).
+            source: a file path (``str``/``Path``), ``bytes``, a binary file object, or an
+                async iterable of ``bytes``.
+            filename: the name sent in the form; default: the path's or file object's name
+                (required for bytes and iterables in a multipart upload).
+            field: the multipart field that carries the file.
+            form: extra multipart fields (``{"select": True, "path": "folder"}``); booleans
+                are sent as ``true``/``false``.
+            raw: send the bytes as the request body instead of a multipart form.
+            method: default ``POST`` (multipart) or ``PUT`` (raw).
+            progress: ``progress(bytes_done, total_or_None)``, sync or async: at least every
+                MiB, monotonic, and once at completion.
+            size: the byte count of an iterable source, when known (enables the limit
+                pre-check and ``Content-Length``); checked against what the source yields.
+            content_type: the file part's (or raw body's) content type.
+            retry: allow the retry policy to resend the upload; only for bytes or a path
+                (a stream can be sent once: aiohttp would send 0 bytes and the server would
+                answer 200).
+            timeout: default: the client's stream timeout (no total limit).
+
+        Returns:
+            The decoded JSON answer, or the (already read) ``ClientResponse`` otherwise.
+
+        Raises:
+            UploadLimitError: the body is over the account's upload limit (checked before
+                any byte is sent when the size is known; 608 from the relay otherwise).
+            UploadSourceError: the source failed or changed size while being sent.
+            InvalidArgumentError: a missing file, bad arguments (nothing is sent).
+
+        """
+        return await transfer.upload(
+            self,
+            path,
+            source,
+            filename=filename,
+            field=field,
+            form=form,
+            raw=raw,
+            method=method,
+            progress=progress,
+            size=size,
+            content_type=content_type,
+            retry=retry,
+            timeout=timeout,
+        )
+
+    def download(
+        self,
+        path: str,
+        *,
+        progress: ProgressCallback | None = None,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> AbstractAsyncContextManager[DownloadStream]:
+        """Stream a file from the printer: ``async with printer.download(p) as chunks``.
+
+        ``chunks`` is an async iterator of ``bytes`` (also ``.total``, ``.received``,
+        ``.headers``). The connection is released when the block exits, early or not.
+
+        Raises:
+            DownloadLimitError: ``Content-Length`` or the streamed count passes the
+                account's download limit (607 from the relay maps too).
+
+        """
+        return transfer.download(
+            self, path, progress=progress, params=params, headers=headers, timeout=timeout
+        )
+
+    async def download_to(
+        self,
+        path: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+        resume: bool = True,
+        params: Any = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> Path:
+        """Download to ``dest`` atomically; return ``dest`` as a ``Path``.
+
+        Bytes go to a temporary file beside ``dest`` that is fsynced and renamed into place
+        only on success: after any failure or cancellation ``dest`` is untouched and no
+        temporary file remains. With ``resume`` (default), a connection that drops
+        mid-body is resumed with ``Range``/``If-Range`` when the server supports ranges;
+        the result is byte-identical.
+        """
+        return await transfer.download_to(
+            self,
+            path,
+            dest,
+            progress=progress,
+            resume=resume,
+            params=params,
+            timeout=timeout,
+        )

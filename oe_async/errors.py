@@ -8,6 +8,7 @@ The hierarchy, in the order an app usually catches it::
     ├── CommunicationError                            network failure, connection dropped
     │   └── RequestTimeoutError (also TimeoutError)
     ├── UnexpectedResponseError                       a 2xx body we cannot decode
+    ├── UploadSourceError                             the upload's own source failed mid-way
     ├── RelayError                                    OctoEverywhere's own 600-613 codes
     │   ├── ReauthorizationRequiredError              603, 604, 606: run the portal again
     │   ├── SizeLimitError                            607, 608: the account's transfer limits
@@ -56,6 +57,7 @@ __all__ = [
     "SupporterPerksRequiredError",
     "UnexpectedResponseError",
     "UploadLimitError",
+    "UploadSourceError",
     "WebcamLimitError",
     "decode_http_error",
     "parse_retry_after",
@@ -92,6 +94,14 @@ class RequestTimeoutError(CommunicationError, TimeoutError):
 
 class UnexpectedResponseError(OctoEverywhereError):
     """A success status came with a body oe_async cannot decode (not JSON, missing fields)."""
+
+
+class UploadSourceError(OctoEverywhereError):
+    """The upload's own source failed or changed while it was being sent.
+
+    A read error, a file that grew or shrank, an iterator that yielded something other than
+    bytes. The request was aborted: nothing truncated reached the printer as a whole file.
+    """
 
 
 class RelayError(OctoEverywhereError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -46,4 +47,4 @@ async def test_readme_report_shows_the_offline_message(
 
 def test_every_python_block_compiles() -> None:
     for block in _python_blocks():
-        compile(block, "README.md", "exec")
+        compile(block, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)

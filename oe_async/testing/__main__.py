@@ -12,12 +12,24 @@ import contextlib
 import json
 import sys
 
-from .simulator import Simulator
+from oe_async.models import PrinterLimits
+from oe_async.testing.simulator import Simulator
 
 
-async def serve(port: int, app_api_port: int) -> None:
+async def serve(args: argparse.Namespace) -> None:
     """Start the simulator, announce it on stdout, and serve forever."""
-    async with Simulator(relay_port=port, app_api_port=app_api_port) as sim:
+    async with Simulator(relay_port=args.port, app_api_port=args.app_api_port) as sim:
+        if args.keep_limit is not None:
+            sim.files.keep_limit = args.keep_limit
+        limits = sim.state.limits
+        sim.state.limits = PrinterLimits(
+            max_download_bytes=args.max_download or limits.max_download_bytes,
+            max_upload_bytes=args.max_upload or limits.max_upload_bytes,
+            max_webcam_stream_seconds=limits.max_webcam_stream_seconds,
+        )
+        for spec in args.synthetic:
+            path, _, size = spec.rpartition("=")
+            sim.files.add_synthetic(path, int(size))
         announcement = {
             "relay_url": str(sim.relay_url),
             "app_api_url": str(sim.app_api_url),
@@ -34,9 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m oe_async.testing", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="relay port (default: any free)")
     parser.add_argument("--app-api-port", type=int, default=0, help="App API port")
+    parser.add_argument(
+        "--synthetic",
+        action="append",
+        default=[],
+        metavar="PATH=BYTES",
+        help="add a generated file of BYTES bytes at PATH (repeatable)",
+    )
+    parser.add_argument("--keep-limit", type=int, help="keep uploads up to this many bytes")
+    parser.add_argument("--max-upload", type=int, help="account upload limit (bytes)")
+    parser.add_argument("--max-download", type=int, help="account download limit (bytes)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.app_api_port))
+        asyncio.run(serve(args))
 
 
 if __name__ == "__main__":

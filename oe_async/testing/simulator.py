@@ -33,6 +33,7 @@ from yarl import URL
 from oe_async.auth import BasicAuth, BearerAuth
 from oe_async.client import OctoEverywhere
 from oe_async.models import AppConnection, PrinterLimits
+from oe_async.testing.files import FileStore, SimFile, TransferFaults
 
 if TYPE_CHECKING:
     import aiohttp
@@ -118,6 +119,7 @@ class SimulatorState:
     active_print: bool = True
     #: When set, the fake OctoPrint API requires this ``X-Api-Key`` (403 otherwise).
     octoprint_api_key: str | None = None
+    transfer: TransferFaults = attrs.field(factory=TransferFaults)
     faults: list[Fault] = attrs.field(factory=list)
     redirects: list[Redirect] = attrs.field(factory=list)
 
@@ -172,8 +174,10 @@ class Simulator:
         self._runners: list[web.AppRunner] = []
         self.relay_url = URL()
         self.app_api_url = URL()
-        #: Extra state owned by feature modules of the fake printer (files, webcams, ...).
-        self.printer: dict[str, Any] = {}
+        #: The fake printer's files (uploads land here; add files to download).
+        self.files = FileStore()
+        #: Every completed upload, in order.
+        self.uploads: list[SimFile] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,9 +196,13 @@ class Simulator:
     async def start(self) -> None:
         """Start both servers on free loopback ports."""
         # The route modules import this one for simulator_of(); import them late.
-        from . import fake_app_api, fake_printer  # noqa: PLC0415
+        from . import fake_app_api, fake_files, fake_printer  # noqa: PLC0415
 
-        relay = self._make_app("relay", fake_printer.setup)
+        def relay_routes(app: web.Application) -> None:
+            fake_printer.setup(app)
+            fake_files.setup(app)
+
+        relay = self._make_app("relay", relay_routes)
         api = self._make_app("app_api", fake_app_api.setup)
         self.relay_url = await self._serve(relay, self._ports["relay"])
         self.app_api_url = await self._serve(api, self._ports["app_api"])
@@ -376,17 +384,21 @@ class Simulator:
 
     def _relay_refusal(self, request: web.Request) -> web.Response | None:
         """What the relay answers before the printer sees the request, if anything."""
-        if self.state.connection == "not_found":
-            return relay_status(603)
-        if request.headers.get("Authorization") != self.auth.header_value:
-            return relay_status(606)
-        if self.state.connection == "revoked":
-            return relay_status(604)
-        if not self.state.supporter:
-            return relay_status(605)
-        if not self.state.printer_online:
-            return relay_status(601)
-        return None
+        status = self._relay_status(request)
+        return relay_status(status) if status is not None else None
+
+    def _relay_status(self, request: web.Request) -> int | None:
+        state = self.state
+        limit = state.limits.max_upload_bytes
+        checks = (
+            (state.connection == "not_found", 603),
+            (request.headers.get("Authorization") != self.auth.header_value, 606),
+            (state.connection == "revoked", 604),
+            (not state.supporter, 605),
+            (not state.printer_online, 601),
+            (limit is not None and (request.content_length or 0) > limit, 608),
+        )
+        return next((status for failed, status in checks if failed), None)
 
 
 def relay_status(status: int) -> web.Response:

@@ -1,0 +1,131 @@
+"""HTTP helpers shared by the funnel and the feature modules (URL joining, error reading).
+
+Nothing here talks to the network on its own: these functions work on a response the
+funnel already holds, or on plain values.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import os
+from typing import Any, Final
+
+import aiohttp
+from yarl import URL
+
+from .auth import origin_of
+from .errors import (
+    CommunicationError,
+    InvalidArgumentError,
+    RequestTimeoutError,
+    UnexpectedResponseError,
+)
+
+__all__ = [
+    "TRANSPORT_ERRORS",
+    "display_path",
+    "join_url",
+    "read_capped",
+    "read_json",
+    "transport_error",
+]
+
+
+def join_url(base: URL, path: str | URL) -> URL:
+    """Join ``path`` beneath ``base`` with yarl; refuse anything that leaves base's origin.
+
+    ``path`` may start with ``/`` (it is still taken below ``base``'s path), carry a query
+    string, or be an absolute URL on the same origin.
+    """
+    if isinstance(path, URL):
+        target = path
+    elif isinstance(path, str):
+        if path.startswith("//"):
+            raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
+        target = URL(path)
+    else:
+        raise InvalidArgumentError(f"path must be a str or yarl.URL, not {type(path).__name__}")
+    if target.absolute:
+        if origin_of(target) != origin_of(base):
+            raise InvalidArgumentError(
+                "absolute URL is not on this printer's origin; refusing to send credentials"
+            )
+        return target
+    if target.scheme:  # "a:b" parsed as scheme "a": it was meant as a relative path
+        target = URL("./" + str(path))
+    # "./" keeps a first segment containing ':' from reading as a scheme.
+    relative = target.raw_path.lstrip("/")
+    rel = URL.build(path="./" + relative, query_string=target.raw_query_string, encoded=True)
+    return base.join(rel)
+
+
+def display_path(url: URL) -> str:
+    """The part of a URL that is safe in messages and logs: its path, no host or query."""
+    return url.path or "/"
+
+
+_TRANSPORT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
+    (aiohttp.TooManyRedirects, "too many redirects"),
+    (aiohttp.ClientPayloadError, "the response body was cut short or malformed"),
+    (aiohttp.ServerDisconnectedError, "the server closed the connection"),
+    (aiohttp.InvalidURL, "the URL is not valid"),
+)
+
+
+def transport_error(err: BaseException, method: str, path: str) -> CommunicationError:
+    """Describe a network failure without the URL (aiohttp's messages contain the host)."""
+    what = f"{method} {path}"
+    if isinstance(err, TimeoutError):  # includes aiohttp's ServerTimeoutError family
+        return RequestTimeoutError(f"{what} timed out ({type(err).__name__})")
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return CommunicationError(f"{what}: cannot connect ({_os_reason(err.os_error)})")
+    for cls, message in _TRANSPORT_MESSAGES:
+        if isinstance(err, cls):
+            return CommunicationError(f"{what}: {message}")
+    if isinstance(err, OSError):
+        return CommunicationError(f"{what} failed ({_os_reason(err)})")
+    return CommunicationError(f"{what} failed ({type(err).__name__})")
+
+
+def _os_reason(err: OSError) -> str:
+    """The errno's generic text ("Connection refused").
+
+    Never ``strerror``: asyncio fills it with the peer address.
+    """
+    if err.errno:
+        return os.strerror(err.errno)
+    return type(err).__name__
+
+
+TRANSPORT_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of a body; a failure mid-way returns what arrived."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < limit:
+            chunk = await resp.content.read(limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except TRANSPORT_ERRORS:
+        pass
+    return b"".join(chunks)
+
+
+async def read_json(resp: aiohttp.ClientResponse, method: str) -> Any:
+    """Decode a response body as JSON; an empty body is None, anything else must parse."""
+    body = await resp.read()
+    if not body.strip():
+        return None
+    try:
+        return jsonlib.loads(body)
+    except ValueError:
+        content_type = resp.headers.get("Content-Type", "no content type")
+        raise UnexpectedResponseError(
+            f"{method} {display_path(resp.url)} answered a body that is not JSON "
+            f"({content_type.split(';')[0]})"
+        ) from None

@@ -1,0 +1,261 @@
+"""The fake printer's file routes: OctoPrint/Moonraker/plugin uploads, ranged downloads.
+
+Uploads are streamed and hashed (sha256) as they arrive. No file I/O happens here at all,
+so the simulator never blocks its event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from typing import Final
+
+from aiohttp import BodyPartReader, web
+
+from oe_async.testing.files import CHUNK, SimFile
+from oe_async.testing.simulator import relay_status, simulator_of
+
+_RANGE_RE: Final = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+class _OverLimit(Exception):  # noqa: N818 (control flow inside the simulator)
+    pass
+
+
+async def _receive(request: web.Request, path: str, chunks: AsyncIterator[bytes]) -> SimFile:
+    """Hash (and keep, when small) an incoming file, enforcing the upload limit."""
+    sim = simulator_of(request)
+    limit = sim.state.limits.max_upload_bytes
+    hasher = hashlib.sha256()
+    kept: list[bytes] | None = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise _OverLimit
+        hasher.update(chunk)
+        if kept is not None:
+            kept.append(chunk)
+            if size > sim.files.keep_limit:
+                kept = None
+    path = sim.files.normalise(path)
+    simfile = SimFile(
+        path=path,
+        size=size,
+        sha256=hasher.hexdigest(),
+        data=b"".join(kept) if kept is not None else None,
+    )
+    sim.files.files[path] = simfile
+    sim.uploads.append(simfile)
+    return simfile
+
+
+async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while chunk := await part.read_chunk(CHUNK):
+        yield chunk
+
+
+async def _multipart_upload(
+    request: web.Request, file_field: str = "file"
+) -> tuple[SimFile | None, dict[str, str]]:
+    """Read a multipart upload: the file part (streamed) and the plain fields."""
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    stored: SimFile | None = None
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue  # nested multipart: not something a printer accepts
+        if part.name == file_field and part.filename:
+            # Plain fields may come before or after the file; "path" is applied after.
+            stored = await _receive(request, part.filename, _part_chunks(part))
+        else:
+            fields[part.name or ""] = await part.text()
+    return stored, fields
+
+
+def _move(request: web.Request, simfile: SimFile, folder: str) -> SimFile:
+    files = simulator_of(request).files
+    if folder:
+        files.files.pop(simfile.path, None)
+        simfile.path = files.normalise(f"{folder}/{simfile.path}")
+        files.files[simfile.path] = simfile
+    return simfile
+
+
+async def octoprint_upload(request: web.Request) -> web.StreamResponse:
+    """``POST /api/files/{local|sdcard}`` (multipart: file, select, print, path)."""
+    location = request.match_info["location"]
+    if location not in ("local", "sdcard"):
+        return web.json_response({"error": f"Unknown location {location}"}, status=404)
+    try:
+        simfile, fields = await _multipart_upload(request)
+    except _OverLimit:
+        return relay_status(608)
+    if simfile is None:
+        return web.json_response({"error": "No file included"}, status=400)
+    simfile = _move(request, simfile, fields.get("path", ""))
+    name = simfile.path.rsplit("/", 1)[-1]
+    base = f"{request.scheme}://{request.host}"
+    return web.json_response(
+        {
+            "done": True,
+            "files": {
+                location: {
+                    "name": name,
+                    "origin": location,
+                    "path": simfile.path,
+                    "refs": {
+                        "resource": f"{base}/api/files/{location}/{simfile.path}",
+                        "download": f"{base}/downloads/files/{location}/{simfile.path}",
+                    },
+                }
+            },
+            "effectiveSelect": fields.get("select") == "true",
+            "effectivePrint": fields.get("print") == "true",
+        },
+        status=201,
+    )
+
+
+async def moonraker_upload(request: web.Request) -> web.StreamResponse:
+    """``POST /server/files/upload`` (multipart: file, root, path, print)."""
+    try:
+        simfile, fields = await _multipart_upload(request)
+    except _OverLimit:
+        return relay_status(608)
+    if simfile is None:
+        return web.json_response({"error": {"code": 400, "message": "No file"}}, status=400)
+    root = fields.get("root", "gcodes")
+    simfile = _move(request, simfile, f"{root}/{fields.get('path', '')}")
+    return web.json_response(
+        {
+            "result": {
+                "item": {
+                    "path": simfile.path.split("/", 1)[1],
+                    "root": root,
+                    "size": simfile.size,
+                    "modified": simfile.modified,
+                },
+                "print_started": fields.get("print") == "true",
+                "print_queued": False,
+                "action": "create_file",
+            }
+        },
+        status=201,
+    )
+
+
+async def plugin_upload(request: web.Request) -> web.StreamResponse:
+    """``PUT /octoeverywhere-command-api/files/upload?path=<VirtualPath>`` (raw body)."""
+    path = request.query.get("path", "")
+    if not path:
+        return web.json_response({"Status": 751, "Error": "path is required"})
+    try:
+        simfile = await _receive(request, path, request.content.iter_chunked(CHUNK))
+    except _OverLimit:
+        return relay_status(608)
+    return web.json_response(
+        {
+            "Status": 200,
+            "Result": {
+                "VirtualPath": simfile.path,
+                "PlatformPath": f"/home/pi/printer_data/{simfile.path}",
+                "SizeBytes": simfile.size,
+                "PrinterResponse": {"ok": True},
+            },
+        }
+    )
+
+
+def _byte_range(request: web.Request, simfile: SimFile, *, ranges: bool) -> tuple[int, int] | None:
+    """The requested ``(first, last)`` byte range, or None for the whole file."""
+    header = request.headers.get("Range")
+    if not ranges or header is None:
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range != simfile.etag:
+        return None  # the file changed: send it whole (RFC 9110 13.1.5)
+    match = _RANGE_RE.match(header.strip())
+    if not match:
+        return None
+    first = int(match.group(1))
+    last = int(match.group(2)) if match.group(2) else simfile.size - 1
+    return first, min(last, simfile.size - 1)
+
+
+async def serve_file(request: web.Request, simfile: SimFile | None) -> web.StreamResponse:
+    """Send a file with Content-Length, ranges, and the transfer faults applied."""
+    sim = simulator_of(request)
+    if simfile is None:
+        return web.json_response({"error": "File not found"}, status=404)
+    limit = sim.state.limits.max_download_bytes
+    if limit is not None and simfile.size > limit:
+        return relay_status(607)
+    faults = sim.state.transfer
+    byte_range = _byte_range(request, simfile, ranges=faults.ranges)
+    if byte_range is not None and byte_range[0] >= simfile.size:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{simfile.size}"})
+    first, last = byte_range if byte_range is not None else (0, simfile.size - 1)
+    resp = web.StreamResponse(status=206 if byte_range is not None else 200)
+    resp.content_type = "application/octet-stream"
+    if faults.chunked:
+        resp.enable_chunked_encoding()
+    else:
+        resp.content_length = max(0, last - first + 1)
+    resp.headers["ETag"] = simfile.etag
+    resp.headers["Last-Modified"] = email.utils.formatdate(simfile.modified, usegmt=True)
+    if faults.ranges:
+        resp.headers["Accept-Ranges"] = "bytes"
+    if byte_range is not None:
+        resp.headers["Content-Range"] = f"bytes {first}-{last}/{simfile.size}"
+    await resp.prepare(request)
+
+    drop_at = faults.drop_after if faults.drop_times is None or faults.drop_times > 0 else None
+    step = faults.trickle[0] if faults.trickle else CHUNK
+    offset = first
+    sent = 0
+    while offset <= last:
+        size = min(step, last + 1 - offset)
+        if drop_at is not None and sent + size > drop_at:
+            await resp.write(simfile.read(offset, drop_at - sent))
+            if faults.drop_times is not None:
+                faults.drop_times -= 1
+            assert request.transport is not None  # noqa: S101
+            request.transport.close()  # flushes what was written, then hangs up
+            return resp
+        await resp.write(simfile.read(offset, size))
+        offset += size
+        sent += size
+        if faults.trickle:
+            await asyncio.sleep(faults.trickle[1])
+    await resp.write_eof()
+    return resp
+
+
+async def octoprint_download(request: web.Request) -> web.StreamResponse:
+    """``GET /downloads/files/local/{path}``."""
+    return await serve_file(request, simulator_of(request).files.get(request.match_info["path"]))
+
+
+async def moonraker_download(request: web.Request) -> web.StreamResponse:
+    """``GET /server/files/{root}/{path}``."""
+    root, path = request.match_info["root"], request.match_info["path"]
+    return await serve_file(request, simulator_of(request).files.get(f"{root}/{path}"))
+
+
+async def plugin_download(request: web.Request) -> web.StreamResponse:
+    """``GET /octoeverywhere-command-api/files/download?path=<VirtualPath>``."""
+    return await serve_file(request, simulator_of(request).files.get(request.query.get("path", "")))
+
+
+def setup(app: web.Application) -> None:
+    """Add the file routes to the relay application."""
+    app.router.add_post("/api/files/{location}", octoprint_upload)
+    app.router.add_post("/server/files/upload", moonraker_upload)
+    app.router.add_put("/octoeverywhere-command-api/files/upload", plugin_upload)
+    app.router.add_get("/downloads/files/local/{path:.+}", octoprint_download)
+    app.router.add_get("/server/files/{root}/{path:.+}", moonraker_download)
+    app.router.add_get("/octoeverywhere-command-api/files/download", plugin_download)

@@ -1,0 +1,774 @@
+"""Streaming uploads and downloads: progress, account limits, resume, no blocking I/O.
+
+Bytes are streamed in chunks, never held whole in memory. Every file operation (stat,
+open, read, write, fsync, rename, unlink) runs in the default executor, never on the event
+loop. Everything goes through the printer's request funnel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import io
+import logging
+import os
+import re
+import tempfile
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar
+
+import aiohttp
+from aiohttp.payload import Payload
+
+from ._http import TRANSPORT_ERRORS, read_json, transport_error
+from .errors import (
+    CommunicationError,
+    DownloadLimitError,
+    InvalidArgumentError,
+    OctoEverywhereError,
+    UnexpectedResponseError,
+    UploadLimitError,
+    UploadSourceError,
+)
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractStreamWriter
+
+    from .connection import PrinterConnection
+
+__all__ = ["DownloadStream", "ProgressCallback"]
+
+_LOGGER = logging.getLogger(__package__)
+T = TypeVar("T")
+
+#: Read size for upload sources and the batch size for download writes.
+CHUNK_SIZE: Final = 256 * 1024
+WRITE_BATCH: Final = 1024 * 1024
+#: Progress is reported at least this often (and once at completion).
+PROGRESS_STEP: Final = 1024 * 1024
+#: A resuming download gives up after this many consecutive attempts without new bytes.
+MAX_STALLED_RESUMES: Final = 3
+
+#: ``progress(bytes_done, total_or_None)``; may be a plain function or a coroutine function.
+ProgressCallback = Callable[[int, int | None], Awaitable[None] | None]
+UploadSource = (
+    str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes] | AsyncIterable[bytes]
+)
+FormValue = str | int | float | bool
+
+_CONTENT_RANGE_RE: Final = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+
+async def off_loop(func: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call in the default executor."""
+    return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+
+async def acquire_off_loop(func: Callable[..., T], *args: Any, release: Callable[[T], object]) -> T:
+    """Run a blocking call that acquires a resource (opens a file) in the executor.
+
+    If the caller is cancelled meanwhile, the thread still finishes and returns the
+    resource: wait for it and ``release`` it (off the loop) before letting the
+    cancellation through, so nothing is leaked.
+    """
+    future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await finish_off_loop(release, await future)
+        raise
+
+
+async def settle(future: asyncio.Future[Any]) -> None:
+    """Wait for an executor future to finish, even if this task is cancelled meanwhile.
+
+    The future's own error is ignored (the caller is cleaning up); a cancellation of the
+    caller is re-raised once the future is done.
+    """
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future  # quick work already under way: let it finish, then cancel
+        raise
+    except Exception:  # noqa: BLE001, S110 (clean-up path: the result does not matter)
+        pass
+
+
+async def finish_off_loop(func: Callable[..., object], *args: Any) -> None:
+    """Run a blocking clean-up call in the executor and wait for it even if cancelled.
+
+    Used in ``finally``/``except`` paths so a temp file is really gone (or a file really
+    closed) by the time the cancellation reaches the caller.
+    """
+    await settle(asyncio.get_running_loop().run_in_executor(None, func, *args))
+
+
+class Progress:
+    """Reports ``(done, total)`` monotonically, every ``PROGRESS_STEP`` bytes and at the end.
+
+    The completion call happens exactly once, with ``total`` filled in.
+
+    Survives retries and resumes: a restart from zero reports nothing until it passes
+    what was already reported.
+    """
+
+    __slots__ = ("_callback", "_done", "_finished", "_reported", "total")
+
+    def __init__(self, callback: ProgressCallback | None, total: int | None) -> None:
+        if callback is not None and not callable(callback):
+            raise InvalidArgumentError("progress must be a callable")
+        self._callback = callback
+        self.total = total
+        self._done = 0
+        self._reported = -1
+        self._finished = False
+
+    @property
+    def active(self) -> bool:
+        """True when a callback listens."""
+        return self._callback is not None
+
+    def restart(self, done: int = 0) -> None:
+        """A new attempt starts at ``done`` bytes."""
+        self._done = done
+
+    async def advance(self, count: int) -> None:
+        """Account for ``count`` more bytes."""
+        self._done += count
+        if self._callback is not None and self._done - self._reported >= PROGRESS_STEP:
+            await self._emit(self._done, self.total)
+
+    async def finish(self) -> None:
+        """Report completion once."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._callback is not None:
+            total = self.total if self.total is not None else self._done
+            await self._emit(max(self._done, self._reported), total)
+
+    async def _emit(self, done: int, total: int | None) -> None:
+        assert self._callback is not None  # noqa: S101 (checked by callers)
+        if done < self._reported:
+            return
+        self._reported = done
+        result = self._callback(done, total)
+        if inspect.isawaitable(result):
+            await result
+
+
+# ---------------------------------------------------------------------------- sources
+
+
+class _Source:
+    """An upload source: knows its size (when it can) and yields its bytes once per stream."""
+
+    size: int | None = None
+    replayable: bool = False
+    filename: str | None = None
+    description: str = "upload source"
+
+    def stream(self) -> AsyncGenerator[bytes, None]:
+        raise NotImplementedError
+
+
+class _BytesSource(_Source):
+    replayable = True
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+        self.size = self._view.nbytes
+        self.description = "bytes"
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        for start in range(0, self._view.nbytes, CHUNK_SIZE):
+            yield bytes(self._view[start : start + CHUNK_SIZE])
+
+
+class _PathSource(_Source):
+    replayable = True
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.filename = path.name
+        self.description = f"file {path.name!r}"
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        handle = await acquire_off_loop(_open_for_reading, self.path, release=_close)
+        loop = asyncio.get_running_loop()
+        # One read ahead: the next chunk is read from disk while this one is sent.
+        pending = loop.run_in_executor(None, handle.read, CHUNK_SIZE)
+        try:
+            while chunk := await pending:
+                pending = loop.run_in_executor(None, handle.read, CHUNK_SIZE)
+                yield chunk
+        finally:
+            try:
+                await settle(pending)  # never close a file while a thread reads it
+            finally:
+                await finish_off_loop(handle.close)
+
+
+class _FileObjectSource(_Source):
+    def __init__(self, handle: IO[bytes], size: int | None) -> None:
+        self._handle = handle
+        self.size = size
+        name = getattr(handle, "name", None)
+        self.filename = Path(name).name if isinstance(name, str) and name else None
+        self.description = "file object"
+        self._used = False
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        if self._used:
+            raise UploadSourceError("a file object can be sent only once")
+        self._used = True
+        while chunk := await off_loop(self._handle.read, CHUNK_SIZE):
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise UploadSourceError("the file object must be opened in binary mode")
+            yield bytes(chunk)
+
+
+class _IterableSource(_Source):
+    def __init__(self, iterable: AsyncIterable[bytes], size: int | None) -> None:
+        self._iterable = iterable
+        self.size = size
+        self.description = "async iterable"
+        self._used = False
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        if self._used:
+            # aiohttp would send 0 bytes and the server would answer 200: silent data loss.
+            raise UploadSourceError("an async iterable can be sent only once")
+        self._used = True
+        async for chunk in self._iterable:
+            if not isinstance(chunk, bytes | bytearray | memoryview):
+                raise UploadSourceError(
+                    f"the async iterable yielded {type(chunk).__name__}, expected bytes"
+                )
+            if chunk:
+                yield bytes(chunk)
+
+
+def _open_for_reading(path: Path) -> IO[bytes]:
+    return path.open("rb")
+
+
+def _close(handle: IO[bytes]) -> None:
+    handle.close()
+
+
+def _stat_upload_file(path: Path) -> int:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"upload source {str(path)!r} does not exist") from None
+    except OSError as err:
+        raise InvalidArgumentError(
+            f"upload source {str(path)!r} cannot be read ({os.strerror(err.errno or 0)})"
+        ) from None
+    if not path.is_file():
+        raise InvalidArgumentError(f"upload source {str(path)!r} is not a regular file")
+    return st.st_size
+
+
+def _remaining_size(handle: IO[bytes]) -> int | None:
+    """Bytes left in a seekable regular file object, else None."""
+    try:
+        if not handle.seekable():
+            return None
+        position = handle.tell()
+        end = handle.seek(0, io.SEEK_END)
+        handle.seek(position)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return max(0, end - position)
+
+
+async def open_source(source: object, *, size: int | None) -> _Source:
+    """Classify ``source``; stat paths and file objects off the event loop."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise InvalidArgumentError("size must be a non-negative integer")
+    if isinstance(source, str | os.PathLike):
+        path = Path(os.fspath(source))
+        actual = await off_loop(_stat_upload_file, path)
+        if size is not None and size != actual:
+            raise InvalidArgumentError(f"size={size} but {path.name!r} has {actual} bytes")
+        return _PathSource(path, actual)
+    if isinstance(source, bytes | bytearray | memoryview):
+        bytes_source = _BytesSource(source)
+        if size is not None and size != bytes_source.size:
+            raise InvalidArgumentError(f"size={size} but the bytes are {bytes_source.size} long")
+        return bytes_source
+    if isinstance(source, io.TextIOBase):
+        raise InvalidArgumentError("upload source file object must be opened in binary mode")
+    if hasattr(source, "read"):
+        handle: IO[bytes] = source  # type: ignore[assignment]
+        known = size if size is not None else await off_loop(_remaining_size, handle)
+        return _FileObjectSource(handle, known)
+    if isinstance(source, AsyncIterable):
+        return _IterableSource(source, size)
+    raise InvalidArgumentError(
+        "upload source must be a path, bytes, a binary file object or an async iterable of "
+        f"bytes, not {type(source).__name__}"
+    )
+
+
+class SourcePayload(Payload):
+    """An aiohttp payload that streams a source with progress and a size guarantee.
+
+    The declared size (``Content-Length``) is enforced: a source that yields fewer or more
+    bytes aborts the request with :class:`UploadSourceError` instead of sending a
+    truncated or overlong body. The failure is kept in :attr:`source_error` because aiohttp
+    reports body-writing failures as connection errors.
+    """
+
+    def __init__(
+        self,
+        source: _Source,
+        progress: Progress,
+        *,
+        content_type: str | None,
+        filename: str | None,
+    ) -> None:
+        super().__init__(
+            source, content_type=content_type or "application/octet-stream", filename=filename
+        )
+        self._source = source
+        self._size = source.size
+        self._progress = progress
+        self.source_error: BaseException | None = None
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        """Streams cannot be decoded to text (aiohttp only asks for logging)."""
+        return f"<{self._source.description}>"
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        """Stream the source into ``writer``."""
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        """Stream the source, enforcing the declared size."""
+        self._progress.restart()
+        sent = 0
+        expected = self._size
+        async with contextlib.aclosing(self._source.stream()) as chunks:
+            while True:
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except Exception as err:  # noqa: BLE001 (any failure of the caller's source)
+                    self._fail(err)
+                sent += len(chunk)
+                if expected is not None and sent > expected:
+                    self._fail(
+                        UploadSourceError(
+                            f"the {self._source.description} grew during the upload "
+                            f"(more than the {expected} bytes declared); upload aborted"
+                        )
+                    )
+                # Errors from the writer are connection errors: they propagate as they are.
+                await writer.write(chunk)
+                await self._progress.advance(len(chunk))
+        if expected is not None and sent != expected:
+            self._fail(
+                UploadSourceError(
+                    f"the {self._source.description} ended after {sent} of the {expected} "
+                    "bytes declared; upload aborted"
+                )
+            )
+        self._consumed = not self._source.replayable
+        self._progress.total = sent
+        await self._progress.finish()
+
+    def _fail(self, err: Exception) -> NoReturn:
+        """Remember that the source (not the connection) failed, and abort the request."""
+        self.source_error = err
+        raise err
+
+
+def _form_value(value: FormValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    raise InvalidArgumentError(f"form values must be str, int, float or bool, not {type(value)}")
+
+
+def _source_failure(err: BaseException) -> UploadSourceError:
+    if isinstance(err, UploadSourceError):
+        return err
+    if isinstance(err, OSError):
+        reason = os.strerror(err.errno) if err.errno else type(err).__name__
+        return UploadSourceError(f"reading the upload source failed ({reason})")
+    return UploadSourceError(f"the upload source failed ({type(err).__name__})")
+
+
+async def upload(
+    printer: PrinterConnection,
+    path: str,
+    source: UploadSource,
+    *,
+    filename: str | None,
+    field: str,
+    form: Mapping[str, FormValue] | None,
+    raw: bool,
+    method: str | None,
+    progress: ProgressCallback | None,
+    size: int | None,
+    content_type: str | None,
+    retry: bool,
+    timeout: float | aiohttp.ClientTimeout | None,
+) -> Any:
+    """Implement :meth:`PrinterConnection.upload`."""
+    if raw and form:
+        raise InvalidArgumentError("form fields need a multipart upload (raw=False)")
+    if not raw and (not isinstance(field, str) or not field):
+        raise InvalidArgumentError("field must be a non-empty string")
+    form_items = [(str(k), _form_value(v)) for k, v in (form or {}).items()]
+    reporter = Progress(progress, None)
+    src = await open_source(source, size=size)
+    if retry and not src.replayable:
+        raise InvalidArgumentError(
+            "retry=True needs a source that can be sent again (bytes or a file path); "
+            f"a {src.description} can be sent only once"
+        )
+    name = filename or src.filename
+    if not raw and not name:
+        raise InvalidArgumentError("filename is required for a multipart upload of this source")
+    if name is not None and any(ch in name for ch in "\r\n\0"):
+        raise InvalidArgumentError("filename must not contain control characters")
+    reporter.total = src.size
+
+    payloads: list[SourcePayload] = []
+
+    def make_body() -> Payload:
+        payload = SourcePayload(src, reporter, content_type=content_type, filename=name)
+        payloads.append(payload)
+        if raw:
+            return payload
+        writer = aiohttp.MultipartWriter("form-data")
+        for key, value in form_items:
+            part = writer.append(value)
+            part.set_content_disposition("form-data", name=key)
+        payload.set_content_disposition("form-data", name=field, filename=name)
+        writer.append_payload(payload)
+        return writer
+
+    first = make_body()
+    body_size = first.size
+    if body_size is not None:
+        limits = await printer._limits_for_precheck()
+        limit = limits.max_upload_bytes if limits is not None else None
+        if limit is not None and limit > 0 and body_size > limit:
+            raise UploadLimitError(limit=limit, size=body_size)
+
+    bodies = iter([first])
+
+    def next_body() -> Payload:
+        # The first attempt sends the body built above; a retry builds a fresh one
+        # (only reachable for replayable sources).
+        return next(bodies, None) or make_body()
+
+    http_method = (method or ("PUT" if raw else "POST")).upper()
+    call = printer._call(
+        http_method,
+        path,
+        data=next_body if retry else first,
+        timeout=timeout,
+        stream=True,
+        idempotent=retry,
+        retry=None if retry else RetryPolicy.never(),
+    )
+    try:
+        async with printer._send(call) as resp:
+            if resp.content_type == "application/json" or resp.content_type.endswith("+json"):
+                return await read_json(resp, http_method)
+            await resp.read()
+            return resp
+    except OctoEverywhereError:
+        failed = next((p.source_error for p in reversed(payloads) if p.source_error), None)
+        if failed is not None:
+            raise _source_failure(failed) from None
+        raise
+
+
+# ---------------------------------------------------------------------------- downloads
+
+
+class DownloadStream:
+    """The body of a download as an async iterator of ``bytes`` chunks.
+
+    Attributes:
+        status: the HTTP status (200, or 206 for a range).
+        headers: the response headers.
+        total: the body size from ``Content-Length``, or None.
+        received: bytes yielded so far.
+
+    """
+
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        *,
+        limit: int | None,
+        progress: Progress,
+        offset: int,
+        method: str,
+        path: str,
+    ) -> None:
+        self._resp = resp
+        self._limit = limit
+        self._progress = progress
+        self._offset = offset
+        self._where = (method, path)
+        self.status = resp.status
+        self.headers = resp.headers
+        self.total = resp.content_length
+        self.received = 0
+
+    def __aiter__(self) -> DownloadStream:
+        return self
+
+    def _check_declared_size(self) -> None:
+        if self._limit is not None and self.total is not None:
+            size = self._offset + self.total
+            if size > self._limit:
+                raise DownloadLimitError(limit=self._limit, size=size)
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._resp.content.readany()
+        except TRANSPORT_ERRORS as err:
+            raise transport_error(err, *self._where) from None
+        if not chunk:
+            await self._progress.finish()
+            raise StopAsyncIteration
+        self.received += len(chunk)
+        if self._limit is not None and self._offset + self.received > self._limit:
+            raise DownloadLimitError(
+                f"The download passed the account's download limit ({self._limit} bytes); aborted",
+                limit=self._limit,
+            )
+        if self._progress.active:  # skip the call per chunk when nobody listens
+            await self._progress.advance(len(chunk))
+        return chunk
+
+
+@contextlib.asynccontextmanager
+async def download(
+    printer: PrinterConnection,
+    path: str,
+    *,
+    progress: ProgressCallback | Progress | None,
+    params: Any,
+    headers: Mapping[str, str] | None,
+    timeout: float | aiohttp.ClientTimeout | None,
+    offset: int = 0,
+) -> AsyncIterator[DownloadStream]:
+    """Implement :meth:`PrinterConnection.download`."""
+    limits = await printer._limits_for_precheck()
+    limit = limits.max_download_bytes if limits is not None else None
+    if limit is not None and limit <= 0:
+        limit = None
+    # Identity encoding: byte counts, limits and ranges then refer to the file's bytes.
+    request_headers = {"Accept-Encoding": "identity", **(headers or {})}
+    call = printer._call(
+        "GET", path, params=params, headers=request_headers, timeout=timeout, stream=True
+    )
+    async with printer._send(call) as resp:
+        reporter = progress if isinstance(progress, Progress) else Progress(progress, None)
+        if reporter.total is None and resp.content_length is not None:
+            reporter.total = offset + resp.content_length
+        stream = DownloadStream(
+            resp,
+            limit=limit,
+            progress=reporter,
+            offset=offset,
+            method="GET",
+            path=resp.url.path,
+        )
+        stream._check_declared_size()
+        yield stream
+
+
+class _FileSink:
+    """Writes batches to a file in the executor, one write in flight while reading on."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._pending: asyncio.Future[int] | None = None
+
+    async def write(self, chunk: bytes) -> None:
+        self._buffer.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= WRITE_BATCH:
+            await self._flush_buffer()
+
+    async def _flush_buffer(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            self._buffered = 0
+            loop = asyncio.get_running_loop()
+            self._pending = loop.run_in_executor(None, self._handle.write, data)
+
+    async def flush(self) -> None:
+        await self._flush_buffer()
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
+
+    async def discard(self) -> None:
+        """Drop buffered data; wait for an in-flight write (its result is irrelevant)."""
+        self._buffer.clear()
+        self._buffered = 0
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            with contextlib.suppress(OSError):
+                await asyncio.shield(pending)
+
+    async def truncate(self) -> None:
+        await self.discard()
+        await off_loop(self._truncate)
+
+    def _truncate(self) -> None:
+        self._handle.seek(0)
+        self._handle.truncate()
+
+
+def _create_temp(dest: Path) -> tuple[IO[bytes], str]:
+    """Open a new temporary file beside ``dest`` (same file system, so rename is atomic)."""
+    parent = dest.parent
+    if dest.is_dir():
+        raise InvalidArgumentError(f"destination {str(dest)!r} is a directory")
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"destination folder {str(parent)!r} does not exist")
+    fd, temp = tempfile.mkstemp(dir=parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        return os.fdopen(fd, "wb"), temp
+    except BaseException:
+        os.close(fd)
+        os.unlink(temp)
+        raise
+
+
+def _commit(handle: IO[bytes], temp: str, dest: Path) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(temp, dest)
+
+
+def _discard(handle: IO[bytes], temp: str) -> None:
+    with contextlib.suppress(OSError):
+        handle.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+
+
+def _resume_point(stream: DownloadStream) -> tuple[int, int | None] | None:
+    """For a 206 answer: (first byte, total size). None when the range is unusable."""
+    match = _CONTENT_RANGE_RE.match(stream.headers.get("Content-Range", ""))
+    if not match:
+        return None
+    total = None if match.group(3) == "*" else int(match.group(3))
+    return int(match.group(1)), total
+
+
+async def download_to(
+    printer: PrinterConnection,
+    path: str,
+    dest: str | os.PathLike[str],
+    *,
+    progress: ProgressCallback | None,
+    resume: bool,
+    params: Any,
+    timeout: float | aiohttp.ClientTimeout | None,
+) -> Path:
+    """Implement :meth:`PrinterConnection.download_to`."""
+    target = Path(os.fspath(dest))
+    reporter = Progress(progress, None)
+    handle, temp = await acquire_off_loop(
+        _create_temp, target, release=lambda created: _discard(*created)
+    )
+    sink = _FileSink(handle)
+    received = 0
+    validator: str | None = None
+    ranges = False
+    stalls = 0
+    try:
+        while True:
+            headers: dict[str, str] = {}
+            if received:
+                headers["Range"] = f"bytes={received}-"
+                if validator:
+                    headers["If-Range"] = validator
+            before = received
+            try:
+                async with download(
+                    printer,
+                    path,
+                    progress=reporter,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout,
+                    offset=received,
+                ) as stream:
+                    if received and stream.status == 206:
+                        point = _resume_point(stream)
+                        if point is None or point[0] != received:
+                            raise UnexpectedResponseError(
+                                "the printer answered a resume with the wrong range"
+                            )
+                    elif received:
+                        # The server ignored the range or the file changed: start again.
+                        _LOGGER.debug("download of %s restarts from byte 0", stream.headers)
+                        await sink.truncate()
+                        received = before = 0
+                        reporter.restart()
+                        if stream.total is not None:
+                            reporter.total = stream.total
+                    if not received:
+                        ranges = stream.headers.get("Accept-Ranges", "").lower() == "bytes"
+                        validator = stream.headers.get("ETag") or stream.headers.get(
+                            "Last-Modified"
+                        )
+                    reporter.restart(received)
+                    async for chunk in stream:
+                        await sink.write(chunk)
+                        received += len(chunk)
+                break
+            except CommunicationError:
+                stalls = 0 if received > before else stalls + 1
+                if not (resume and ranges) or stalls >= MAX_STALLED_RESUMES:
+                    raise
+                await sink.flush()
+                _LOGGER.debug("download interrupted after %d bytes; resuming", received)
+        await sink.flush()
+        await off_loop(_commit, handle, temp, target)
+    except BaseException:
+        await sink.discard()
+        await finish_off_loop(_discard, handle, temp)
+        raise
+    return target
