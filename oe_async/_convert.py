@@ -8,6 +8,8 @@ their defaults (None). Other attrs classes (``AppConnection``) keep their snake_
 
 from __future__ import annotations
 
+import logging
+import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -22,6 +24,7 @@ from .errors import UnexpectedResponseError
 __all__ = ["api_model", "converter", "describe_error", "structure", "wire"]
 
 T = TypeVar("T")
+_LOGGER = logging.getLogger(__package__)
 
 _WIRE_KEY: Final = "oe_async.wire"
 _API_MODEL_FLAG: Final = "__oe_api_model__"
@@ -68,6 +71,37 @@ def _unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
 
 converter.register_structure_hook_factory(_is_api_model, _structure_factory)
 converter.register_unstructure_hook_factory(_is_api_model, _unstructure_factory)
+
+
+def _is_list_of_api_models(cls: Any) -> bool:
+    args = typing.get_args(cls)
+    return typing.get_origin(cls) is list and len(args) == 1 and _is_api_model(args[0])
+
+
+def _tolerant_list_factory(cls: Any) -> Callable[[Any, Any], list[Any]]:
+    """Lists of API models skip an item that cannot be decoded instead of failing whole."""
+    (item_type,) = typing.get_args(cls)
+
+    def structure_list(value: Any, _: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        items = []
+        for position, item in enumerate(value):
+            try:
+                items.append(converter.structure(item, item_type))
+            except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as err:
+                _LOGGER.debug(
+                    "skipped %s #%d: %s",
+                    item_type.__name__,
+                    position,
+                    "; ".join(describe_error(err, item_type)),
+                )
+        return items
+
+    return structure_list
+
+
+converter.register_structure_hook_factory(_is_list_of_api_models, _tolerant_list_factory)
 
 
 def _structure_datetime(value: Any, _: Any) -> datetime:

@@ -22,7 +22,7 @@ import aiohttp
 import attrs
 from multidict import CIMultiDict
 
-from . import app_api, transfer
+from . import app_api, plugin_api, transfer, webcam
 from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .client import as_timeout
@@ -35,6 +35,7 @@ from .errors import (
     http_error,
     is_relay_status,
 )
+from .mjpeg import DEFAULT_MAX_FRAME_SIZE
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
 
 if TYPE_CHECKING:
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
     from yarl import URL
 
     from .client import OctoEverywhere
-    from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits
+    from .mjpeg import Frame
+    from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits, WebcamList
     from .transfer import DownloadStream, FormValue, ProgressCallback, UploadSource
+    from .webcam import FrameStream, ReconnectPolicy
 
 __all__ = ["PrinterConnection"]
 
@@ -179,9 +182,12 @@ class PrinterConnection:
         headers.setdefault("User-Agent", self._client.user_agent)
         return headers
 
-    @asynccontextmanager
-    async def _send(self, call: _Call) -> AsyncIterator[aiohttp.ClientResponse]:
-        """Send ``call`` (with retries) and yield the successful response; always release it."""
+    async def _open(self, call: _Call) -> aiohttp.ClientResponse:
+        """Send ``call`` (with retries) and return the successful response.
+
+        The caller owns the response and must release or close it. Every failure is an
+        :class:`~oe_async.OctoEverywhereError`; cancellation passes through untouched.
+        """
         session = self._client.session
         headers = self._headers_for(call)
         retryable_request = call.idempotent and call.replayable
@@ -212,7 +218,8 @@ class PrinterConnection:
             else:
                 status = resp.status
                 if status < 400 or not (call.raise_for_status or is_relay_status(status)):
-                    break
+                    _LOGGER.debug("%s %s -> %d", call.method, path, status)
+                    return resp
                 try:
                     body = await read_capped(resp, ERROR_BODY_LIMIT)
                 finally:
@@ -245,14 +252,17 @@ class PrinterConnection:
             )
             await asyncio.sleep(delay)
 
-        _LOGGER.debug("%s %s -> %d", call.method, path, resp.status)
+    @asynccontextmanager
+    async def _send(self, call: _Call) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`_open` as a context manager: the response is released however it exits."""
+        resp = await self._open(call)
         try:
             yield resp
         except TRANSPORT_ERRORS as err:
             # Failures while the caller reads the body are translated too.
             if isinstance(err, OctoEverywhereError):
                 raise
-            raise transport_error(err, call.method, path) from None
+            raise transport_error(err, call.method, display_path(resp.url)) from None
         finally:
             resp.release()
 
@@ -577,3 +587,79 @@ class PrinterConnection:
             params=params,
             timeout=timeout,
         )
+
+    # ------------------------------------------------------------------ webcams
+
+    def frames(
+        self,
+        path: str | None = None,
+        *,
+        index: int | None = None,
+        max_fps: float | None = None,
+        reconnect: bool | ReconnectPolicy = False,
+        read_timeout: float = 15.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> FrameStream:
+        """Stream webcam frames: ``async with printer.frames() as frames: async for f in frames``.
+
+        Args:
+            path: the printer's MJPEG URL path (default ``/webcam/?action=stream``).
+            index: use the printer-agnostic plugin API's webcam ``index`` instead of a path.
+            max_fps: drop frames arriving faster than this (dropped frames are not copied).
+            reconnect: renew the stream when the relay ends it (each lasts at most the
+                account's ``max_webcam_stream_seconds``), with backoff on 609 and on
+                temporary failures; ``True`` or a :class:`~oe_async.ReconnectPolicy`.
+            read_timeout: seconds each read may wait for data (there is no total limit).
+            max_frame_size: the largest frame accepted (:class:`~oe_async.MJPEGError`).
+
+        Frames carry continuous ``index`` values across renewals, ``received_at``,
+        ``timestamp`` (``X-Timestamp``) and ``transform`` (``x-oe-webcam-transform``).
+
+        """
+        return webcam.frames(
+            self,
+            path,
+            index=index,
+            max_fps=max_fps,
+            reconnect=reconnect,
+            read_timeout=read_timeout,
+            max_frame_size=max_frame_size,
+        )
+
+    async def snapshot(
+        self,
+        path: str | None = None,
+        *,
+        index: int | None = None,
+        from_stream: bool = False,
+        read_timeout: float = 15.0,
+        max_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> Frame:
+        """Fetch one webcam image as a :class:`~oe_async.Frame` (JPEG bytes in ``.data``).
+
+        Args:
+            path: the snapshot URL path (default ``/webcam/?action=snapshot``), or the
+                stream's path when ``from_stream`` is true.
+            index: use the plugin API's webcam ``index`` instead of a path.
+            from_stream: take the first frame of an MJPEG stream instead.
+            read_timeout: seconds each read may wait for data.
+            max_size: the largest image accepted (:class:`~oe_async.MJPEGError`).
+
+        """
+        return await webcam.snapshot(
+            self,
+            path,
+            index=index,
+            from_stream=from_stream,
+            read_timeout=read_timeout,
+            max_size=max_size,
+        )
+
+    async def webcams(self) -> WebcamList:
+        """The printer's webcams from the plugin API (name, flips, rotation, URLs, default).
+
+        Raises:
+            PluginCommandError: the plugin answered a failure ``Status``.
+
+        """
+        return await plugin_api.webcams(self)

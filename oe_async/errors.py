@@ -9,6 +9,8 @@ The hierarchy, in the order an app usually catches it::
     │   └── RequestTimeoutError (also TimeoutError)
     ├── UnexpectedResponseError                       a 2xx body we cannot decode
     ├── UploadSourceError                             the upload's own source failed mid-way
+    ├── PluginCommandError                            a plugin command's Status (750-789...)
+    │   └── one class each for 785-789, PluginCommandFailedError for the rest
     ├── RelayError                                    OctoEverywhere's own 600-613 codes
     │   ├── ReauthorizationRequiredError              603, 604, 606: run the portal again
     │   ├── SizeLimitError                            607, 608: the account's transfer limits
@@ -40,27 +42,35 @@ __all__ = [
     "HTTPStatusError",
     "InvalidArgumentError",
     "InvalidCredentialsError",
+    "InvalidPrinterStateError",
     "NoActivePrintError",
     "NoBetaAccessError",
     "OctoEverywhereError",
+    "PluginCommandError",
+    "PluginCommandFailedError",
     "PluginError",
+    "PluginNotAuthorizedError",
     "PluginTimeoutError",
     "PluginUpdateRequiredError",
     "PortalError",
     "PrinterHTTPError",
     "PrinterOfflineError",
+    "PrinterSoftwareNotConnectedError",
     "ReauthorizationRequiredError",
     "RelayError",
     "RequestTimeoutError",
     "ServiceError",
     "SizeLimitError",
     "SupporterPerksRequiredError",
+    "TooManyClientsError",
     "UnexpectedResponseError",
+    "UnsupportedOnPlatformError",
     "UploadLimitError",
     "UploadSourceError",
     "WebcamLimitError",
     "decode_http_error",
     "parse_retry_after",
+    "plugin_error",
     "relay_error",
 ]
 
@@ -276,6 +286,86 @@ class NoActivePrintError(RelayError):
 
     status = 613
     default_message = "There is no active print to follow."
+
+
+class PluginCommandError(OctoEverywhereError):
+    """A printer-agnostic plugin command answered with a ``Status`` other than 200.
+
+    Attributes:
+        plugin_status: the envelope's ``Status`` (750-789, or a command's own 4xx/5xx).
+        message: the envelope's ``Error`` text (from the printer's plugin; may be empty).
+        temporary: True when the same command may succeed later.
+
+    """
+
+    plugin_status: int = 750
+    temporary: bool = False
+    default_message: ClassVar[str] = "The printer's OctoEverywhere plugin could not run it."
+
+    def __init__(self, message: str | None = None, *, plugin_status: int | None = None) -> None:
+        if plugin_status is not None:
+            self.plugin_status = plugin_status
+        self.message = message or self.default_message
+        super().__init__(f"{self.message} (plugin status {self.plugin_status})")
+
+
+class PluginCommandFailedError(PluginCommandError):
+    """Any plugin status without a class of its own (750-754, or a command-specific code)."""
+
+
+class PrinterSoftwareNotConnectedError(PluginCommandError):
+    """785: the plugin is not connected to the printer's software (OctoPrint, Klipper...)."""
+
+    plugin_status = 785
+    temporary = True
+    default_message = "The OctoEverywhere plugin is not connected to the printer's software."
+
+
+class InvalidPrinterStateError(PluginCommandError):
+    """786: the printer is not in a state that allows this (e.g. pause while idle)."""
+
+    plugin_status = 786
+    default_message = "The printer is not in a state that allows this action."
+
+
+class TooManyClientsError(PluginCommandError):
+    """787: too many clients are connected to the printer."""
+
+    plugin_status = 787
+    temporary = True
+    default_message = "Too many clients are connected to the printer."
+
+
+class UnsupportedOnPlatformError(PluginCommandError):
+    """788: this printer platform does not support the command (e.g. files on PrusaLink)."""
+
+    plugin_status = 788
+    default_message = "This printer does not support this action."
+
+
+class PluginNotAuthorizedError(PluginCommandError):
+    """789: the plugin lacks valid credentials for the printer's own API."""
+
+    plugin_status = 789
+    default_message = "The OctoEverywhere plugin is not authorised to control the printer."
+
+
+_PLUGIN_ERRORS: Final[Mapping[int, type[PluginCommandError]]] = {
+    cls.plugin_status: cls
+    for cls in (
+        PrinterSoftwareNotConnectedError,
+        InvalidPrinterStateError,
+        TooManyClientsError,
+        UnsupportedOnPlatformError,
+        PluginNotAuthorizedError,
+    )
+}
+
+
+def plugin_error(plugin_status: int, message: str | None = None) -> PluginCommandError:
+    """Map a plugin envelope ``Status`` to its exception (a generic one for unknown codes)."""
+    cls = _PLUGIN_ERRORS.get(plugin_status, PluginCommandFailedError)
+    return cls(message, plugin_status=plugin_status)
 
 
 class HTTPStatusError(OctoEverywhereError):

@@ -23,6 +23,8 @@ __all__ = [
     "ConnectionInfo",
     "LiveLink",
     "PrinterLimits",
+    "WebcamInfo",
+    "WebcamList",
 ]
 
 Auth = BasicAuth | BearerAuth
@@ -214,3 +216,37 @@ class LiveLink:
     live_id: str = wire("LiveId")
     url: str
     short_url: str | None = None
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class WebcamInfo:
+    """One webcam as the plugin API lists it (``webcam/list``).
+
+    ``rotation`` is 0, 90, 180 or 270 degrees; the URLs are the printer's own (often LAN)
+    URLs: stream through :meth:`~oe_async.PrinterConnection.frames` with ``index=`` instead.
+    """
+
+    name: str | None = None
+    flip_h: bool = False
+    flip_v: bool = False
+    rotation: int = 0
+    enabled: bool = True
+    snapshot_url: str | None = None
+    stream_url: str | None = None
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class WebcamList:
+    """The printer's webcams and the one to show by default."""
+
+    default_index: int = 0
+    webcams: list[WebcamInfo] = attrs.field(factory=list)
+
+    @property
+    def default(self) -> WebcamInfo | None:
+        """The default webcam, when the index is valid."""
+        if 0 <= self.default_index < len(self.webcams):
+            return self.webcams[self.default_index]
+        return None

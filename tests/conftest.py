@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import trustme
+from hypothesis import settings
 
 from oe_async import OctoEverywhere, PrinterConnection, RetryPolicy
 from oe_async.testing import Simulator
@@ -16,6 +17,12 @@ from oe_async.testing import Simulator
 from .helpers import RecordingServer
 
 pytest_plugins = ["oe_async.testing.pytest_plugin"]
+
+# Hypothesis profiles: "quick" in make test; "fuzz" (>= 100,000 examples per property) on
+# demand with `pytest --hypothesis-profile=fuzz -m fuzz` or `make fuzz`.
+settings.register_profile("quick", max_examples=150, deadline=None)
+settings.register_profile("fuzz", max_examples=100_000, deadline=None)
+settings.load_profile("quick")
 
 #: Retries without waiting, so tests that exercise them stay fast.
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)

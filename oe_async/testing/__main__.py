@@ -27,6 +27,9 @@ async def serve(args: argparse.Namespace) -> None:
             max_upload_bytes=args.max_upload or limits.max_upload_bytes,
             max_webcam_stream_seconds=limits.max_webcam_stream_seconds,
         )
+        sim.state.webcam.large = args.webcam_large
+        if args.webcam_fps is not None:
+            sim.state.webcam.fps = args.webcam_fps
         for spec in args.synthetic:
             path, _, size = spec.rpartition("=")
             sim.files.add_synthetic(path, int(size))
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         metavar="PATH=BYTES",
         help="add a generated file of BYTES bytes at PATH (repeatable)",
     )
+    parser.add_argument("--webcam-fps", type=float, help="webcam frames per second (0: max)")
+    parser.add_argument("--webcam-large", action="store_true", help="serve ~100 KB webcam frames")
     parser.add_argument("--keep-limit", type=int, help="keep uploads up to this many bytes")
     parser.add_argument("--max-upload", type=int, help="account upload limit (bytes)")
     parser.add_argument("--max-download", type=int, help="account download limit (bytes)")

@@ -16,6 +16,7 @@ request is recorded (``requests``) so tests can count calls and check what each 
 from __future__ import annotations
 
 import asyncio
+import collections
 import fnmatch
 import secrets
 import socket
@@ -34,6 +35,7 @@ from oe_async.auth import BasicAuth, BearerAuth
 from oe_async.client import OctoEverywhere
 from oe_async.models import AppConnection, PrinterLimits
 from oe_async.testing.files import FileStore, SimFile, TransferFaults
+from oe_async.testing.mjpeg_source import WebcamSettings, load_jpegs
 
 if TYPE_CHECKING:
     import aiohttp
@@ -120,6 +122,7 @@ class SimulatorState:
     #: When set, the fake OctoPrint API requires this ``X-Api-Key`` (403 otherwise).
     octoprint_api_key: str | None = None
     transfer: TransferFaults = attrs.field(factory=TransferFaults)
+    webcam: WebcamSettings = attrs.field(factory=WebcamSettings)
     faults: list[Fault] = attrs.field(factory=list)
     redirects: list[Redirect] = attrs.field(factory=list)
 
@@ -178,6 +181,13 @@ class Simulator:
         self.files = FileStore()
         #: Every completed upload, in order.
         self.uploads: list[SimFile] = []
+        #: The packaged JPEG frames (loaded off the event loop in start()).
+        self.jpegs: list[bytes] = []
+        self.large_jpeg = b""
+        #: When webcam streams were opened (for the 609 rate limit) and how many were served.
+        self.webcam_opens: collections.deque[float] = collections.deque()
+        self.webcam_streams = 0
+        self.webcam_part_cache: dict[object, bytes] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -196,11 +206,16 @@ class Simulator:
     async def start(self) -> None:
         """Start both servers on free loopback ports."""
         # The route modules import this one for simulator_of(); import them late.
-        from . import fake_app_api, fake_files, fake_printer  # noqa: PLC0415
+        from . import fake_app_api, fake_files, fake_printer, fake_webcam  # noqa: PLC0415
+
+        self.jpegs, self.large_jpeg = await asyncio.get_running_loop().run_in_executor(
+            None, load_jpegs
+        )
 
         def relay_routes(app: web.Application) -> None:
             fake_printer.setup(app)
             fake_files.setup(app)
+            fake_webcam.setup(app)
 
         relay = self._make_app("relay", relay_routes)
         api = self._make_app("app_api", fake_app_api.setup)

@@ -1,0 +1,170 @@
+"""The fake printer's webcams: MJPEG streams, snapshots and the plugin API's webcam list."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+
+from aiohttp import web
+
+from oe_async.testing.mjpeg_source import (
+    QUIRKS,
+    build_part,
+    closing,
+    content_type,
+)
+from oe_async.testing.simulator import Simulator, relay_status, simulator_of
+
+TRANSFORM_HEADER = "x-oe-webcam-transform"
+
+
+def _quirks(request: web.Request) -> frozenset[str] | web.Response:
+    sim = simulator_of(request)
+    extra = frozenset(q for q in request.query.get("quirks", "").split(",") if q)
+    unknown = extra - QUIRKS
+    if unknown:
+        return web.json_response({"error": f"unknown quirks {sorted(unknown)}"}, status=400)
+    return sim.state.webcam.quirks | extra
+
+
+def _frames(request: web.Request) -> list[bytes]:
+    sim = simulator_of(request)
+    return [sim.large_jpeg] if sim.state.webcam.large else sim.jpegs
+
+
+def _part(sim: Simulator, frames: list[bytes], quirks: frozenset[str], number: int) -> bytes:
+    """The bytes of part ``number``; cached unless they carry a timestamp."""
+    frame = frames[number % len(frames)]
+    if "timestamp" in quirks:
+        return build_part(frame, quirks, number=number, timestamp=time.time())
+    key = (number % len(frames), len(frame), quirks, number == 0)
+    cache = sim.webcam_part_cache
+    part = cache.get(key)
+    if part is None:
+        part = cache[key] = build_part(frame, quirks, number=number, timestamp=0.0)
+    return part
+
+
+def _rate_limited(request: web.Request) -> web.Response | None:
+    """609 when streams are opened too often (the relay's webcam limit)."""
+    sim = simulator_of(request)
+    settings = sim.state.webcam
+    now = time.monotonic()
+    opens: collections.deque[float] = sim.webcam_opens
+    while opens and now - opens[0] > settings.window_seconds:
+        opens.popleft()
+    opens.append(now)
+    if settings.max_opens is not None and len(opens) > settings.max_opens:
+        response = relay_status(609)
+        if settings.retry_after is not None:
+            response.headers["Retry-After"] = str(settings.retry_after)
+        return response
+    return None
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """An MJPEG stream that ends after the stream time limit (or a frame count)."""
+    sim = simulator_of(request)
+    quirks = _quirks(request)
+    if isinstance(quirks, web.Response):
+        return quirks
+    refusal = _rate_limited(request)
+    if refusal is not None:
+        return refusal
+    settings = sim.state.webcam
+    frames = _frames(request)
+    resp = web.StreamResponse(
+        headers={"Content-Type": content_type(quirks), "Cache-Control": "no-store"}
+    )
+    if settings.transform is not None:
+        resp.headers[TRANSFORM_HEADER] = settings.transform
+    await resp.prepare(request)
+    sim.webcam_streams += 1
+    seconds = settings.stream_seconds
+    if seconds is None:
+        seconds = sim.state.limits.max_webcam_stream_seconds
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    number = 0
+    with contextlib.suppress(ConnectionError):
+        while settings.frames_per_stream is None or number < settings.frames_per_stream:
+            if seconds is not None and loop.time() - started >= seconds:
+                break
+            await resp.write(_part(sim, frames, quirks, number))
+            number += 1
+            if settings.fps > 0:
+                # Keep the rate steady rather than sleeping a fixed time after each write.
+                await asyncio.sleep(max(0.0, started + number / settings.fps - loop.time()))
+            else:
+                await asyncio.sleep(0)
+        if "close" in quirks:
+            await resp.write(closing(quirks))
+        await resp.write_eof()
+    return resp
+
+
+async def snapshot(request: web.Request) -> web.StreamResponse:
+    """One JPEG."""
+    sim = simulator_of(request)
+    resp = web.Response(
+        body=_frames(request)[sim.webcam_streams % len(_frames(request))], content_type="image/jpeg"
+    )
+    if sim.state.webcam.transform is not None:
+        resp.headers[TRANSFORM_HEADER] = sim.state.webcam.transform
+    return resp
+
+
+async def octoprint_webcam(request: web.Request) -> web.StreamResponse:
+    """``GET /webcam/?action=stream|snapshot`` (mjpg-streamer style)."""
+    action = request.query.get("action")
+    if action == "stream":
+        return await stream(request)
+    if action == "snapshot":
+        return await snapshot(request)
+    return web.Response(status=404, text="unknown action")
+
+
+def _plugin_index(request: web.Request) -> int | web.Response:
+    webcams = simulator_of(request).state.webcam.webcams
+    try:
+        index = int(request.query.get("index", "0"))
+    except ValueError:
+        index = -1
+    if not 0 <= index < len(webcams):
+        return web.json_response(
+            {"Status": 404, "Error": f"no webcam at index {request.query.get('index')}"}, status=404
+        )
+    return index
+
+
+async def plugin_stream(request: web.Request) -> web.StreamResponse:
+    """``GET /octoeverywhere-command-api/webcam/stream?index=N``."""
+    index = _plugin_index(request)
+    return index if isinstance(index, web.Response) else await stream(request)
+
+
+async def plugin_snapshot(request: web.Request) -> web.StreamResponse:
+    """``GET /octoeverywhere-command-api/webcam/snapshot?index=N``."""
+    index = _plugin_index(request)
+    return index if isinstance(index, web.Response) else await snapshot(request)
+
+
+async def plugin_list(request: web.Request) -> web.StreamResponse:
+    """``GET /octoeverywhere-command-api/webcam/list``."""
+    settings = simulator_of(request).state.webcam
+    return web.json_response(
+        {
+            "Status": 200,
+            "Result": {"DefaultIndex": settings.default_index, "Webcams": settings.webcams},
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Add the webcam routes to the relay application."""
+    app.router.add_get("/webcam/", octoprint_webcam)
+    app.router.add_get("/octoeverywhere-command-api/webcam/stream", plugin_stream)
+    app.router.add_get("/octoeverywhere-command-api/webcam/snapshot", plugin_snapshot)
+    app.router.add_get("/octoeverywhere-command-api/webcam/list", plugin_list)
