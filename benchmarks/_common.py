@@ -64,8 +64,7 @@ class LoopLag:
             yield self
         finally:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
 
 
 async def alternate(

@@ -47,9 +47,11 @@ from .errors import (
 from .mjpeg import Frame, MJPEGError, MJPEGParser
 from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits, WebcamInfo, WebcamList
 from .portal import portal_url
-from .retry import RetryPolicy
+from .retry import ReconnectPolicy, RetryPolicy
+from .routing import Route, RoutePolicy, RoutingOptions
 from .transfer import DownloadStream, ProgressCallback
-from .webcam import FrameStream, ReconnectPolicy
+from .webcam import FrameStream
+from .websocket import PrinterWebSocket, Subscription, SubscriptionEvent, SubscriptionState
 
 __version__ = "0.1.0.dev0"
 
@@ -90,14 +92,21 @@ __all__ = [
     "PrinterLimits",
     "PrinterOfflineError",
     "PrinterSoftwareNotConnectedError",
+    "PrinterWebSocket",
     "ProgressCallback",
     "ReauthorizationRequiredError",
     "ReconnectPolicy",
     "RelayError",
     "RequestTimeoutError",
     "RetryPolicy",
+    "Route",
+    "RoutePolicy",
+    "RoutingOptions",
     "ServiceError",
     "SizeLimitError",
+    "Subscription",
+    "SubscriptionEvent",
+    "SubscriptionState",
     "SupporterPerksRequiredError",
     "TooManyClientsError",
     "UnexpectedResponseError",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
+from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from yarl import URL
 
 from .errors import InvalidArgumentError, OctoEverywhereError
@@ -18,10 +20,28 @@ from .retry import RetryPolicy
 
 if TYPE_CHECKING:
     from .connection import PrinterConnection
+    from .routing import RoutePolicy, RoutingOptions
 
 __all__ = ["DEFAULT_APP_API_URL", "DEFAULT_STREAM_TIMEOUT", "DEFAULT_TIMEOUT", "OctoEverywhere"]
 
 _LOGGER = logging.getLogger(__package__)
+
+#: The printer auth for a WebSocket handshake in progress. ``ws_connect`` takes no
+#: per-request middlewares, so the sessions oe_async uses for handshakes carry one session
+#: middleware that applies whatever this holds, on every hop of the handshake.
+HANDSHAKE_AUTH: Final[ContextVar[ClientMiddlewareType | None]] = ContextVar(
+    "oe_async_handshake_auth", default=None
+)
+
+
+async def _handshake_middleware(
+    request: aiohttp.ClientRequest, handler: ClientHandlerType
+) -> aiohttp.ClientResponse:
+    auth = HANDSHAKE_AUTH.get()
+    if auth is None:
+        return await handler(request)
+    return await auth(request, handler)
+
 
 DEFAULT_APP_API_URL: Final = URL("https://octoeverywhere.com/")
 #: Ordinary requests: 30 s in all, 10 s to connect.
@@ -85,6 +105,7 @@ class OctoEverywhere:
         self.retry: Final = retry if retry is not None else RetryPolicy()
         self._session = session
         self._owns_session = session is None
+        self._handshake_child: aiohttp.ClientSession | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         from . import __version__  # noqa: PLC0415 (package __init__ imports this module)
@@ -121,17 +142,42 @@ class OctoEverywhere:
         if self._closed:
             raise OctoEverywhereError("This OctoEverywhere client is closed")
         if self._session is None:
-            # raise_for_status stays off: the funnel decodes every status itself.
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            # raise_for_status stays off: the funnel decodes every status itself. The
+            # session middleware only acts during WebSocket handshakes (HANDSHAKE_AUTH);
+            # every other request passes its own middlewares, which replace it.
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout, middlewares=(_handshake_middleware,)
+            )
         elif self._session.closed:
             raise OctoEverywhereError("The aiohttp session given to OctoEverywhere is closed")
         return self._session
+
+    def handshake_session(self) -> aiohttp.ClientSession:
+        """The session for WebSocket handshakes: ours, or a child of a borrowed one.
+
+        The child shares the borrowed session's connector (same pool, TLS and DNS setup)
+        and adds the handshake middleware, so the borrowed session itself is untouched.
+        """
+        session = self._ensure_session()
+        if self._owns_session:
+            return session
+        if self._handshake_child is None or self._handshake_child.closed:
+            self._handshake_child = aiohttp.ClientSession(
+                connector=session.connector,
+                connector_owner=False,
+                timeout=self.timeout,
+                middlewares=(_handshake_middleware,),
+            )
+        return self._handshake_child
 
     def printer(
         self,
         app_connection: AppConnection,
         *,
         headers: Mapping[str, str] | None = None,
+        lan_url: str | URL | None = None,
+        route: RoutePolicy | str | None = None,
+        routing: RoutingOptions | None = None,
     ) -> PrinterConnection:
         """Return a cheap per-printer connection (no I/O; thousands can share this client).
 
@@ -142,13 +188,20 @@ class OctoEverywhere:
                 printer's origins like the relay credentials. The connection's
                 ``octoprint_api_key``, when present, is sent as ``X-Api-Key`` unless this
                 mapping sets that header.
+            lan_url: the printer's LAN base URL (plain http allowed). Without it, the App
+                Connection's ``local_ip`` gives ``http://<ip>/``.
+            route: ``"prefer_local"`` (default when a LAN URL is known: use the LAN while it
+                answers, the relay otherwise), ``"relay"`` (default otherwise) or ``"local"``.
+            routing: probe timeout, re-probe interval and probe path for ``prefer_local``.
 
         """
         if not isinstance(app_connection, AppConnection):
             raise InvalidArgumentError("printer() needs an AppConnection")
         from .connection import PrinterConnection  # noqa: PLC0415 (connection imports us)
 
-        return PrinterConnection(self, app_connection, headers=headers)
+        return PrinterConnection(
+            self, app_connection, headers=headers, lan_url=lan_url, route=route, routing=routing
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Start a background task that this client owns and cancels on close."""
@@ -173,6 +226,8 @@ class OctoEverywhere:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        if self._handshake_child is not None:
+            await self._handshake_child.close()  # never closes the borrowed connector
         if self._owns_session and self._session is not None:
             await self._session.close()
         _LOGGER.debug("OctoEverywhere client closed (%d background task(s) cancelled)", len(tasks))

@@ -13,7 +13,7 @@ import asyncio
 import enum
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 import attrs
 from multidict import CIMultiDict
+from yarl import URL
 
 from . import app_api, plugin_api, transfer, webcam
+from . import websocket as _ws
 from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .client import as_timeout
@@ -36,18 +38,26 @@ from .errors import (
     is_relay_status,
 )
 from .mjpeg import DEFAULT_MAX_FRAME_SIZE
-from .retry import IDEMPOTENT_METHODS, RetryPolicy
+from .plugin_api import PLUGIN_PREFIX
+from .retry import IDEMPOTENT_METHODS, ReconnectPolicy, RetryPolicy
+from .routing import (
+    Route,
+    RoutePolicy,
+    Router,
+    RoutingOptions,
+    check_lan_url,
+    lan_url_from_ip,
+)
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
-
-    from yarl import URL
 
     from .client import OctoEverywhere
     from .mjpeg import Frame
     from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits, WebcamList
     from .transfer import DownloadStream, FormValue, ProgressCallback, UploadSource
-    from .webcam import FrameStream, ReconnectPolicy
+    from .webcam import FrameStream
+    from .websocket import Hello, MessageHandler, PrinterWebSocket, StateHandler, Subscription
 
 __all__ = ["PrinterConnection"]
 
@@ -64,7 +74,9 @@ _TOKEN_CHARS: Final = frozenset(
 class Target(enum.Enum):
     """Which origin a request is for."""
 
-    PRINTER = "printer"
+    PRINTER = "printer"  # the active route (LAN or relay)
+    RELAY = "relay"  # always the relay (OctoEverywhere's own plugin endpoints)
+    LAN = "lan"  # always the LAN (route probes)
     APP_API = "app_api"
 
 
@@ -73,6 +85,8 @@ class _Missing(enum.Enum):
 
 
 _MISSING: Final = _Missing.MISSING
+#: Failures that prove the request never reached the server.
+_NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 def _is_replayable(data: Any) -> bool:
@@ -119,18 +133,55 @@ class PrinterConnection:
         app_connection: AppConnection,
         *,
         headers: Mapping[str, str] | None = None,
+        lan_url: str | URL | None = None,
+        route: RoutePolicy | str | None = None,
+        routing: RoutingOptions | None = None,
     ) -> None:
         self._client = client
         self._app_connection = app_connection
-        printer_headers = self._printer_headers(app_connection, headers)
-        pins: dict[Origin, dict[str, str]] = {}
-        pins.setdefault(origin_of(app_connection.url), {}).update(
-            {"Authorization": app_connection.auth.header_value, **printer_headers}
+        self._printer_headers_pinned = self._printer_headers(app_connection, headers)
+        if lan_url is not None:
+            lan: URL | None = check_lan_url(lan_url)
+        elif app_connection.local_ip:
+            lan = lan_url_from_ip(app_connection.local_ip)
+        else:
+            lan = None
+        if route is None:
+            policy = RoutePolicy.PREFER_LOCAL if lan is not None else RoutePolicy.RELAY
+        else:
+            try:
+                policy = RoutePolicy(route)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"route must be one of {[p.value for p in RoutePolicy]}"
+                ) from None
+        self._router = Router(
+            app_connection.url,
+            lan,
+            policy,
+            routing or RoutingOptions(),
+            lan_from_ip=lan_url is None and lan is not None,
         )
-        pins.setdefault(origin_of(client.app_api_url), {})["AppToken"] = app_connection.app_token
-        self._auth: Final = AuthMiddleware(pins)
+        self._auth = self._pin_secrets()
         self._limits: PrinterLimits | None = None
         self._limits_lock: asyncio.Lock | None = None
+
+    def _pin_secrets(self) -> AuthMiddleware:
+        """Pin each secret header to its origin: relay credentials never reach the LAN."""
+        conn = self._app_connection
+        relay, app_api = origin_of(conn.url), origin_of(self._client.app_api_url)
+        if relay == app_api:
+            raise InvalidArgumentError("the App Connection URL and the App API share an origin")
+        pins: dict[Origin, dict[str, str]] = {
+            relay: {"Authorization": conn.auth.header_value, **self._printer_headers_pinned},
+            app_api: {"AppToken": conn.app_token},
+        }
+        lan = self._router.lan_url
+        if lan is not None and self._router.policy is not RoutePolicy.RELAY:
+            if origin_of(lan) in pins:
+                raise InvalidArgumentError("the LAN URL must differ from the relay and App API")
+            pins[origin_of(lan)] = dict(self._printer_headers_pinned)
+        return AuthMiddleware(pins)
 
     @staticmethod
     def _printer_headers(
@@ -170,12 +221,74 @@ class PrinterConnection:
         """The account limits from the last :meth:`info` call, or None before the first."""
         return self._limits
 
+    @property
+    def route(self) -> Route:
+        """Where requests to the printer go now: ``Route.LAN`` or ``Route.RELAY``."""
+        return self._router.route
+
+    @property
+    def route_policy(self) -> RoutePolicy:
+        """The routing policy (``prefer_local``, ``relay`` or ``local``)."""
+        return self._router.policy
+
+    @property
+    def lan_url(self) -> URL | None:
+        """The printer's LAN base URL, when known."""
+        return self._router.lan_url
+
     # ------------------------------------------------------------------ the funnel
 
-    def _url_for(self, call: _Call) -> URL:
+    async def _resolve(self, call: _Call) -> tuple[URL, Route | None]:
+        """The URL for one attempt of ``call`` and the printer route it takes (if any)."""
         if call.target is Target.APP_API:
-            return join_url(self._client.app_api_url, call.path)
-        return join_url(self._app_connection.url, call.path)
+            return join_url(self._client.app_api_url, call.path), None
+        route = await self._route_for(call)
+        base = self._router.base(route)
+        path = call.path
+        if isinstance(path, str) and "://" in path:
+            path = URL(path)
+        if isinstance(path, URL) and path.absolute:
+            # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
+            # put them on the active route, dropping LAN ports on the relay side.
+            same = origin_of(path) in (origin_of(self._router.relay_url), origin_of(base))
+            if same or self._router.is_lan_host(path):
+                path = path.relative()
+        return join_url(base, path), route
+
+    async def _route_for(self, call: _Call) -> Route:
+        if call.target is Target.RELAY:
+            return Route.RELAY
+        if call.target is Target.LAN:
+            return Route.LAN
+        raw = str(call.path)
+        if raw.startswith(PLUGIN_PREFIX) or URL(raw).path.startswith(PLUGIN_PREFIX):
+            return Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
+        return await self._router.choose(self._probe_lan, self._spawn_probe)
+
+    async def _probe_lan(self, lan_url: URL) -> bool:
+        """Any HTTP answer from the LAN base URL means the printer is there."""
+        options = self._router.options
+        call = self._call(
+            "GET",
+            options.probe_path,
+            target=Target.LAN,
+            timeout=aiohttp.ClientTimeout(total=options.probe_timeout),
+            retry=RetryPolicy.never(),
+            allow_redirects=False,
+            raise_for_status=False,
+        )
+        try:
+            resp = await self._open(call)
+        except CommunicationError:
+            return False
+        resp.release()
+        return True
+
+    def _spawn_probe(self, coro: Coroutine[Any, Any, None]) -> object:
+        try:
+            return self._client._spawn(coro, name="oe_async LAN re-probe")
+        except OctoEverywhereError:  # the client is closing: no more probes
+            return None
 
     def _headers_for(self, call: _Call) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict(call.headers or {})
@@ -194,7 +307,7 @@ class PrinterConnection:
         attempt = 0
         while True:
             attempt += 1
-            url = self._url_for(call)
+            url, route = await self._resolve(call)
             path = display_path(url)
             data = call.data() if callable(call.data) else call.data
             kwargs: dict[str, Any] = {}
@@ -215,6 +328,16 @@ class PrinterConnection:
                 )
             except TRANSPORT_ERRORS as err:
                 error: OctoEverywhereError = transport_error(err, call.method, path)
+                if route is Route.LAN and call.target is Target.PRINTER:
+                    self._router.lan_failed()
+                    # A request that never left can always go through the relay instead;
+                    # one that may have reached the printer only if it may be repeated.
+                    if self._router.route is Route.RELAY and (
+                        isinstance(err, _NEVER_SENT) or retryable_request
+                    ):
+                        _LOGGER.debug("%s %s: LAN unreachable, using the relay", call.method, path)
+                        attempt -= 1
+                        continue
             else:
                 status = resp.status
                 if status < 400 or not (call.raise_for_status or is_relay_status(status)):
@@ -429,6 +552,10 @@ class PrinterConnection:
         """
         info = await app_api.get_info(self)
         self._limits = info.limits
+        previous = self._router.lan_url
+        self._router.learn_local_ip(info.local_ip)
+        if self._router.lan_url != previous:
+            self._auth = self._pin_secrets()
         return info
 
     async def create_live_link(
@@ -457,6 +584,8 @@ class PrinterConnection:
         the App API cannot be reached the pre-check is skipped (logged); the relay still
         enforces the limits with 607/608.
         """
+        if self._router.route is Route.LAN:
+            return None  # the account limits apply to the relay only
         if self._limits is not None:
             return self._limits
         if self._limits_lock is None:
@@ -663,3 +792,87 @@ class PrinterConnection:
 
         """
         return await plugin_api.webcams(self)
+
+    # ------------------------------------------------------------------ WebSockets
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        protocols: tuple[str, ...] = (),
+        heartbeat: float | None = _ws.DEFAULT_HEARTBEAT,
+        receive_timeout: float | None = None,
+        handshake_timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        max_msg_size: int = 4 * 1024 * 1024,
+    ) -> AbstractAsyncContextManager[PrinterWebSocket]:
+        """Open a WebSocket: ``async with printer.websocket("/websocket") as ws``.
+
+        OctoPrint pushes on ``/sockjs/websocket``, Moonraker speaks JSON-RPC on
+        ``/websocket``. The handshake carries the relay credentials (and printer-level
+        headers) only to their origin, on every redirect hop, on owned and borrowed
+        sessions alike.
+
+        Raises:
+            RelayError: a 6xx answer to the handshake, or a 6xx close code later.
+            PrinterHTTPError: the printer refused the upgrade (e.g. 404).
+            CommunicationError: the connection failed.
+
+        """
+        return _ws.open_websocket(
+            self,
+            path,
+            protocols=protocols,
+            heartbeat=heartbeat,
+            receive_timeout=receive_timeout,
+            handshake_timeout=handshake_timeout,
+            headers=headers,
+            max_msg_size=max_msg_size,
+        )
+
+    def subscribe(
+        self,
+        path: str,
+        on_message: MessageHandler,
+        *,
+        hello: Hello | None = None,
+        on_state: StateHandler | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        heartbeat: float | None = _ws.DEFAULT_HEARTBEAT,
+        headers: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        """Keep a WebSocket open in the background and hand every message to ``on_message``.
+
+        Args:
+            path: the WebSocket path.
+            on_message: called (sync or async) with each TEXT/BINARY ``aiohttp.WSMessage``.
+            hello: sent after every (re)connect: text, bytes, a JSON-able object, or an
+                async callable that receives the :class:`PrinterWebSocket`.
+            on_state: called with a :class:`SubscriptionEvent` on connected, reconnected,
+                disconnected and stopped: map it to your entity's availability.
+            reconnect: backoff and give-up rule; default: capped full-jitter backoff from
+                1 s to 60 s, never giving up on temporary errors.
+            heartbeat: WebSocket ping interval in seconds.
+            headers: extra handshake headers.
+
+        The task belongs to the client: it stops with ``OctoEverywhere.close()`` or
+        ``Subscription.close()``, and on a permanent error (``wait()`` raises it). An
+        exception from a callback also stops it and is raised by ``wait()``.
+
+        """
+        return _ws.Subscription(
+            self,
+            path,
+            on_message,
+            hello=hello,
+            on_state=on_state,
+            reconnect=reconnect or ReconnectPolicy(max_failures=None, max_delay=60.0),
+            websocket_options={
+                "protocols": (),
+                "heartbeat": heartbeat,
+                "receive_timeout": None,
+                "handshake_timeout": 30.0,
+                "headers": headers,
+                "max_msg_size": 4 * 1024 * 1024,
+            },
+        )

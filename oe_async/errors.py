@@ -78,7 +78,17 @@ NO_SUPPORTER_PERKS_URL: Final = "https://octoeverywhere.com/appportal/v1/nosuppo
 
 
 class OctoEverywhereError(Exception):
-    """Base class of every exception oe_async raises on purpose."""
+    """Base class of every exception oe_async raises on purpose.
+
+    Attributes (on every subclass):
+        temporary: True when the same call may succeed later without user action.
+        retry_after: seconds the server asked us to wait (``Retry-After``), else None;
+            an integration can schedule its next poll with it.
+
+    """
+
+    temporary: bool = False
+    retry_after: float | None = None
 
 
 class InvalidArgumentError(OctoEverywhereError, ValueError):
@@ -95,7 +105,7 @@ class CommunicationError(OctoEverywhereError):
     Always temporary from the library's point of view; retry later.
     """
 
-    temporary: ClassVar[bool] = True
+    temporary = True
 
 
 class RequestTimeoutError(CommunicationError, TimeoutError):

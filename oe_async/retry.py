@@ -7,9 +7,15 @@ from typing import Final
 
 import attrs
 
-from .errors import CommunicationError, InvalidArgumentError, OctoEverywhereError, RelayError
+from .errors import (
+    CommunicationError,
+    InvalidArgumentError,
+    OctoEverywhereError,
+    RelayError,
+    WebcamLimitError,
+)
 
-__all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_RELAY_STATUSES", "RetryPolicy"]
+__all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_RELAY_STATUSES", "ReconnectPolicy", "RetryPolicy"]
 
 #: Methods that may be repeated without changing the outcome (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -78,3 +84,47 @@ class RetryPolicy:
         if isinstance(error, RelayError):
             return error.status in RETRYABLE_RELAY_STATUSES
         return isinstance(error, CommunicationError)
+
+
+def is_temporary(error: OctoEverywhereError) -> bool:
+    """True when the same request may succeed later without the user doing anything."""
+    return bool(getattr(error, "temporary", False))
+
+
+@attrs.frozen(kw_only=True)
+class ReconnectPolicy:
+    """How a long-lived stream (webcam frames, a WebSocket subscription) renews itself.
+
+    A stream that ends normally (e.g. the relay's per-stream time limit) is reopened at once.
+    A failed open, or a stream that drops before delivering anything, is a *failure*: the
+    next open waits a full-jitter backoff (uniform in ``[0, min(max_delay, base_delay *
+    2**(n-1))]``, or the server's ``Retry-After``), and after ``max_failures`` failures in a
+    row (None: never) the stream ends with the last error. A 609
+    (:class:`~oe_async.WebcamLimitError`) waits at least ``webcam_limit_delay``, doubling on
+    repeats: no reconnect storm. Permanent errors (revoked connection, 4xx from the
+    printer...) end the stream at once.
+    """
+
+    max_failures: int | None = 5
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    webcam_limit_delay: float = 10.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_failures is not None and self.max_failures < 1:
+            raise InvalidArgumentError("ReconnectPolicy.max_failures must be >= 1 or None")
+        if min(self.base_delay, self.max_delay, self.webcam_limit_delay) < 0:
+            raise InvalidArgumentError("ReconnectPolicy delays must not be negative")
+
+    def delay(self, failures: int, error: OctoEverywhereError) -> float:
+        """Seconds to wait before the next open after ``failures`` failures in a row."""
+        retry_after = getattr(error, "retry_after", None)
+        server_wait = min(float(retry_after), 10 * self.max_delay) if retry_after else 0.0
+        if isinstance(error, WebcamLimitError):
+            cap = max(self.max_delay, self.webcam_limit_delay)
+            backoff = min(self.webcam_limit_delay * 2.0 ** (failures - 1), cap)
+            return max(backoff, server_wait)
+        if server_wait:
+            return server_wait
+        window = min(self.max_delay, self.base_delay * 2.0 ** (failures - 1))
+        return _rng.uniform(0.0, window)

@@ -11,13 +11,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import random
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import aiohttp
-import attrs
 
 from ._http import TRANSPORT_ERRORS, transport_error
 from .errors import (
@@ -26,11 +24,10 @@ from .errors import (
     OctoEverywhereError,
     PrinterHTTPError,
     RelayError,
-    WebcamLimitError,
 )
 from .mjpeg import Frame, MJPEGError, MJPEGParser
 from .plugin_api import PLUGIN_PREFIX, plugin_error_from_http
-from .retry import RetryPolicy
+from .retry import ReconnectPolicy, RetryPolicy, is_temporary
 
 if TYPE_CHECKING:
     from .connection import PrinterConnection, _Call
@@ -45,53 +42,6 @@ PLUGIN_STREAM: Final = PLUGIN_PREFIX + "webcam/stream"
 PLUGIN_SNAPSHOT: Final = PLUGIN_PREFIX + "webcam/snapshot"
 TRANSFORM_HEADER: Final = "x-oe-webcam-transform"
 READ_SIZE: Final = 256 * 1024
-_rng = random.SystemRandom()
-
-
-@attrs.frozen(kw_only=True)
-class ReconnectPolicy:
-    """How a reconnecting frame stream renews itself.
-
-    A stream that ends normally (the relay's per-stream time limit) is reopened at once.
-    A failed open or a stream that drops before any frame is a *failure*: the next open
-    waits a full-jitter backoff (``base_delay`` doubling up to ``max_delay``), and after
-    ``max_failures`` failures in a row the stream ends with the last error. A 609
-    (:class:`~oe_async.WebcamLimitError`) waits at least ``webcam_limit_delay`` (or the
-    server's ``Retry-After``), doubling on repeats: no reconnect storm. Permanent errors
-    (revoked connection, 4xx from the printer...) end the stream at once.
-    """
-
-    max_failures: int = 5
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    webcam_limit_delay: float = 10.0
-
-    def __attrs_post_init__(self) -> None:
-        if self.max_failures < 1:
-            raise InvalidArgumentError("ReconnectPolicy.max_failures must be >= 1")
-        if min(self.base_delay, self.max_delay, self.webcam_limit_delay) < 0:
-            raise InvalidArgumentError("ReconnectPolicy delays must not be negative")
-
-    def delay(self, failures: int, error: OctoEverywhereError) -> float:
-        """Seconds to wait before the next open after ``failures`` failures in a row."""
-        retry_after = getattr(error, "retry_after", None)
-        server_wait = min(float(retry_after), 10 * self.max_delay) if retry_after else 0.0
-        if isinstance(error, WebcamLimitError):
-            cap = max(self.max_delay, self.webcam_limit_delay)
-            backoff = min(self.webcam_limit_delay * 2.0 ** (failures - 1), cap)
-            return max(backoff, server_wait)
-        if server_wait:
-            return server_wait
-        window = min(self.max_delay, self.base_delay * 2.0 ** (failures - 1))
-        return _rng.uniform(0.0, window)
-
-
-def _is_temporary(error: OctoEverywhereError) -> bool:
-    if isinstance(error, CommunicationError | RelayError):
-        return bool(error.temporary)
-    if isinstance(error, PrinterHTTPError):
-        return error.temporary
-    return False
 
 
 class FrameStream:
@@ -236,7 +186,8 @@ class FrameStream:
     async def _failed(self, error: OctoEverywhereError) -> None:
         assert self._policy is not None  # noqa: S101
         self._failures += 1
-        if not _is_temporary(error) or self._failures >= self._policy.max_failures:
+        limit = self._policy.max_failures
+        if not is_temporary(error) or (limit is not None and self._failures >= limit):
             raise error
         delay = self._policy.delay(self._failures, error)
         _LOGGER.debug(

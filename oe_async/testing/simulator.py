@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Fault", "RecordedRequest", "Redirect", "Simulator", "SimulatorState"]
 
-OriginName = Literal["relay", "app_api"]
+OriginName = Literal["relay", "app_api", "lan"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ORIGIN_KEY: Final = web.AppKey("oe_origin", str)
@@ -123,6 +123,8 @@ class SimulatorState:
     octoprint_api_key: str | None = None
     transfer: TransferFaults = attrs.field(factory=TransferFaults)
     webcam: WebcamSettings = attrs.field(factory=WebcamSettings)
+    #: Seconds between pushed WebSocket messages (OctoPrint "current", Moonraker status).
+    ws_interval: float = 0.5
     faults: list[Fault] = attrs.field(factory=list)
     redirects: list[Redirect] = attrs.field(factory=list)
 
@@ -188,6 +190,13 @@ class Simulator:
         self.webcam_opens: collections.deque[float] = collections.deque()
         self.webcam_streams = 0
         self.webcam_part_cache: dict[object, bytes] = {}
+        #: Open server-side WebSockets, and every JSON message they received (path, data).
+        self.websockets: list[tuple[web.WebSocketResponse, web.Request]] = []
+        self.ws_received: list[tuple[str, object]] = []
+        #: The second instance playing the printer's LAN address (see start_lan()).
+        self.lan_url: URL | None = None
+        self._lan_runner: web.AppRunner | None = None
+        self._lan_port = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -205,28 +214,62 @@ class Simulator:
 
     async def start(self) -> None:
         """Start both servers on free loopback ports."""
-        # The route modules import this one for simulator_of(); import them late.
-        from . import fake_app_api, fake_files, fake_printer, fake_webcam  # noqa: PLC0415
+        from . import fake_app_api  # noqa: PLC0415 (it imports this module)
 
         self.jpegs, self.large_jpeg = await asyncio.get_running_loop().run_in_executor(
             None, load_jpegs
         )
-
-        def relay_routes(app: web.Application) -> None:
-            fake_printer.setup(app)
-            fake_files.setup(app)
-            fake_webcam.setup(app)
-
-        relay = self._make_app("relay", relay_routes)
+        relay = self._make_app("relay", _printer_routes)
         api = self._make_app("app_api", fake_app_api.setup)
         self.relay_url = await self._serve(relay, self._ports["relay"])
         self.app_api_url = await self._serve(api, self._ports["app_api"])
 
     async def close(self) -> None:
         """Stop every server (open connections are closed)."""
+        await self.stop_lan()
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
             await runner.cleanup()
+
+    async def start_lan(self, *, port: int | None = None) -> URL:
+        """Start (or restart, on the same port) the printer's LAN address.
+
+        It serves the same fake printer as the relay but knows nothing of OctoEverywhere:
+        no relay credentials are checked; requests are recorded with origin ``"lan"``.
+        """
+        if self._lan_runner is None:
+            app = self._make_app("lan", _printer_routes)
+            runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.1)
+            await runner.setup()
+            sock = _bound_socket(self.host, self._lan_port if port is None else port)
+            await web.SockSite(runner, sock, ssl_context=None).start()
+            self._lan_port = sock.getsockname()[1]
+            self._lan_runner = runner
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            self.lan_url = URL(f"http://{host}:{self._lan_port}/")
+        assert self.lan_url is not None  # noqa: S101
+        return self.lan_url
+
+    async def stop_lan(self) -> None:
+        """Take the LAN address down (its port stays reserved for start_lan())."""
+        runner, self._lan_runner = self._lan_runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def kill_websockets(self) -> int:
+        """Drop every open WebSocket without a close frame; return how many."""
+        sockets = list(self.websockets)
+        for _, request in sockets:
+            if request.transport is not None:
+                request.transport.abort()
+        return len(sockets)
+
+    async def close_websockets(self, code: int = 1000, message: bytes = b"") -> int:
+        """Close every open WebSocket with ``code`` (e.g. 604); return how many."""
+        sockets = list(self.websockets)
+        for ws, _ in sockets:
+            await ws.close(code=code, message=message)
+        return len(sockets)
 
     def _make_app(self, origin: str, setup: Callable[[web.Application], None]) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**3)
@@ -391,7 +434,7 @@ class Simulator:
                 if fault.times is not None:
                     fault.times -= 1
                 return web.Response(status=fault.status, body=fault.body, headers=fault.headers)
-        if origin == "relay":
+        if origin == "relay":  # the LAN instance knows nothing of OctoEverywhere
             refusal = self._relay_refusal(request)
             if refusal is not None:
                 return refusal
@@ -422,6 +465,17 @@ def relay_status(status: int) -> web.Response:
 
 
 SIM_KEY: Final = web.AppKey("oe_simulator", Simulator)
+
+
+def _printer_routes(app: web.Application) -> None:
+    """The fake printer, served by the relay and by the LAN instance alike."""
+    # The route modules import this one for simulator_of(); import them late.
+    from . import fake_files, fake_printer, fake_webcam, fake_websockets  # noqa: PLC0415
+
+    fake_printer.setup(app)
+    fake_files.setup(app)
+    fake_webcam.setup(app)
+    fake_websockets.setup(app)
 
 
 def simulator_of(request: web.Request) -> Simulator:
