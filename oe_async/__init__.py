@@ -44,13 +44,39 @@ from .errors import (
     WebcamLimitError,
     decode_http_error,
 )
+from .gadget import GadgetPoller
 from .mjpeg import Frame, MJPEGError, MJPEGParser
-from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits, WebcamInfo, WebcamList
+from .models import (
+    AppConnection,
+    ConnectionInfo,
+    GadgetColor,
+    GadgetState,
+    GadgetStatus,
+    LiveLink,
+    PrinterLimits,
+    WebcamInfo,
+    WebcamList,
+)
+from .plugin_api import PluginAPI
+from .plugin_models import (
+    CurrentPrint,
+    Features,
+    FileEntry,
+    GadgetSummary,
+    JobState,
+    JobStatus,
+    Light,
+    OctoEverywhereStatus,
+    PluginFile,
+    PrinterStatus,
+    Temps,
+)
 from .portal import portal_url
 from .retry import ReconnectPolicy, RetryPolicy
 from .routing import Route, RoutePolicy, RoutingOptions
 from .transfer import DownloadStream, ProgressCallback
 from .webcam import FrameStream
+from .webhooks import EventType, WebhookEvent, WebhookReceiver
 from .websocket import PrinterWebSocket, Subscription, SubscriptionEvent, SubscriptionState
 
 __version__ = "0.1.0.dev0"
@@ -65,14 +91,26 @@ __all__ = [
     "BearerAuth",
     "CommunicationError",
     "ConnectionInfo",
+    "CurrentPrint",
     "DownloadLimitError",
     "DownloadStream",
+    "EventType",
+    "Features",
+    "FileEntry",
     "Frame",
     "FrameStream",
+    "GadgetColor",
+    "GadgetPoller",
+    "GadgetState",
+    "GadgetStatus",
+    "GadgetSummary",
     "HTTPStatusError",
     "InvalidArgumentError",
     "InvalidCredentialsError",
     "InvalidPrinterStateError",
+    "JobState",
+    "JobStatus",
+    "Light",
     "LiveLink",
     "MJPEGError",
     "MJPEGParser",
@@ -80,9 +118,12 @@ __all__ = [
     "NoBetaAccessError",
     "OctoEverywhere",
     "OctoEverywhereError",
+    "OctoEverywhereStatus",
+    "PluginAPI",
     "PluginCommandError",
     "PluginCommandFailedError",
     "PluginError",
+    "PluginFile",
     "PluginNotAuthorizedError",
     "PluginTimeoutError",
     "PluginUpdateRequiredError",
@@ -92,6 +133,7 @@ __all__ = [
     "PrinterLimits",
     "PrinterOfflineError",
     "PrinterSoftwareNotConnectedError",
+    "PrinterStatus",
     "PrinterWebSocket",
     "ProgressCallback",
     "ReauthorizationRequiredError",
@@ -108,6 +150,7 @@ __all__ = [
     "SubscriptionEvent",
     "SubscriptionState",
     "SupporterPerksRequiredError",
+    "Temps",
     "TooManyClientsError",
     "UnexpectedResponseError",
     "UnsupportedOnPlatformError",
@@ -116,6 +159,8 @@ __all__ = [
     "WebcamInfo",
     "WebcamLimitError",
     "WebcamList",
+    "WebhookEvent",
+    "WebhookReceiver",
     "__version__",
     "decode_http_error",
     "portal_url",

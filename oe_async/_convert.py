@@ -21,7 +21,7 @@ from yarl import URL
 
 from .errors import UnexpectedResponseError
 
-__all__ = ["api_model", "converter", "describe_error", "structure", "wire"]
+__all__ = ["api_model", "converter", "describe_error", "structure", "structure_list", "wire"]
 
 T = TypeVar("T")
 _LOGGER = logging.getLogger(__package__)
@@ -62,7 +62,13 @@ def _is_api_model(cls: Any) -> bool:
 
 
 def _structure_factory(cls: type[Any]) -> Callable[[Any, Any], Any]:
-    return make_dict_structure_fn(cls, converter, **_overrides(cls))
+    structure_dict = make_dict_structure_fn(cls, converter, **_overrides(cls))
+
+    def structure_model(value: Any, type_: Any) -> Any:
+        # Servers send null for an object they have nothing to say about: use the defaults.
+        return structure_dict({} if value is None else value, type_)
+
+    return structure_model
 
 
 def _unstructure_factory(cls: type[Any]) -> Callable[[Any], Any]:
@@ -83,6 +89,8 @@ def _tolerant_list_factory(cls: Any) -> Callable[[Any, Any], list[Any]]:
     (item_type,) = typing.get_args(cls)
 
     def structure_list(value: Any, _: Any) -> list[Any]:
+        if value is None:  # null for "none of them"
+            return []
         if not isinstance(value, list):
             raise TypeError(f"expected a list, got {type(value).__name__}")
         items = []
@@ -136,6 +144,13 @@ def structure(data: Any, cls: type[T], *, what: str) -> T:
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as err:
         details = "; ".join(describe_error(err, cls))
         raise UnexpectedResponseError(f"{what} could not be decoded: {details}") from None
+
+
+def structure_list(data: Any, cls: type[T], *, what: str) -> list[T]:
+    """Decode a JSON list of ``cls`` (items that cannot be decoded are skipped and logged)."""
+    if not isinstance(data, list):
+        raise UnexpectedResponseError(f"{what}: expected a JSON list, got {type(data).__name__}")
+    return converter.structure(data, list[cls])  # type: ignore[valid-type]
 
 
 def _wire_name(cls: Any, name: str) -> str:

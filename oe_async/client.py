@@ -103,6 +103,7 @@ class OctoEverywhere:
         self.timeout: Final = as_timeout(timeout, DEFAULT_TIMEOUT)
         self.stream_timeout: Final = as_timeout(stream_timeout, DEFAULT_STREAM_TIMEOUT)
         self.retry: Final = retry if retry is not None else RetryPolicy()
+        self.allow_insecure_loopback: Final = allow_insecure_loopback
         self._session = session
         self._owns_session = session is None
         self._handshake_child: aiohttp.ClientSession | None = None

@@ -13,7 +13,7 @@ import asyncio
 import enum
 import logging
 import os
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +37,7 @@ from .errors import (
     http_error,
     is_relay_status,
 )
+from .gadget import GadgetPoller
 from .mjpeg import DEFAULT_MAX_FRAME_SIZE
 from .plugin_api import PLUGIN_PREFIX
 from .retry import IDEMPOTENT_METHODS, ReconnectPolicy, RetryPolicy
@@ -54,9 +55,17 @@ if TYPE_CHECKING:
 
     from .client import OctoEverywhere
     from .mjpeg import Frame
-    from .models import AppConnection, ConnectionInfo, LiveLink, PrinterLimits, WebcamList
+    from .models import (
+        AppConnection,
+        ConnectionInfo,
+        GadgetStatus,
+        LiveLink,
+        PrinterLimits,
+        WebcamList,
+    )
     from .transfer import DownloadStream, FormValue, ProgressCallback, UploadSource
     from .webcam import FrameStream
+    from .webhooks import EventType
     from .websocket import Hello, MessageHandler, PrinterWebSocket, StateHandler, Subscription
 
 __all__ = ["PrinterConnection"]
@@ -165,6 +174,9 @@ class PrinterConnection:
         self._auth = self._pin_secrets()
         self._limits: PrinterLimits | None = None
         self._limits_lock: asyncio.Lock | None = None
+        self._plugin: plugin_api.PluginAPI | None = None
+        #: When the next Gadget call may be made (GadgetPoller's clock).
+        self._gadget_next_call = -float("inf")
 
     def _pin_secrets(self) -> AuthMiddleware:
         """Pin each secret header to its origin: relay credentials never reach the LAN."""
@@ -220,6 +232,13 @@ class PrinterConnection:
     def limits(self) -> PrinterLimits | None:
         """The account limits from the last :meth:`info` call, or None before the first."""
         return self._limits
+
+    @property
+    def plugin(self) -> plugin_api.PluginAPI:
+        """OctoEverywhere's printer-agnostic command API for this printer (created on use)."""
+        if self._plugin is None:
+            self._plugin = plugin_api.PluginAPI(self)
+        return self._plugin
 
     @property
     def route(self) -> Route:
@@ -597,6 +616,52 @@ class PrinterConnection:
                 except (CommunicationError, AppAPIError, UnexpectedResponseError) as err:
                     _LOGGER.debug("limits unavailable, skipping the pre-check: %s", err)
         return self._limits
+
+    async def gadget_status(self) -> GadgetStatus:
+        """Gadget AI failure detection for the current print (App API).
+
+        Poll at most every 10 s, only while printing and visible: :meth:`gadget_poller`
+        does that for you.
+        """
+        return await app_api.gadget_status(self)
+
+    def gadget_poller(
+        self,
+        on_status: Callable[[GadgetStatus], Awaitable[None] | None],
+        *,
+        is_visible: Callable[[], bool] = lambda: True,
+        interval: float = 10.0,
+        idle_interval: float = 60.0,
+        max_idle_interval: float = 600.0,
+    ) -> GadgetPoller:
+        """Poll Gadget in the background as OctoEverywhere recommends (see ``GadgetPoller``)."""
+        return GadgetPoller(
+            self,
+            on_status,
+            is_visible=is_visible,
+            interval=interval,
+            idle_interval=idle_interval,
+            max_idle_interval=max_idle_interval,
+        )
+
+    async def set_notification_webhook(
+        self, url: str, event_types: Iterable[EventType | int] | None = None
+    ) -> None:
+        """Have OctoEverywhere POST this printer's notifications to ``url`` (https).
+
+        ``url`` is stored and called exactly as given, query string included (put your
+        routing and correlation keys there). ``event_types`` limits the events sent (None or
+        empty: all). Replaces any previous webhook; call again at least every 180 days.
+        """
+        await app_api.set_notification_webhook(self, url, event_types)
+
+    async def delete_notification_webhook(self) -> None:
+        """Stop the notification webhook."""
+        await app_api.delete_notification_webhook(self)
+
+    async def test_notification_webhook(self) -> int:
+        """Ask OctoEverywhere to call the webhook now; return the status code it answered."""
+        return await app_api.test_notification_webhook(self)
 
     # ------------------------------------------------------------------ transfers
 

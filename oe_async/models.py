@@ -5,6 +5,7 @@ Every model is frozen and keyword-only. Anything secret is redacted from ``repr(
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
@@ -21,6 +22,9 @@ from .errors import InvalidArgumentError
 __all__ = [
     "AppConnection",
     "ConnectionInfo",
+    "GadgetColor",
+    "GadgetState",
+    "GadgetStatus",
     "LiveLink",
     "PrinterLimits",
     "WebcamInfo",
@@ -250,3 +254,47 @@ class WebcamList:
         if 0 <= self.default_index < len(self.webcams):
             return self.webcams[self.default_index]
         return None
+
+
+class GadgetState(enum.IntEnum):
+    """Gadget's state for the printer (App API ``State``)."""
+
+    DISABLED = 0
+    DISABLED_FOR_CURRENT_PRINT = 1
+    IDLE = 2
+    ACTIVE = 3
+    PAUSED_DUE_TO_FAILURE = 4
+    UNKNOWN = -1
+
+    @classmethod
+    def _missing_(cls, value: object) -> GadgetState:
+        return cls.UNKNOWN
+
+
+class GadgetColor(enum.StrEnum):
+    """The colour Gadget suggests for its status text."""
+
+    GREEN = "g"
+    YELLOW = "y"
+    RED = "r"
+    WHITE = "w"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> GadgetColor:
+        return cls.UNKNOWN
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class GadgetStatus:
+    """Gadget AI failure detection for the current print (App API).
+
+    ``status`` is meaningful while ``state`` is ``ACTIVE``; ``rating`` runs from 1 (failure)
+    to 10 (perfect).
+    """
+
+    state: GadgetState = GadgetState.UNKNOWN
+    status: str | None = None
+    status_color: GadgetColor = GadgetColor.UNKNOWN
+    rating: int | None = None

@@ -9,17 +9,31 @@ status with a JSON error body. Both failure shapes map to :class:`PluginCommandE
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+import os
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlencode
 
-from ._convert import structure
-from .errors import PluginCommandError, PrinterHTTPError, UnexpectedResponseError, plugin_error
+from ._convert import structure, structure_list
+from .errors import (
+    InvalidArgumentError,
+    PluginCommandError,
+    PrinterHTTPError,
+    UnexpectedResponseError,
+    UnsupportedOnPlatformError,
+    plugin_error,
+)
 from .models import WebcamList
+from .plugin_models import Features, FileEntry, PluginFile, PrinterStatus
 
 if TYPE_CHECKING:
     from .connection import PrinterConnection
+    from .transfer import DownloadStream, ProgressCallback, UploadSource
 
-__all__ = ["PLUGIN_PREFIX", "plugin_error_from_http", "unwrap_envelope"]
+__all__ = ["PLUGIN_PREFIX", "PluginAPI", "plugin_error_from_http", "unwrap_envelope"]
 
 PLUGIN_PREFIX: Final = "/octoeverywhere-command-api/"
 #: One public example writes the key with a stray colon; accept both spellings.
@@ -90,3 +104,334 @@ async def webcams(printer: PrinterConnection) -> WebcamList:
     """``GET webcam/list`` decoded into :class:`WebcamList`."""
     result = await command(printer, "GET", "webcam/list")
     return structure(result, WebcamList, what="webcam list")
+
+
+DOWNLOAD_PATH: Final = PLUGIN_PREFIX + "files/download"
+_AXES: Final = frozenset({"X", "Y", "Z"})
+_ROOTS: Final = frozenset({"gcode", "config", "logs"})
+MAX_BED_C: Final = 75.0
+MAX_CHAMBER_C: Final = 75.0
+MAX_TOOL_C: Final = 260.0
+
+
+def _number(
+    name: str, value: object, *, low: float | None = None, high: float | None = None
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidArgumentError(f"{name} must be a finite number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InvalidArgumentError(f"{name} must be between {low:g} and {high:g} (got {value:g})")
+    return float(value)
+
+
+def _integer(name: str, value: object, *, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidArgumentError(f"{name} must be an integer >= {low}")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be True or False")
+    return value
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(f"{name} must be a non-empty string")
+    return value
+
+
+def _maybe(check: Callable[..., object], name: str, value: object, **bounds: Any) -> object:
+    """Check an optional argument; None (leave the plugin's default) passes through."""
+    return None if value is None else check(name, value, **bounds)
+
+
+def _body(**fields: object) -> dict[str, object]:
+    """A command body from the fields the caller set (None means: leave the plugin default)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _entries(result: Any) -> list[FileEntry]:
+    """``files/list`` answers a list of roots, one root folder, or an object holding a list."""
+    if isinstance(result, Mapping) and "Name" not in result:
+        lists = [v for v in result.values() if isinstance(v, list)]
+        result = lists[0] if len(lists) == 1 else []
+    if isinstance(result, Mapping):
+        result = [result]
+    return structure_list(result, FileEntry, what="files/list answer")
+
+
+class PluginAPI:
+    """OctoEverywhere's printer-agnostic command API: ``printer.plugin``.
+
+    One API for OctoPrint, Klipper/Moonraker, Bambu Lab, PrusaLink, Elegoo and every other
+    printer OctoEverywhere supports. Arguments are checked before anything is sent
+    (:class:`~oe_async.InvalidArgumentError`); a control whose feature bit the last
+    :meth:`status` lacked raises :class:`~oe_async.UnsupportedOnPlatformError` without
+    sending. Failures the plugin reports raise :class:`~oe_async.PluginCommandError`
+    subclasses (785-789...), the relay's own raise :class:`~oe_async.RelayError`.
+    """
+
+    def __init__(self, printer: PrinterConnection) -> None:
+        self._printer = printer
+        self.last_status: PrinterStatus | None = None
+
+    def __repr__(self) -> str:
+        return f"<PluginAPI for {self._printer!r}>"
+
+    async def _command(
+        self,
+        name: str,
+        body: Mapping[str, object] | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return await command(self._printer, "POST", name, json_body=body or None, params=params)
+
+    def _require(self, feature: Features, action: str) -> None:
+        status = self.last_status
+        if status is not None and not status.supports(feature):
+            raise UnsupportedOnPlatformError(
+                f"This printer does not support {action} (its last status lacks the "
+                f"{feature.name} feature)",
+                plugin_status=788,
+            )
+
+    # ------------------------------------------------------------------ status
+
+    async def status(self, *, include_material_system: bool = False) -> PrinterStatus:
+        """The printer-agnostic status; remembered in :attr:`last_status` for feature checks."""
+        params = (
+            {"IncludeMaterialSystem": "true"}
+            if _flag("include_material_system", include_material_system)
+            else None
+        )
+        result = await command(self._printer, "GET", "status", params=params)
+        status = structure(result, PrinterStatus, what="plugin status")
+        self.last_status = status
+        return status
+
+    # ------------------------------------------------------------------ controls
+
+    async def pause(
+        self,
+        *,
+        smart_pause: bool | None = None,
+        disable_hotend: bool | None = None,
+        disable_bed: bool | None = None,
+        z_lift_mm: float | None = None,
+        retract_filament_mm: float | None = None,
+        suppress_notification: bool | None = None,
+        show_smart_pause_popup: bool | None = None,
+    ) -> None:
+        """Pause the print; with ``smart_pause`` also cool, lift and retract as asked.
+
+        Options left as None keep the plugin's defaults (no smart pause; for a smart
+        pause: hotend off, bed on, no lift or retraction, a popup, no notification).
+        """
+        body = _body(
+            SmartPause=_maybe(_flag, "smart_pause", smart_pause),
+            DisableHotend=_maybe(_flag, "disable_hotend", disable_hotend),
+            DisableBed=_maybe(_flag, "disable_bed", disable_bed),
+            ZLiftMm=_maybe(_number, "z_lift_mm", z_lift_mm, low=0, high=100),
+            RetractFilamentMm=_maybe(
+                _number, "retract_filament_mm", retract_filament_mm, low=0, high=100
+            ),
+            SuppressNotification=_maybe(_flag, "suppress_notification", suppress_notification),
+            ShowSmartPausePopup=_maybe(_flag, "show_smart_pause_popup", show_smart_pause_popup),
+        )
+        await self._command("pause", body)
+
+    async def resume(self) -> None:
+        """Resume a paused print."""
+        await self._command("resume")
+
+    async def cancel(self) -> None:
+        """Cancel the current print."""
+        await self._command("cancel")
+
+    async def home(self) -> None:
+        """Home all axes."""
+        self._require(Features.HOMING, "homing")
+        await self._command("home")
+
+    async def start(
+        self,
+        path: str,
+        *,
+        storage: str | None = None,
+        plate: int | None = None,
+        use_ams: bool | None = None,
+        ams_mapping: list[int] | None = None,
+        flow_calibration: bool | None = None,
+        timelapse: bool | None = None,
+        bed_leveling: bool | None = None,
+        vibration_calibration: bool | None = None,
+        layer_inspect: bool | None = None,
+    ) -> None:
+        """Start printing the file at ``path`` (a ``VirtualPath`` from :meth:`list_files`).
+
+        ``storage`` is for PrusaLink; ``plate`` and the rest are Bambu Lab ``.3mf`` options
+        (``ams_mapping``: the AMS slot for each filament of the file).
+        """
+        self._require(Features.PRINT_START, "starting prints")
+        if ams_mapping is not None and (
+            not isinstance(ams_mapping, list)
+            or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= -1 for v in ams_mapping
+            )
+        ):
+            raise InvalidArgumentError("ams_mapping must be a list of slot integers (-1 for none)")
+        body = _body(
+            Path=_text("path", path),
+            Storage=_maybe(_text, "storage", storage),
+            Plate=_maybe(_integer, "plate", plate, low=1),
+            UseAms=_maybe(_flag, "use_ams", use_ams),
+            AmsMapping=ams_mapping,
+            FlowCali=_maybe(_flag, "flow_calibration", flow_calibration),
+            Timelapse=_maybe(_flag, "timelapse", timelapse),
+            BedLeveling=_maybe(_flag, "bed_leveling", bed_leveling),
+            VibrationCali=_maybe(_flag, "vibration_calibration", vibration_calibration),
+            LayerInspect=_maybe(_flag, "layer_inspect", layer_inspect),
+        )
+        await self._command("start", body)
+
+    async def set_light(self, name: str, on: bool) -> None:  # noqa: FBT001 (reads as set_light("x", True))
+        """Switch a light (its name from ``status().job.lights``) on or off."""
+        self._require(Features.LIGHT, "light control")
+        await self._command("set-light", {"Name": _text("name", name), "On": _flag("on", on)})
+
+    async def move_axis(self, axis: str, mm: float) -> None:
+        """Move ``axis`` ("X", "Y" or "Z") by ``mm`` (negative moves back)."""
+        self._require(Features.AXIS_MOVEMENT, "axis movement")
+        upper = _text("axis", axis).upper()
+        if upper not in _AXES:
+            raise InvalidArgumentError(f"axis must be X, Y or Z (got {axis!r})")
+        distance = _number("mm", mm, low=-1000, high=1000)
+        if distance == 0:
+            raise InvalidArgumentError("mm must not be 0")
+        await self._command("move-axis", {"Axis": upper, "DistanceMm": distance})
+
+    async def extrude(self, mm: float, extruder: int = 0) -> None:
+        """Extrude ``mm`` of filament (negative retracts) on tool ``extruder``."""
+        self._require(Features.EXTRUSION, "extrusion")
+        distance = _number("mm", mm, low=-1000, high=1000)
+        if distance == 0:
+            raise InvalidArgumentError("mm must not be 0")
+        await self._command(
+            "extrude", {"Extruder": _integer("extruder", extruder), "DistanceMm": distance}
+        )
+
+    async def set_temp(
+        self,
+        *,
+        bed: float | None = None,
+        chamber: float | None = None,
+        tool: float | None = None,
+        tool_number: int | None = None,
+    ) -> None:
+        """Set target temperatures in Celsius (0 turns a heater off).
+
+        Ranges: bed 0-75, chamber 0-75, tool 0-260; at least one target is required;
+        ``tool_number`` picks the tool for ``tool`` (default: the active one).
+        """
+        self._require(Features.TEMPERATURE, "temperature control")
+        if bed is None and chamber is None and tool is None:
+            raise InvalidArgumentError("set_temp needs at least one of bed, chamber or tool")
+        if tool_number is not None and tool is None:
+            raise InvalidArgumentError("tool_number needs a tool temperature")
+        body = _body(
+            BedC=_maybe(_number, "bed", bed, low=0, high=MAX_BED_C),
+            ChamberC=_maybe(_number, "chamber", chamber, low=0, high=MAX_CHAMBER_C),
+            ToolC=_maybe(_number, "tool", tool, low=0, high=MAX_TOOL_C),
+            ToolNumber=_maybe(_integer, "tool_number", tool_number),
+        )
+        await self._command("set-temp", body)
+
+    # ------------------------------------------------------------------ files
+
+    async def list_files(
+        self, root: str | None = None, *, path: str | None = None
+    ) -> list[FileEntry]:
+        """The printer's files as a tree (``root``: "gcode", "config" or "logs")."""
+        params: dict[str, str] = {}
+        if root is not None:
+            if root not in _ROOTS:
+                raise InvalidArgumentError(f"root must be one of {sorted(_ROOTS)} (got {root!r})")
+            params["root"] = root
+        if path is not None:
+            params["path"] = _text("path", path)
+        return _entries(await command(self._printer, "GET", "files/list", params=params or None))
+
+    async def file_details(self, path: str) -> dict[str, Any]:
+        """Normalised slicer metadata for a file (unknown fields are omitted by the plugin)."""
+        result = await command(
+            self._printer, "GET", "files/details", params={"path": _text("path", path)}
+        )
+        if not isinstance(result, Mapping):
+            raise UnexpectedResponseError("files/details did not answer an object")
+        return dict(result)
+
+    async def upload_file(
+        self,
+        path: str,
+        source: UploadSource,
+        *,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+        retry: bool = False,
+    ) -> PluginFile:
+        """Upload ``source`` to ``path`` (a ``VirtualPath`` such as ``gcode/part.gcode``).
+
+        A raw ``PUT`` through the transfer machinery: streamed, limit-checked, progress.
+        """
+        answer = await self._printer.upload(
+            f"{PLUGIN_PREFIX}files/upload?{urlencode({'path': _text('path', path)})}",
+            source,
+            raw=True,
+            method="PUT",
+            progress=progress,
+            size=size,
+            retry=retry,
+        )
+        result = unwrap_envelope(answer, command="files/upload")
+        return structure(result, PluginFile, what="files/upload answer")
+
+    def stream_file(
+        self, path: str, *, progress: ProgressCallback | None = None
+    ) -> AbstractAsyncContextManager[DownloadStream]:
+        """Download a file chunk by chunk (``async with plugin.stream_file(p) as chunks``)."""
+        return self._printer.download(
+            f"{PLUGIN_PREFIX}files/download",
+            params={"path": _text("path", path)},
+            progress=progress,
+        )
+
+    async def download_file(
+        self,
+        path: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+        resume: bool = True,
+    ) -> Path:
+        """Download a file to ``dest`` atomically (see ``PrinterConnection.download_to``)."""
+        try:
+            return await self._printer.download_to(
+                DOWNLOAD_PATH,
+                dest,
+                params={"path": _text("path", path)},
+                progress=progress,
+                resume=resume,
+            )
+        except PrinterHTTPError as err:
+            mapped = plugin_error_from_http(err)
+            if mapped is not None:
+                raise mapped from None
+            raise
+
+    async def delete_file(self, path: str) -> PluginFile:
+        """Delete the file at ``path``."""
+        result = await self._command("files/delete", params={"path": _text("path", path)})
+        return structure(result, PluginFile, what="files/delete answer")

@@ -98,7 +98,78 @@ async def create_live_link(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def gadget(request: web.Request) -> web.StreamResponse:
+    """``POST /api/gadget/GetStatusFromAppConnection``."""
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    refusal = await _authorise(request, body)
+    if refusal is not None:
+        return refusal
+    settings = simulator_of(request).state.gadget
+    return web.json_response(
+        {
+            "State": settings.state,
+            "Status": settings.status,
+            "StatusColor": settings.status_color,
+            "Rating": settings.rating,
+        }
+    )
+
+
+async def set_webhook(request: web.Request) -> web.StreamResponse:
+    """``POST /api/appconnection/SetNotificationWebhook``."""
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    refusal = await _authorise(request, body)
+    if refusal is not None:
+        return refusal
+    url = body.get("WebhookUrl")
+    types = body.get("InclusiveEventTypesFilter") or []
+    if not isinstance(url, str) or not url.startswith(
+        ("https://", "http://127.", "http://localhost")
+    ):
+        return web.json_response({"Error": "WebhookUrl must be an https URL"}, status=400)
+    if not isinstance(types, list) or not all(isinstance(t, int) for t in types):
+        return web.json_response({"Error": "InclusiveEventTypesFilter must be ints"}, status=400)
+    settings = simulator_of(request).state.webhook
+    settings.url = url
+    settings.event_types = list(types)
+    return web.json_response({})
+
+
+async def delete_webhook(request: web.Request) -> web.StreamResponse:
+    """``POST /api/appconnection/DeleteNotificationWebhook``."""
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    refusal = await _authorise(request, body)
+    if refusal is not None:
+        return refusal
+    settings = simulator_of(request).state.webhook
+    settings.url = None
+    settings.event_types = []
+    return web.json_response({})
+
+
+async def test_webhook(request: web.Request) -> web.StreamResponse:
+    """``GET /api/appconnection/TestWebhook``: deliver a TestNotification now."""
+    refusal = await _authorise(request)
+    if refusal is not None:
+        return refusal
+    sim = simulator_of(request)
+    if sim.state.webhook.url is None:
+        return web.json_response({"Error": "No webhook is set"}, status=400)
+    status = await sim.deliver_webhook(16)
+    return web.json_response({"StatusCode": status if status is not None else 0})
+
+
 def setup(app: web.Application) -> None:
     """Add the App API routes."""
     app.router.add_get("/api/appconnection/info", info)
     app.router.add_post("/api/live/createfromappconnection", create_live_link)
+    app.router.add_post("/api/gadget/GetStatusFromAppConnection", gadget)
+    app.router.add_post("/api/appconnection/SetNotificationWebhook", set_webhook)
+    app.router.add_post("/api/appconnection/DeleteNotificationWebhook", delete_webhook)
+    app.router.add_get("/api/appconnection/TestWebhook", test_webhook)

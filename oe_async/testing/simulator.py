@@ -31,11 +31,12 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from oe_async.auth import BasicAuth, BearerAuth
+from oe_async.auth import BasicAuth, BearerAuth, is_loopback_host
 from oe_async.client import OctoEverywhere
 from oe_async.models import AppConnection, PrinterLimits
 from oe_async.testing.files import FileStore, SimFile, TransferFaults
 from oe_async.testing.mjpeg_source import WebcamSettings, load_jpegs
+from oe_async.testing.plugin_state import GadgetSettings, PluginSettings, WebhookSettings
 
 if TYPE_CHECKING:
     import aiohttp
@@ -123,6 +124,9 @@ class SimulatorState:
     octoprint_api_key: str | None = None
     transfer: TransferFaults = attrs.field(factory=TransferFaults)
     webcam: WebcamSettings = attrs.field(factory=WebcamSettings)
+    plugin: PluginSettings = attrs.field(factory=PluginSettings)
+    gadget: GadgetSettings = attrs.field(factory=GadgetSettings)
+    webhook: WebhookSettings = attrs.field(factory=WebhookSettings)
     #: Seconds between pushed WebSocket messages (OctoPrint "current", Moonraker status).
     ws_interval: float = 0.5
     faults: list[Fault] = attrs.field(factory=list)
@@ -195,6 +199,7 @@ class Simulator:
         self.ws_received: list[tuple[str, object]] = []
         #: The second instance playing the printer's LAN address (see start_lan()).
         self.lan_url: URL | None = None
+        self._webhook_session: aiohttp.ClientSession | None = None
         self._lan_runner: web.AppRunner | None = None
         self._lan_port = 0
 
@@ -226,6 +231,8 @@ class Simulator:
 
     async def close(self) -> None:
         """Stop every server (open connections are closed)."""
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
         await self.stop_lan()
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
@@ -255,6 +262,44 @@ class Simulator:
         runner, self._lan_runner = self._lan_runner, None
         if runner is not None:
             await runner.cleanup()
+
+    async def deliver_webhook(self, event_type: int, **fields: object) -> int | None:
+        """POST a notification to the registered webhook, as OctoEverywhere would.
+
+        Returns the status the webhook answered, or None when no webhook is set, the event
+        is filtered out, or the call failed. Only loopback URLs are called.
+        """
+        settings = self.state.webhook
+        if settings.url is None:
+            return None
+        if settings.event_types and event_type not in settings.event_types and event_type != 16:
+            return None
+        url = URL(settings.url)
+        if not is_loopback_host(url.host):
+            raise RuntimeError("the simulator only delivers webhooks to loopback URLs")
+        payload: dict[str, object] = {
+            "PrinterId": settings.printer_id,
+            "SecretKey": settings.secret_key,
+            "PrintId": "sim-print-1",
+            "EventType": event_type,
+            "PrinterName": self.state.printer_name,
+            "QuickViewUrl": "https://octoeverywhere.com/quickview/sim",
+            **fields,
+        }
+        if self._webhook_session is None:
+            import aiohttp  # noqa: PLC0415 (only needed when webhooks are delivered)
+
+            self._webhook_session = aiohttp.ClientSession()
+        status: int | None
+        try:
+            async with self._webhook_session.post(settings.url, json=payload) as resp:
+                status = resp.status
+        except OSError:
+            status = None
+        except Exception:  # noqa: BLE001 (a receiver that misbehaves is reported as None)
+            status = None
+        settings.deliveries.append((event_type, status))
+        return status
 
     async def kill_websockets(self) -> int:
         """Drop every open WebSocket without a close frame; return how many."""
@@ -470,12 +515,19 @@ SIM_KEY: Final = web.AppKey("oe_simulator", Simulator)
 def _printer_routes(app: web.Application) -> None:
     """The fake printer, served by the relay and by the LAN instance alike."""
     # The route modules import this one for simulator_of(); import them late.
-    from . import fake_files, fake_printer, fake_webcam, fake_websockets  # noqa: PLC0415
+    from . import (  # noqa: PLC0415
+        fake_files,
+        fake_plugin,
+        fake_printer,
+        fake_webcam,
+        fake_websockets,
+    )
 
     fake_printer.setup(app)
     fake_files.setup(app)
     fake_webcam.setup(app)
     fake_websockets.setup(app)
+    fake_plugin.setup(app)  # last: its catch-all must not shadow the raw file/webcam routes
 
 
 def simulator_of(request: web.Request) -> Simulator:
