@@ -6,7 +6,7 @@ VENV ?= .venv
 VENV313 ?= .venv313
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest test-313 demo bench clean
+.PHONY: test lint typecheck pytest test-313 demo fuzz bench clean
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -42,6 +42,21 @@ test-313: $(VENV313)/.installed
 	$(VENV313)/bin/mypy --strict --python-version 3.13 oe_async
 	$(VENV313)/bin/python -m pytest
 endif
+
+# The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
+demo: $(VENV)/.installed
+	$(VENV)/bin/oe-async demo $(DEMO_ARGS)
+
+# Long property-based runs (>= 100,000 examples per property); not part of `make test`.
+fuzz: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/test_mjpeg.py -q \
+		-k "split or random or noise or fuzz" --hypothesis-profile=fuzz \
+		--hypothesis-show-statistics --timeout=0 -p no:cacheprovider
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/funnel.py
+	$(VENV)/bin/python benchmarks/transfers.py
+	$(VENV)/bin/python benchmarks/mjpeg.py
 
 clean:
 	rm -rf $(VENV) $(VENV313) .mypy_cache .ruff_cache .pytest_cache .hypothesis

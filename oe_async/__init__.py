@@ -7,6 +7,7 @@ printer with :meth:`OctoEverywhere.printer`, and catch :class:`OctoEverywhereErr
 from .auth import BasicAuth, BearerAuth
 from .client import DEFAULT_APP_API_URL, OctoEverywhere
 from .connection import PrinterConnection
+from .diagnostics import redact
 from .errors import (
     AppAPIError,
     AppConnectionNotFoundError,
@@ -164,4 +165,5 @@ __all__ = [
     "__version__",
     "decode_http_error",
     "portal_url",
+    "redact",
 ]

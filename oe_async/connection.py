@@ -28,6 +28,7 @@ from . import websocket as _ws
 from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .client import as_timeout
+from .diagnostics import printer_diagnostics
 from .errors import (
     AppAPIError,
     CommunicationError,
@@ -177,6 +178,8 @@ class PrinterConnection:
         self._plugin: plugin_api.PluginAPI | None = None
         #: When the next Gadget call may be made (GadgetPoller's clock).
         self._gadget_next_call = -float("inf")
+        #: The last failure's class and message (secret-free) for diagnostics().
+        self._last_error: dict[str, str] | None = None
 
     def _pin_secrets(self) -> AuthMiddleware:
         """Pin each secret header to its origin: relay credentials never reach the LAN."""
@@ -375,14 +378,17 @@ class PrinterConnection:
                     path=path,
                     printer=call.target is Target.PRINTER,
                 )
-            if not (
-                retryable_request
+            delay = (
+                call.retry.delay(attempt, error)
+                if retryable_request
                 and attempt < call.retry.attempts
                 and RetryPolicy.is_retryable_error(error)
-            ):
+                else None
+            )
+            if delay is None:
                 _LOGGER.debug("%s %s failed: %s", call.method, path, error)
+                self._last_error = {"type": type(error).__name__, "message": str(error)}
                 raise error from None
-            delay = call.retry.delay(attempt, error)
             _LOGGER.debug(
                 "%s %s failed (%s); attempt %d of %d in %.2f s",
                 call.method,
@@ -616,6 +622,14 @@ class PrinterConnection:
                 except (CommunicationError, AppAPIError, UnexpectedResponseError) as err:
                     _LOGGER.debug("limits unavailable, skipping the pre-check: %s", err)
         return self._limits
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Return a dict that is safe to paste into a bug report.
+
+        Versions, route, limits, the last plugin status and the last error; every secret and
+        the URL's unique subdomain are redacted.
+        """
+        return printer_diagnostics(self)
 
     async def gadget_status(self) -> GadgetStatus:
         """Gadget AI failure detection for the current print (App API).

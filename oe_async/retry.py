@@ -41,20 +41,21 @@ class RetryPolicy:
     network error, a timeout, or relay status 600/601/602/612.
 
     Delays use "full jitter": uniform in ``[0, min(max_delay, base_delay * 2**n)]``. A
-    ``Retry-After`` from the server replaces the drawn delay, capped at ``max_retry_after``.
+    ``Retry-After`` from the server replaces the drawn delay when it is at most
+    ``max_retry_after``; a longer one ends the retries (the error carries it).
 
     Attributes:
         attempts: total attempts including the first (1 disables retries).
         base_delay: seconds; the first backoff window.
         max_delay: seconds; the cap on a drawn delay.
-        max_retry_after: seconds; the cap on an honoured ``Retry-After``.
+        max_retry_after: seconds; the longest ``Retry-After`` waited for within a call.
 
     """
 
     attempts: int = attrs.field(default=3)
     base_delay: float = attrs.field(default=0.5, validator=_non_negative)
     max_delay: float = attrs.field(default=10.0, validator=_non_negative)
-    max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
+    max_retry_after: float = attrs.field(default=10.0, validator=_non_negative)
 
     @attempts.validator
     def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
@@ -71,11 +72,17 @@ class RetryPolicy:
         window = min(self.max_delay, self.base_delay * (2 ** max(0, retry_number - 1)))
         return _rng.uniform(0.0, window)
 
-    def delay(self, retry_number: int, error: OctoEverywhereError) -> float:
-        """The wait before the next attempt: the server's ``Retry-After`` or a backoff draw."""
-        retry_after = getattr(error, "retry_after", None)
+    def delay(self, retry_number: int, error: OctoEverywhereError) -> float | None:
+        """The wait before the next attempt, or None when the caller should not wait.
+
+        A ``Retry-After`` from the server replaces the backoff draw; one longer than
+        ``max_retry_after`` ends the retries at once (sleeping less than the server asked is
+        pointless, sleeping longer blocks the caller): the error's ``retry_after`` tells
+        the caller when to come back.
+        """
+        retry_after = error.retry_after
         if retry_after is not None:
-            return min(float(retry_after), self.max_retry_after)
+            return float(retry_after) if retry_after <= self.max_retry_after else None
         return self.backoff(retry_number)
 
     @staticmethod
@@ -118,7 +125,7 @@ class ReconnectPolicy:
 
     def delay(self, failures: int, error: OctoEverywhereError) -> float:
         """Seconds to wait before the next open after ``failures`` failures in a row."""
-        retry_after = getattr(error, "retry_after", None)
+        retry_after = error.retry_after
         server_wait = min(float(retry_after), 10 * self.max_delay) if retry_after else 0.0
         if isinstance(error, WebcamLimitError):
             cap = max(self.max_delay, self.webcam_limit_delay)

@@ -115,11 +115,16 @@ def test_backoff_is_full_jitter_within_its_cap() -> None:
         assert sum(draws) / len(draws) == pytest.approx(window / 2, rel=0.05)
 
 
-def test_retry_after_replaces_the_draw_and_is_capped() -> None:
+def test_retry_after_replaces_the_draw_up_to_its_cap() -> None:
     policy = RetryPolicy(max_retry_after=10)
     assert policy.delay(1, RelayError(status=601, retry_after=3.0)) == 3.0
-    assert policy.delay(1, RelayError(status=601, retry_after=3600.0)) == 10.0
-    assert 0 <= policy.delay(1, RelayError(status=601)) <= policy.max_delay
+    assert policy.delay(1, RelayError(status=601, retry_after=10.0)) == 10.0
+    assert (
+        policy.delay(1, RelayError(status=601, retry_after=3600.0)) is None
+    )  # stop: come back later
+    drawn = policy.delay(1, RelayError(status=601))
+    assert drawn is not None
+    assert 0 <= drawn <= policy.max_delay
 
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
@@ -134,12 +139,15 @@ async def test_retry_after_is_honoured_in_both_forms(sim: Simulator, form: str) 
     assert elapsed < 3
 
 
-async def test_a_huge_retry_after_is_capped(sim: Simulator) -> None:
+async def test_a_retry_after_over_the_cap_ends_the_retries_at_once(sim: Simulator) -> None:
     sim.fail(601, path="/api/job", times=1, headers={"Retry-After": "86400"})
-    async with sim.client(retry=RetryPolicy(max_retry_after=0.2)) as oe:
+    async with sim.client(retry=RetryPolicy(max_retry_after=10)) as oe:
         start = time.monotonic()
-        await oe.printer(sim.app_connection()).get_json("/api/job")
+        with pytest.raises(oe_async.PrinterOfflineError) as excinfo:
+            await oe.printer(sim.app_connection()).get_json("/api/job")
     assert time.monotonic() - start < 1.0
+    assert excinfo.value.retry_after == 86400
+    assert len(sim.requests_to("relay", "/api/job")) == 1
 
 
 async def test_errors_expose_retry_after(printer: PrinterConnection, sim: Simulator) -> None:

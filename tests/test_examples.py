@@ -1,0 +1,146 @@
+"""The examples in examples/ work against the simulator."""
+
+from __future__ import annotations
+
+import importlib.util
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from oe_async import EventType, WebhookEvent
+from oe_async.testing import Simulator
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ha = load("ha_style_integration")
+receiver_example = load("webhook_receiver")
+
+
+@pytest_asyncio.fixture
+async def shared_session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def coordinator(sim: Simulator, session: aiohttp.ClientSession) -> Any:
+    return ha.OctoEverywhereCoordinator(
+        session,
+        {"connection": sim.app_connection().to_dict()},
+        app_id=sim.app_id,
+        app_api_url=sim.app_api_url,
+        allow_insecure_loopback=True,
+    )
+
+
+async def test_first_refresh_with_the_printer_offline_is_retry_later(
+    sim: Simulator, shared_session: aiohttp.ClientSession
+) -> None:
+    sim.state.printer_online = False
+    coord = coordinator(sim, shared_session)
+    with pytest.raises(ha.ConfigEntryNotReady) as excinfo:
+        await coord.async_config_entry_first_refresh()
+    assert excinfo.value.retry_after == 30
+    assert not coord.reauth_requested
+    sim.state.printer_online = True
+    await coord.async_refresh()
+    sensor = ha.PrinterStateSensor(coord)
+    assert sensor.available
+    assert sensor.native_value == "printing"
+    await coord.async_shutdown()
+    assert not shared_session.closed
+
+
+async def test_a_temporary_relay_error_uses_retry_after(
+    sim: Simulator, shared_session: aiohttp.ClientSession
+) -> None:
+    coord = coordinator(sim, shared_session)
+    await coord.async_config_entry_first_refresh()
+    sim.fail(602, path="/octoeverywhere-command-api/status", headers={"Retry-After": "120"})
+    await coord.async_refresh()
+    assert not ha.PrinterStateSensor(coord).available
+    assert coord.next_refresh.total_seconds() == 120
+    await coord.async_shutdown()
+
+
+async def test_revoked_requests_reauthorisation(
+    sim: Simulator, shared_session: aiohttp.ClientSession
+) -> None:
+    coord = coordinator(sim, shared_session)
+    await coord.async_config_entry_first_refresh()
+    sim.revoke()
+    await coord.async_refresh()
+    assert coord.reauth_requested
+    assert coord.next_refresh is None  # polling stops
+    with pytest.raises(ha.ConfigEntryAuthFailed):
+        await coordinator(sim, shared_session).async_config_entry_first_refresh()
+    await coord.async_shutdown()
+    assert not shared_session.closed
+
+
+async def test_supporter_perks_raise_a_repair_issue(
+    sim: Simulator, shared_session: aiohttp.ClientSession
+) -> None:
+    coord = coordinator(sim, shared_session)
+    sim.state.supporter = False
+    await coord.async_refresh()
+    assert coord.repair_issue.endswith(f"appid={sim.app_id}")
+    await coord.async_shutdown()
+
+
+async def test_diagnostics_contain_no_secret(
+    sim: Simulator, shared_session: aiohttp.ClientSession
+) -> None:
+    coord = coordinator(sim, shared_session)
+    await coord.async_config_entry_first_refresh()
+    sim.revoke()
+    await coord.async_refresh()
+    text = repr(coord.diagnostics())
+    for secret in sim.secrets():
+        assert secret not in text
+    assert "Simulated Printer" in text
+    await coord.async_shutdown()
+
+
+async def test_the_ha_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    await ha.main()
+    out = capsys.readouterr().out
+    assert "reauth requested: True" in out
+    assert "shared session still open: True" in out
+
+
+async def test_the_webhook_receiver_example(sim: Simulator, printer: Any) -> None:
+    events: list[WebhookEvent] = []
+    app = receiver_example.make_app(sim.state.webhook.secret_key, events.append)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    try:
+        await printer.set_notification_webhook(
+            f"http://127.0.0.1:{sock.getsockname()[1]}/octoeverywhere/webhook"
+        )
+        assert await sim.deliver_webhook(6, Progress=50, FileName="a.gcode") == 200
+        assert await printer.test_notification_webhook() == 200
+    finally:
+        await runner.cleanup()  # waits for, or cancels, the callbacks
+    assert [e.event_type for e in events] == [EventType.PRINT_PROGRESS, EventType.TEST_NOTIFICATION]
