@@ -22,11 +22,13 @@ from .errors import (
 )
 
 __all__ = [
+    "MAX_JSON_SIZE",
     "TRANSPORT_ERRORS",
     "display_path",
     "join_url",
     "read_capped",
     "read_json",
+    "read_limited",
     "transport_error",
 ]
 
@@ -66,6 +68,8 @@ def display_path(url: URL) -> str:
 
 _TRANSPORT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (aiohttp.TooManyRedirects, "too many redirects"),
+    # Raised by aiohttp's response parser: too many headers, a line too long, bad framing.
+    (aiohttp.ClientResponseError, "the server sent a malformed or oversized HTTP response"),
     (aiohttp.ClientPayloadError, "the response body was cut short or malformed"),
     (aiohttp.ServerDisconnectedError, "the server closed the connection"),
     (aiohttp.InvalidURL, "the URL is not valid"),
@@ -116,9 +120,41 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(resp: aiohttp.ClientResponse, method: str) -> Any:
-    """Decode a response body as JSON; an empty body is None, anything else must parse."""
-    body = await resp.read()
+#: The largest JSON answer decoded (after decompression): a gzip bomb stops here.
+MAX_JSON_SIZE: Final = 32 * 1024 * 1024
+
+
+async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
+    """The whole body, or :class:`UnexpectedResponseError` once it passes ``limit`` bytes.
+
+    Counts decoded bytes, so a small compressed body that expands without end is stopped
+    after ``limit`` bytes of memory, not after all of it.
+    """
+    if (
+        resp.content_length is not None
+        and resp.content_length > limit
+        and not resp.headers.get("Content-Encoding")
+    ):
+        raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await resp.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(
+    resp: aiohttp.ClientResponse, method: str, *, limit: int = MAX_JSON_SIZE
+) -> Any:
+    """Decode a response body as JSON; an empty body is None, anything else must parse.
+
+    The body is read up to ``limit`` decoded bytes (:class:`UnexpectedResponseError` past it).
+    """
+    what = f"the answer to {method} {display_path(resp.url)}"
+    body = await read_limited(resp, limit, what=what)
     if not body.strip():
         return None
     try:

@@ -63,7 +63,9 @@ def printer_diagnostics(printer: PrinterConnection) -> dict[str, Any]:
             "oe_async": __version__,
             "aiohttp": aiohttp.__version__,
             "python": sys.version.split()[0],
-            "platform": platform.platform(terse=True),
+            # Not platform.platform(): its first call runs `uname -p` in a subprocess,
+            # a blocking call on the event loop.
+            "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
             "app_id": printer.client.app_id,
             "relay_url": str(conn.url),
             "auth_type": type(conn.auth).__name__,

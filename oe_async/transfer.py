@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 import aiohttp
 from aiohttp.payload import Payload
 
-from ._http import TRANSPORT_ERRORS, read_json, transport_error
+from ._http import MAX_JSON_SIZE, TRANSPORT_ERRORS, read_json, read_limited, transport_error
 from .errors import (
     CommunicationError,
     DownloadLimitError,
@@ -499,7 +499,8 @@ async def upload(
         async with printer._send(call) as resp:
             if resp.content_type == "application/json" or resp.content_type.endswith("+json"):
                 return await read_json(resp, http_method)
-            await resp.read()
+            # Cached on the response, so resp.read()/text() still work for the caller.
+            resp._body = await read_limited(resp, MAX_JSON_SIZE, what="the upload's answer")
             return resp
     except OctoEverywhereError:
         failed = next((p.source_error for p in reversed(payloads) if p.source_error), None)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
 import pytest_asyncio
 import trustme
+from blockbuster import blockbuster_ctx
 from hypothesis import settings
 
 from oe_async import OctoEverywhere, PrinterConnection, RetryPolicy
@@ -23,6 +24,16 @@ pytest_plugins = ["oe_async.testing.pytest_plugin"]
 settings.register_profile("quick", max_examples=150, deadline=None)
 settings.register_profile("fuzz", max_examples=100_000, deadline=None)
 settings.load_profile("quick")
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls() -> Iterator[None]:
+    """Fail any test whose event-loop thread makes a blocking call (open, stat, read, write,
+    listdir, sleep...) from oe_async (library, simulator, CLI) or from the tests themselves:
+    the calls Home Assistant flags. Executor threads are allowed to block."""
+    with blockbuster_ctx(["oe_async", "tests"]):
+        yield
+
 
 #: Retries without waiting, so tests that exercise them stay fast.
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.0, max_delay=0.0)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 import attrs
+import psutil
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
@@ -136,3 +139,23 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def listdir(path: Path) -> list[str]:
+    """Sorted names in a folder, read off the event loop."""
+    return sorted(await asyncio.to_thread(os.listdir, path))
+
+
+async def read_bytes(path: Path) -> bytes:
+    """A file's content, read off the event loop."""
+    return await asyncio.to_thread(path.read_bytes)
+
+
+async def write_bytes(path: Path, data: bytes) -> None:
+    """Write a file off the event loop."""
+    await asyncio.to_thread(path.write_bytes, data)
+
+
+async def open_fds() -> int:
+    """This process's open file descriptors (psutil reads /proc: off the loop)."""
+    return await asyncio.to_thread(lambda: psutil.Process().num_fds())

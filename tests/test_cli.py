@@ -19,7 +19,7 @@ import pytest_asyncio
 from oe_async.models import PrinterLimits
 from oe_async.testing import Simulator
 
-from .helpers import closed_port
+from .helpers import closed_port, listdir, read_bytes, write_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -110,9 +110,11 @@ async def test_login_stores_the_connection_privately(cli: Cli, sim: Simulator) -
     run = await cli.login()
     assert run.code == 0, run.err
     assert "Simulated Printer" in run.out
-    assert stat.S_IMODE(cli.config.stat().st_mode) == 0o600
-    assert stat.S_IMODE(cli.config.parent.stat().st_mode) == 0o700
-    stored = json.loads(cli.config.read_text())
+    mode = (await asyncio.to_thread(cli.config.stat)).st_mode
+    folder_mode = (await asyncio.to_thread(cli.config.parent.stat)).st_mode
+    assert stat.S_IMODE(mode) == 0o600
+    assert stat.S_IMODE(folder_mode) == 0o700
+    stored = json.loads(await read_bytes(cli.config))
     assert stored["connection"]["auth"]["password"] == sim.basic_auth.password
     cli.assert_no_secret(run)
 
@@ -145,26 +147,26 @@ async def test_info_and_status(logged_in: Cli, sim: Simulator) -> None:
 
 async def test_upload_and_download(logged_in: Cli, sim: Simulator, tmp_path: Path) -> None:
     source = tmp_path / "part.gcode"
-    source.write_bytes(b"G1 X1\n" * 100_000)
+    await write_bytes(source, b"G1 X1\n" * 100_000)
     up = await logged_in("--json", "upload", str(source))
     assert up.code == 0, up.err
     assert json.loads(up.out) == {"virtual_path": "gcode/part.gcode", "size_bytes": 600_000}
     down = await logged_in("download", "gcode/part.gcode", str(tmp_path / "copy.gcode"))
     assert down.code == 0, down.err
-    assert (tmp_path / "copy.gcode").read_bytes() == source.read_bytes()
+    assert await read_bytes(tmp_path / "copy.gcode") == await read_bytes(source)
 
 
 async def test_snapshot_and_stream(logged_in: Cli, sim: Simulator, tmp_path: Path) -> None:
     snap = await logged_in("snapshot", str(tmp_path / "s.jpg"))
     assert snap.code == 0, snap.err
-    assert is_jpeg((tmp_path / "s.jpg").read_bytes())
+    assert is_jpeg(await read_bytes(tmp_path / "s.jpg"))
     sim.state.webcam.fps = 50
     stream = await logged_in("--json", "stream", "--frames", "5", "--out", str(tmp_path / "frames"))
     assert stream.code == 0, stream.err
     assert json.loads(stream.out)["frames"] == 5
-    frames = sorted((tmp_path / "frames").iterdir())
+    frames = await listdir(tmp_path / "frames")
     assert len(frames) == 5
-    assert all(is_jpeg(f.read_bytes()) for f in frames)
+    assert all([is_jpeg(await read_bytes(tmp_path / "frames" / f)) for f in frames])
 
 
 async def test_live_links(logged_in: Cli, sim: Simulator) -> None:
@@ -211,16 +213,16 @@ async def test_every_error_family_has_its_own_exit_code(
     if setup not in (None, "garbage-url"):
         assert (await cli.login()).code == 0
     if setup == "network":
-        stored = json.loads(cli.config.read_text())
+        stored = json.loads(await read_bytes(cli.config))
         stored["app_api_url"] = f"http://127.0.0.1:{closed_port()}/"
-        cli.config.write_text(json.dumps(stored))
+        await write_bytes(cli.config, json.dumps(stored).encode())
     elif setup == "revoked":
         sim.revoke()
     elif setup == "supporter":
         sim.state.supporter = False
     elif setup == "limit":
         sim.state.limits = PrinterLimits(max_upload_bytes=1000)
-        (tmp_path / "big.gcode").write_bytes(b"x" * 5000)
+        await write_bytes(tmp_path / "big.gcode", b"x" * 5000)
     elif setup == "offline":
         sim.state.printer_online = False
     elif setup == "webcam-limit":
@@ -282,7 +284,7 @@ async def test_demo_tours_every_capability(cli: Cli, tmp_path: Path) -> None:
         "UploadLimitError",
     ):
         assert capability in run.out, capability
-    assert is_jpeg((tmp_path / "demo" / "snapshot.jpg").read_bytes())
+    assert is_jpeg(await read_bytes(tmp_path / "demo" / "snapshot.jpg"))
 
 
 def test_make_demo(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from oe_async.plugin_api import _entries, unwrap_envelope
 from oe_async.plugin_models import PrinterStatus
 from oe_async.testing import Simulator
 
+from .helpers import listdir, read_bytes
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -297,7 +299,9 @@ class TestFiles:
         assert request.method == "PUT"
         assert request.query == "path=gcode/big part.gcode"  # as the server decoded it
         dest = await printer.plugin.download_file("gcode/big part.gcode", tmp_path / "copy.gcode")
-        assert hashlib.sha256(dest.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+        assert (
+            hashlib.sha256(await read_bytes(dest)).hexdigest() == hashlib.sha256(data).hexdigest()
+        )
         async with printer.plugin.stream_file("gcode/big part.gcode") as chunks:
             assert b"".join([c async for c in chunks]) == data
 
@@ -306,7 +310,7 @@ class TestFiles:
     ) -> None:
         with pytest.raises(oe_async.PluginCommandFailedError, match="File not found"):
             await printer.plugin.download_file("gcode/missing.gcode", tmp_path / "x.gcode")
-        assert list(tmp_path.iterdir()) == []
+        assert await listdir(tmp_path) == []
 
     async def test_files_unsupported_on_the_platform(
         self, printer: PrinterConnection, sim: Simulator

@@ -15,8 +15,12 @@ from oe_async.testing import Simulator
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+# Read once at import time (not on the event loop).
+README_TEXT = README.read_text(encoding="utf-8")
+
+
 def _python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", README_TEXT, flags=re.S)
 
 
 def _usage_example() -> dict[str, Any]:

@@ -38,18 +38,21 @@ SECRETS = [
 
 
 @pytest.fixture(scope="module")
-def named_ca() -> trustme.CA:
-    return trustme.CA()
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """Server and client contexts for *.octoeverywhere.com (made outside the event loop)."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("*.octoeverywhere.com", "octoeverywhere.com").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
 
 
 @pytest_asyncio.fixture
 async def world(
-    named_ca: trustme.CA,
+    tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext],
 ) -> AsyncIterator[tuple[Simulator, OctoEverywhere, AppConnection]]:
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    named_ca.issue_cert("*.octoeverywhere.com", "octoeverywhere.com").configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context()
-    named_ca.configure_trust(client_ctx)
+    server_ctx, client_ctx = tls_contexts
     async with Simulator(ssl=server_ctx) as sim:
         sim.basic_auth = BasicAuth(USERNAME, PASSWORD)
         sim.app_token = APP_TOKEN

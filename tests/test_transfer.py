@@ -20,7 +20,7 @@ from oe_async import PrinterConnection, RetryPolicy
 from oe_async import transfer as transfer_module
 from oe_async.testing import Simulator
 
-from .helpers import acquired_connections
+from .helpers import acquired_connections, listdir
 
 MiB = 1024 * 1024
 
@@ -410,7 +410,7 @@ class TestDownloadTo:
         assert if_range[1] == simfile.etag
         assert [d for d, _ in calls] == sorted(d for d, _ in calls)
         assert calls[-1] == (6 * MiB + 17, 6 * MiB + 17)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["r.gcode"]
+        assert await listdir(tmp_path) == ["r.gcode"]
 
     async def test_a_changed_file_restarts_from_zero(
         self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
@@ -437,7 +437,7 @@ class TestDownloadTo:
         with pytest.raises(oe_async.CommunicationError):
             await printer.download_to("/downloads/files/local/f.gcode", dest, resume=False)
         assert await asyncio.to_thread(dest.read_bytes) == b"previous content"
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["f.gcode"]
+        assert await listdir(tmp_path) == ["f.gcode"]
 
     async def test_no_ranges_means_no_resume(
         self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
@@ -447,7 +447,7 @@ class TestDownloadTo:
         sim.state.transfer.ranges = False
         with pytest.raises(oe_async.CommunicationError):
             await printer.download_to("/downloads/files/local/n.gcode", tmp_path / "n.gcode")
-        assert list(tmp_path.iterdir()) == []
+        assert await listdir(tmp_path) == []
 
     async def test_a_server_that_keeps_dropping_is_given_up_on(
         self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
@@ -456,14 +456,14 @@ class TestDownloadTo:
         sim.state.transfer.drop_after = 0  # every attempt dies before the first byte
         with pytest.raises(oe_async.CommunicationError):
             await printer.download_to("/downloads/files/local/k.gcode", tmp_path / "k.gcode")
-        assert list(tmp_path.iterdir()) == []
+        assert await listdir(tmp_path) == []
 
     async def test_http_errors_leave_nothing_behind(
         self, printer: PrinterConnection, tmp_path: Path
     ) -> None:
         with pytest.raises(oe_async.PrinterHTTPError):
             await printer.download_to("/downloads/files/local/missing.gcode", tmp_path / "m.gcode")
-        assert list(tmp_path.iterdir()) == []
+        assert await listdir(tmp_path) == []
 
     async def test_bad_destinations(
         self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
@@ -559,7 +559,8 @@ class TestCancellation:
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert acquired_connections(printer.client.session) == 0
-            assert list(tmp_path.iterdir()) == [], f"cycle {i} left {list(tmp_path.iterdir())}"
+            left = await listdir(tmp_path)
+            assert left == [], f"cycle {i} left {left}"
 
     async def test_cancelled_uploads(
         self, printer: PrinterConnection, sim: Simulator, tmp_path: Path

@@ -8,7 +8,6 @@ import json
 from collections.abc import AsyncIterator
 
 import aiohttp
-import psutil
 import pytest
 import pytest_asyncio
 
@@ -23,7 +22,7 @@ from oe_async import (
 from oe_async.testing import Simulator
 from oe_async.websocket import relay_close_code
 
-from .helpers import RecordingServer, acquired_connections
+from .helpers import RecordingServer, acquired_connections, open_fds
 
 PRINTER_KEY = "ws-printer-key"
 SUBSCRIBE = {"jsonrpc": "2.0", "method": "printer.objects.subscribe", "id": 1, "params": {}}
@@ -143,8 +142,6 @@ def test_heartbeat_is_on_by_default() -> None:
 async def test_1000_open_cancel_cycles_leave_nothing_behind(
     printer: PrinterConnection, sim: Simulator
 ) -> None:
-    process = psutil.Process()
-
     async def hold() -> None:
         async with printer.websocket("/sockjs/websocket") as ws:
             async for _ in ws:
@@ -161,12 +158,12 @@ async def test_1000_open_cancel_cycles_leave_nothing_behind(
 
     for _ in range(20):  # warm up pools, caches and lazily created sessions
         await cycle()
-    fds = process.num_fds()
+    fds = await open_fds()
     for _ in range(1000):
         await cycle()
     await asyncio.sleep(0.05)
     assert acquired_connections(printer.client.session) == 0
-    assert process.num_fds() - fds <= 4
+    assert await open_fds() - fds <= 4
 
 
 class TestSubscription:
