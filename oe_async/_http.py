@@ -22,8 +22,11 @@ from .errors import (
 )
 
 __all__ = [
+    "FLOOD_CHUNKS",
+    "FLOOD_MIN_AVERAGE",
     "MAX_JSON_SIZE",
     "TRANSPORT_ERRORS",
+    "ChunkFloodGuard",
     "display_path",
     "join_url",
     "read_capped",
@@ -124,11 +127,41 @@ async def read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 MAX_JSON_SIZE: Final = 32 * 1024 * 1024
 
 
+#: A body sent as at least this many HTTP chunks averaging under FLOOD_MIN_AVERAGE bytes is
+#: refused: parsing a chunk costs aiohttp about 2 µs, so a million one-byte chunks would
+#: burn seconds of event-loop CPU for one megabyte. Real servers send kilobytes per chunk.
+FLOOD_CHUNKS: Final = 4096
+FLOOD_MIN_AVERAGE: Final = 64
+
+
+class ChunkFloodGuard:
+    """Counts a body's HTTP chunks and refuses a flood of tiny ones (see FLOOD_CHUNKS)."""
+
+    __slots__ = ("_chunks", "_size", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._chunks = 0
+        self._size = 0
+
+    def check(self, data: bytes, *, end_of_chunk: bool) -> None:
+        """Account one :meth:`aiohttp.StreamReader.readchunk` result."""
+        self._size += len(data)
+        if end_of_chunk:
+            self._chunks += 1
+            if self._chunks >= FLOOD_CHUNKS and self._size < self._chunks * FLOOD_MIN_AVERAGE:
+                raise UnexpectedResponseError(
+                    f"{self._what} arrived as more than {FLOOD_CHUNKS} HTTP chunks averaging "
+                    f"under {FLOOD_MIN_AVERAGE} bytes (a chunk flood); aborted"
+                )
+
+
 async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
     """The whole body, or :class:`UnexpectedResponseError` once it passes ``limit`` bytes.
 
     Counts decoded bytes, so a small compressed body that expands without end is stopped
-    after ``limit`` bytes of memory, not after all of it.
+    after ``limit`` bytes of memory, not after all of it; a flood of tiny HTTP chunks is
+    stopped by :class:`ChunkFloodGuard`.
     """
     if (
         resp.content_length is not None
@@ -136,13 +169,19 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
         and not resp.headers.get("Content-Encoding")
     ):
         raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
+    guard = ChunkFloodGuard(what)
     chunks: list[bytes] = []
     size = 0
-    while chunk := await resp.content.readany():
+    while True:
+        chunk, end_of_chunk = await resp.content.readchunk()
+        if not chunk and not end_of_chunk:
+            break
+        guard.check(chunk, end_of_chunk=end_of_chunk)
         size += len(chunk)
         if size > limit:
             raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
-        chunks.append(chunk)
+        if chunk:
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -701,7 +701,8 @@ class PrinterConnection:
             path: the printer's upload endpoint, e.g. ``/api/files/local`` (OctoPrint),
                 ``/server/files/upload`` (Moonraker).
             source: a file path (``str``/``Path``), ``bytes``, a binary file object, or an
-                async iterable of ``bytes``.
+                async iterable of ``bytes`` (an async generator is closed when the upload
+                ends, early or not, so its ``finally`` blocks run at once).
             filename: the name sent in the form; default: the path's or file object's name
                 (required for bytes and iterables in a multipart upload).
             field: the multipart field that carries the file.

@@ -475,26 +475,31 @@ def is_relay_status(status: int) -> bool:
     return 600 <= status <= 699
 
 
+#: The longest ``Retry-After`` honoured (seconds); longer values are capped to it.
+MAX_RETRY_AFTER: Final = 86_400
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Parse a ``Retry-After`` header (delay-seconds or HTTP-date) into seconds from now.
 
-    Returns None when absent or unparseable; never negative.
+    Returns None when absent or unparseable; never negative, and at most
+    :data:`MAX_RETRY_AFTER` (a day), so a hostile value cannot schedule a poll at infinity.
     """
     if value is None:
         return None
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():  # not "²" or "٣": isdigit() alone takes those
+        return min(float(MAX_RETRY_AFTER), float(value))  # a huge number is inf, then capped
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT; be lenient with ones that omit it
         return None
     current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return min(float(MAX_RETRY_AFTER), max(0.0, when.timestamp() - current))
 
 
 def decode_http_error(

@@ -29,7 +29,14 @@ from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 import aiohttp
 from aiohttp.payload import Payload
 
-from ._http import MAX_JSON_SIZE, TRANSPORT_ERRORS, read_json, read_limited, transport_error
+from ._http import (
+    MAX_JSON_SIZE,
+    TRANSPORT_ERRORS,
+    ChunkFloodGuard,
+    read_json,
+    read_limited,
+    transport_error,
+)
 from .errors import (
     CommunicationError,
     DownloadLimitError,
@@ -56,6 +63,8 @@ CHUNK_SIZE: Final = 256 * 1024
 WRITE_BATCH: Final = 1024 * 1024
 #: Progress is reported at least this often (and once at completion).
 PROGRESS_STEP: Final = 1024 * 1024
+#: An upload lets other tasks run at least once per this many bytes written.
+FAIR_SHARE: Final = 256 * 1024
 #: A resuming download gives up after this many consecutive attempts without new bytes.
 MAX_STALLED_RESUMES: Final = 3
 
@@ -253,13 +262,21 @@ class _IterableSource(_Source):
             # aiohttp would send 0 bytes and the server would answer 200: silent data loss.
             raise UploadSourceError("an async iterable can be sent only once")
         self._used = True
-        async for chunk in self._iterable:
-            if not isinstance(chunk, bytes | bytearray | memoryview):
-                raise UploadSourceError(
-                    f"the async iterable yielded {type(chunk).__name__}, expected bytes"
-                )
-            if chunk:
-                yield bytes(chunk)
+        iterator = aiter(self._iterable)
+        try:
+            async for chunk in iterator:
+                if not isinstance(chunk, bytes | bytearray | memoryview):
+                    raise UploadSourceError(
+                        f"the async iterable yielded {type(chunk).__name__}, expected bytes"
+                    )
+                if chunk:
+                    yield bytes(chunk)
+        finally:
+            # An upload that ends early (error, cancellation) closes an async generator
+            # source at once, so its own finally blocks run now, not at loop shutdown.
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def _open_for_reading(path: Path) -> IO[bytes]:
@@ -364,7 +381,7 @@ class SourcePayload(Payload):
     ) -> None:
         """Stream the source, enforcing the declared size."""
         self._progress.restart()
-        sent = 0
+        sent = unyielded = 0
         expected = self._size
         async with contextlib.aclosing(self._source.stream()) as chunks:
             while True:
@@ -385,6 +402,13 @@ class SourcePayload(Payload):
                 # Errors from the writer are connection errors: they propagate as they are.
                 await writer.write(chunk)
                 await self._progress.advance(len(chunk))
+                unyielded += len(chunk)
+                if unyielded >= FAIR_SHARE:
+                    # A fast peer takes every write without making us wait, and an
+                    # in-memory source never waits either: without this the upload
+                    # would hold the event loop until the last byte.
+                    unyielded = 0
+                    await asyncio.sleep(0)
         if expected is not None and sent != expected:
             self._fail(
                 UploadSourceError(
@@ -542,6 +566,7 @@ class DownloadStream:
         self.headers = resp.headers
         self.total = resp.content_length
         self.received = 0
+        self._flood = ChunkFloodGuard(f"the download of {method} {path}")
 
     def __aiter__(self) -> DownloadStream:
         return self
@@ -554,7 +579,11 @@ class DownloadStream:
 
     async def __anext__(self) -> bytes:
         try:
-            chunk = await self._resp.content.readany()
+            while True:  # skip empty HTTP chunks; EOF is (b"", False)
+                chunk, end_of_chunk = await self._resp.content.readchunk()
+                self._flood.check(chunk, end_of_chunk=end_of_chunk)
+                if chunk or not end_of_chunk:
+                    break
         except TRANSPORT_ERRORS as err:
             raise transport_error(err, *self._where) from None
         if not chunk:

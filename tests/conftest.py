@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import gc
+import json
+import logging
+import os
 import ssl
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,6 +24,7 @@ from hypothesis import settings
 from oe_async import OctoEverywhere, PrinterConnection, RetryPolicy
 from oe_async.testing import Simulator
 
+from .canary import SecretWatch
 from .helpers import RecordingServer
 
 pytest_plugins = ["oe_async.testing.pytest_plugin"]
@@ -22,8 +32,105 @@ pytest_plugins = ["oe_async.testing.pytest_plugin"]
 # Hypothesis profiles: "quick" in make test; "fuzz" (>= 100,000 examples per property) on
 # demand with `pytest --hypothesis-profile=fuzz -m fuzz` or `make fuzz`.
 settings.register_profile("quick", max_examples=150, deadline=None)
-settings.register_profile("fuzz", max_examples=100_000, deadline=None)
+# The fuzz profile's deadline reports a hang: no example may take 5 s.
+settings.register_profile("fuzz", max_examples=100_000, deadline=5000)
 settings.load_profile("quick")
+
+
+#: ``OE_LOOP_DEBUG=1``: every test loop runs in asyncio debug mode and reports each callback
+#: that holds the loop for more than SLOW_CALLBACK seconds; the slowest go to the report.
+LOOP_DEBUG = os.environ.get("OE_LOOP_DEBUG") == "1"
+SLOW_CALLBACK = 0.005
+
+
+def _debug_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = SLOW_CALLBACK
+    return loop
+
+
+if LOOP_DEBUG:
+
+    def pytest_configure(config: pytest.Config) -> None:
+        config.option.asyncio_debug = True  # pytest-asyncio's --asyncio-debug
+
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+        return {"debug": _debug_loop}
+
+
+class _SlowCallbacks(logging.Handler):
+    """Collects asyncio's "Executing <handle> took N seconds" debug-mode reports.
+
+    Garbage-collector pauses land in whichever callback happened to allocate, so each
+    report also carries the GC time inside its window: ``own`` is the callback's time
+    without it (the figure the < 50 ms target is about).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.test = ""
+        self.seen: list[dict[str, Any]] = []
+        self.gc_pauses: collections.deque[tuple[float, float]] = collections.deque(maxlen=4096)
+        self._gc_started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.monotonic()
+        else:
+            self.gc_pauses.append((self._gc_started, time.monotonic()))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg != "Executing %s took %.3f seconds" or not isinstance(record.args, tuple):
+            return
+        handle, seconds = record.args
+        end = time.monotonic()
+        start = end - float(seconds)
+        in_gc = sum(max(0.0, min(end, stop) - max(start, begin)) for begin, stop in self.gc_pauses)
+        where = str(handle).split(" created at ")[0]
+        self.seen.append(
+            {
+                "seconds": float(seconds),
+                "gc": in_gc,
+                "own": max(0.0, float(seconds) - in_gc),
+                "test_code": "/tests/" in where,
+                "test": self.test,
+                "handle": str(handle)[:300],
+            }
+        )
+
+
+@pytest.fixture(scope="session")
+def slow_callbacks(reliability_report: dict[str, Any]) -> Iterator[_SlowCallbacks]:
+    handler = _SlowCallbacks()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    gc.callbacks.append(handler.on_gc)
+    yield handler
+    gc.callbacks.remove(handler.on_gc)
+    logger.removeHandler(handler)
+    if LOOP_DEBUG:
+        library = [s for s in handler.seen if not s["test_code"]]
+        pauses = [stop - begin for begin, stop in handler.gc_pauses]
+        reliability_report["loop_debug"] = {
+            "threshold": SLOW_CALLBACK,
+            "reports": len(handler.seen),
+            "slowest_gc_pause": max(pauses, default=0.0),
+            "slowest_own": sorted(library, key=lambda s: s["own"], reverse=True)[:10],
+            "slowest_with_gc": sorted(library, key=lambda s: s["seconds"], reverse=True)[:10],
+            "slowest_test_code": sorted(
+                (s for s in handler.seen if s["test_code"]),
+                key=lambda s: s["seconds"],
+                reverse=True,
+            )[:5],
+        }
+
+
+@pytest.fixture(autouse=True)
+def _name_slow_callbacks(request: pytest.FixtureRequest, slow_callbacks: _SlowCallbacks) -> None:
+    slow_callbacks.test = request.node.nodeid
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +140,33 @@ def no_blocking_calls() -> Iterator[None]:
     the calls Home Assistant flags. Executor threads are allowed to block."""
     with blockbuster_ctx(["oe_async", "tests"]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def secrets_never_leak() -> Iterator[SecretWatch]:
+    """Fail any test after which a simulator secret shows up in a log record (any level,
+    DEBUG for oe_async and aiohttp), an error message or repr, the repr of any library
+    object, or a printer's diagnostics (see tests/canary.py)."""
+    with SecretWatch() as watch:
+        yield watch
+    assert not watch.leaks, "secrets leaked:\n" + "\n".join(watch.leaks)
+
+
+@pytest.fixture(scope="session")
+def reliability_report() -> Iterator[dict[str, Any]]:
+    """Figures tests record for `make reliability` (scripts/reliability.py).
+
+    Merged into the JSON file named by ``OE_RELIABILITY_REPORT`` at the end of the session;
+    without it the figures are only asserted, not written.
+    """
+    report: dict[str, Any] = {}
+    yield report
+    target = os.environ.get("OE_RELIABILITY_REPORT")
+    if target and report:
+        path = Path(target)
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged.update(report)
+        path.write_text(json.dumps(merged, indent=2))
 
 
 #: Retries without waiting, so tests that exercise them stay fast.

@@ -592,6 +592,43 @@ class TestCancellation:
             assert acquired_connections(printer.client.session) == 0
         assert sim.uploads == []
 
+    async def test_a_cancelled_upload_closes_its_async_generator_at_once(
+        self, printer: PrinterConnection
+    ) -> None:
+        started, closed = asyncio.Event(), asyncio.Event()
+
+        async def source() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    started.set()
+                    yield b"s" * 65536
+                    await asyncio.sleep(0.001)
+            finally:
+                closed.set()
+
+        task = asyncio.create_task(printer.upload("/api/files/local", source(), filename="g"))
+        await asyncio.wait_for(started.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert closed.is_set()  # not left for loop shutdown to finalise
+
+    async def test_a_failed_upload_closes_its_async_generator(
+        self, printer: PrinterConnection
+    ) -> None:
+        closed = asyncio.Event()
+
+        async def source() -> AsyncIterator[object]:
+            try:
+                yield b"fine"
+                yield "not bytes"
+            finally:
+                closed.set()
+
+        with pytest.raises(oe_async.UploadSourceError, match="yielded str"):
+            await printer.upload("/api/files/local", source(), filename="g")  # type: ignore[arg-type]
+        assert closed.is_set()
+
 
 async def _consume(printer: PrinterConnection, path: str, started: asyncio.Event) -> None:
     async with printer.download(path) as chunks:

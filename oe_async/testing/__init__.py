@@ -6,10 +6,12 @@ For pytest, add ``pytest_plugins = ["oe_async.testing.pytest_plugin"]`` to your 
 get the ``oe_simulator``, ``oe_client`` and ``oe_printer`` fixtures.
 """
 
+from .canary import SECRET_MARKER
 from .resolver import LoopbackResolver
 from .simulator import Fault, RecordedRequest, Redirect, Simulator, SimulatorState
 
 __all__ = [
+    "SECRET_MARKER",
     "Fault",
     "LoopbackResolver",
     "RecordedRequest",

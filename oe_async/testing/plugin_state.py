@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from oe_async.testing.canary import SECRET_MARKER
+
 __all__ = ["GadgetSettings", "PluginSettings", "WebhookSettings", "example_material_system"]
 
 
@@ -72,7 +74,9 @@ class WebhookSettings:
 
     url: str | None = None
     event_types: list[int] = attrs.field(factory=list)
-    secret_key: str = attrs.field(factory=lambda: "whsec-" + secrets.token_urlsafe(16))
+    secret_key: str = attrs.field(
+        factory=lambda: f"{SECRET_MARKER}-whsec-{secrets.token_urlsafe(16)}"
+    )
     printer_id: str = "sim-printer-id"
     #: Every delivery: (event type, status code answered, or None when the call failed).
     deliveries: list[tuple[int, int | None]] = attrs.field(factory=list)

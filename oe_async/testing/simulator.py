@@ -34,6 +34,7 @@ from yarl import URL
 from oe_async.auth import BasicAuth, BearerAuth, is_loopback_host
 from oe_async.client import OctoEverywhere
 from oe_async.models import AppConnection, PrinterLimits
+from oe_async.testing.canary import SECRET_MARKER
 from oe_async.testing.files import FileStore, SimFile, TransferFaults
 from oe_async.testing.mjpeg_source import WebcamSettings, load_jpegs
 from oe_async.testing.plugin_state import GadgetSettings, PluginSettings, WebhookSettings
@@ -176,10 +177,11 @@ class Simulator:
         self._ssl = ssl
         self._auth_kind = auth
         self.basic_auth = BasicAuth(
-            f"oe-sim-{secrets.token_hex(4)}", "pw-" + secrets.token_urlsafe(18)
+            f"{SECRET_MARKER}-user-{secrets.token_hex(4)}",
+            f"{SECRET_MARKER}-pw-{secrets.token_urlsafe(18)}",
         )
-        self.bearer_auth = BearerAuth("tok-" + secrets.token_urlsafe(24))
-        self.app_token = "app-" + secrets.token_urlsafe(24)
+        self.bearer_auth = BearerAuth(f"{SECRET_MARKER}-tok-{secrets.token_urlsafe(24)}")
+        self.app_token = f"{SECRET_MARKER}-app-{secrets.token_urlsafe(24)}"
         self._runners: list[web.AppRunner] = []
         self.relay_url = URL()
         self.app_api_url = URL()
@@ -442,12 +444,19 @@ class Simulator:
         ]
 
     def secrets(self) -> Iterable[str]:
-        """Every secret this simulator hands out (for leak checks in tests)."""
+        """Every secret this simulator hands out (for leak checks in tests).
+
+        Each also contains :data:`SECRET_MARKER`, except the encoded ``Authorization``
+        header values, which are listed as they travel.
+        """
         return (
+            self.basic_auth.username,
             self.basic_auth.password,
             self.basic_auth.header_value,
             self.bearer_auth.token,
+            self.bearer_auth.header_value,
             self.app_token,
+            self.state.webhook.secret_key,
         )
 
     # ------------------------------------------------------------------ request pipeline
