@@ -6,7 +6,7 @@ VENV ?= .venv
 VENV313 ?= .venv313
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest test-313 demo fuzz bench clean
+.PHONY: test lint typecheck pytest test-313 demo fuzz bench matrix reliability clean
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -47,11 +47,20 @@ endif
 demo: $(VENV)/.installed
 	$(VENV)/bin/oe-async demo $(DEMO_ARGS)
 
-# Long property-based runs (>= 100,000 examples per property); not part of `make test`.
+# Long property-based runs (>= 100,000 examples per property, 5 s deadline = hang): the MJPEG
+# parser and every portal/error/payload decoder, two processes in parallel. Hours; not in
+# `make test`. Results: .reliability/fuzz.json (shown by `make reliability`).
 fuzz: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest tests/test_mjpeg.py -q \
-		-k "split or random or noise or fuzz" --hypothesis-profile=fuzz \
-		--hypothesis-show-statistics --timeout=0 -p no:cacheprovider
+	$(VENV)/bin/python scripts/reliability.py --fuzz-only
+
+# The suite on Python 3.11 and 3.13 x aiohttp 3.14.4 (lowest) and the newest 3.x.
+matrix: $(VENV)/.installed
+	$(VENV)/bin/python scripts/matrix.py
+
+# Hostile servers, 1,000-cycle leak checks, the suite in asyncio debug mode, the matrix
+# (MATRIX=0 skips) and fuzz results (FUZZ=1 runs them): one table, also in RELIABILITY.md.
+reliability: $(VENV)/.installed
+	$(VENV)/bin/python scripts/reliability.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/funnel.py
@@ -59,4 +68,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/mjpeg.py
 
 clean:
-	rm -rf $(VENV) $(VENV313) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV313) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis

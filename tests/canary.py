@@ -79,12 +79,16 @@ class SecretWatch:
     def __init__(self) -> None:
         self.secrets: set[str] = {SECRET_MARKER}
         self.leaks: list[str] = []
+        #: How many texts of each kind were checked ("log", "repr", "error message"...).
+        self.checked: dict[str, int] = {}
         self.live: weakref.WeakSet[object] = weakref.WeakSet()
         self.capture = _Capture(self.check)
         self._undo: list[Callable[[], None]] = []
 
     def check(self, where: str, text: str) -> None:
         """Record ``text`` as a leak if it holds a secret."""
+        kind = where.split(" of ", maxsplit=1)[0]
+        self.checked[kind] = self.checked.get(kind, 0) + 1
         if any(secret in text for secret in self.secrets):
             self.leaks.append(f"{where}: {text[:300]!r}")
 

@@ -143,12 +143,17 @@ def no_blocking_calls() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def secrets_never_leak() -> Iterator[SecretWatch]:
+def secrets_never_leak(reliability_report: dict[str, Any]) -> Iterator[SecretWatch]:
     """Fail any test after which a simulator secret shows up in a log record (any level,
     DEBUG for oe_async and aiohttp), an error message or repr, the repr of any library
     object, or a printer's diagnostics (see tests/canary.py)."""
     with SecretWatch() as watch:
         yield watch
+    totals = reliability_report.setdefault("canary", {"tests": 0, "checked": {}, "leaks": 0})
+    totals["tests"] += 1
+    totals["leaks"] += len(watch.leaks)
+    for kind, count in watch.checked.items():
+        totals["checked"][kind] = totals["checked"].get(kind, 0) + count
     assert not watch.leaks, "secrets leaked:\n" + "\n".join(watch.leaks)
 
 
