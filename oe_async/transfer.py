@@ -566,7 +566,8 @@ class DownloadStream:
         self.headers = resp.headers
         self.total = resp.content_length
         self.received = 0
-        self._flood = ChunkFloodGuard(f"the download of {method} {path}")
+        chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
+        self._flood = ChunkFloodGuard(f"the download of {method} {path}") if chunked else None
 
     def __aiter__(self) -> DownloadStream:
         return self
@@ -579,11 +580,14 @@ class DownloadStream:
 
     async def __anext__(self) -> bytes:
         try:
-            while True:  # skip empty HTTP chunks; EOF is (b"", False)
-                chunk, end_of_chunk = await self._resp.content.readchunk()
-                self._flood.check(chunk, end_of_chunk=end_of_chunk)
-                if chunk or not end_of_chunk:
-                    break
+            if self._flood is None:  # not chunked: everything buffered, in one piece
+                chunk = await self._resp.content.readany()
+            else:
+                while True:  # skip empty HTTP chunks; EOF is (b"", False)
+                    chunk, end_of_chunk = await self._resp.content.readchunk()
+                    self._flood.check(chunk, end_of_chunk=end_of_chunk)
+                    if chunk or not end_of_chunk:
+                        break
         except TRANSPORT_ERRORS as err:
             raise transport_error(err, *self._where) from None
         if not chunk:

@@ -72,6 +72,14 @@ CASES = [
     ),
     Case("1,000,000 one-byte chunks", "one_byte_chunks", UnexpectedResponseError, timed=False),
     Case(
+        "1,000,000 one-byte chunks (download)",
+        "one_byte_chunks",
+        UnexpectedResponseError,
+        timed=False,
+        call="download",
+        timeout="sock_read",
+    ),
+    Case(
         "1,000,000 one-byte chunks, dripped",
         "one_byte_chunks",
         RequestTimeoutError,
