@@ -144,9 +144,12 @@ def parse_completion_url(url: str | URL) -> dict[str, Any]:
     if _truthy(params["success"]) is not True:
         raise PortalError("The completion URL's success value is not true or false")
 
-    auth: BasicAuth | BearerAuth = (
-        BearerAuth(bearer) if bearer else BasicAuth(user or "", password or "")
-    )
+    try:
+        auth: BasicAuth | BearerAuth = (
+            BearerAuth(bearer) if bearer else BasicAuth(user or "", password or "")
+        )
+    except InvalidArgumentError as err:  # the message names the field, never the value
+        raise PortalError(f"The completion URL's credentials are not usable: {err}") from None
     return {
         "url": params["url"],
         "auth": auth,

@@ -30,7 +30,7 @@ from oe_async.errors import OctoEverywhereError
 from oe_async.testing import SECRET_MARKER, Simulator
 
 #: Library modules whose classes are watched (the simulator and the CLI are not the library).
-_SKIP_PREFIXES = ("oe_async.testing", "oe_async.cli", "oe_async.__main__")
+_SKIPPED = ("oe_async.testing", "oe_async.cli", "oe_async.__main__")
 _LOUD_LOGGERS = ("oe_async", "aiohttp")
 
 
@@ -38,7 +38,7 @@ def library_classes() -> list[type]:
     """Classes defined in the library that have their own ``__init__`` (not errors, enums)."""
     found: list[type] = []
     for info in pkgutil.walk_packages(oe_async.__path__, "oe_async."):
-        if info.name.startswith(_SKIP_PREFIXES):
+        if any(info.name == skip or info.name.startswith(skip + ".") for skip in _SKIPPED):
             continue
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):

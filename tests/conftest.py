@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import trustme
-from blockbuster import blockbuster_ctx
+from blockbuster import BlockBuster, BlockBusterFunction
 from hypothesis import settings
 
 from oe_async import OctoEverywhere, PrinterConnection, RetryPolicy
@@ -34,6 +34,8 @@ pytest_plugins = ["oe_async.testing.pytest_plugin"]
 settings.register_profile("quick", max_examples=150, deadline=None)
 # The fuzz profile's deadline reports a hang: no example may take 5 s.
 settings.register_profile("fuzz", max_examples=100_000, deadline=5000)
+# A few minutes instead of hours, for a quick look before a long run.
+settings.register_profile("fuzz-smoke", max_examples=2_000, deadline=5000)
 settings.load_profile("quick")
 
 
@@ -133,13 +135,32 @@ def _name_slow_callbacks(request: pytest.FixtureRequest, slow_callbacks: _SlowCa
     slow_callbacks.test = request.node.nodeid
 
 
+#: Where blocking calls are looked for: the library (with simulator and CLI) and the tests.
+SCANNED = ["oe_async", "tests"]
+
+
 @pytest.fixture(autouse=True)
-def no_blocking_calls() -> Iterator[None]:
+def no_blocking_calls() -> Iterator[BlockBuster]:
     """Fail any test whose event-loop thread makes a blocking call (open, stat, read, write,
     listdir, sleep...) from oe_async (library, simulator, CLI) or from the tests themselves:
-    the calls Home Assistant flags. Executor threads are allowed to block."""
-    with blockbuster_ctx(["oe_async", "tests"]):
-        yield
+    the calls Home Assistant flags. Executor threads are allowed to block.
+
+    blockbuster watches the reads and writes but not ``open()`` itself: that is added here
+    (``builtins.open`` and ``io.open``, which ``Path.open`` uses)."""
+    guard = BlockBuster(SCANNED)
+    for name in ("builtins.open", "io.open"):
+        guard.functions[name] = (
+            BlockBusterFunction(None, name, scanned_modules=SCANNED)
+            # Wrapping an already-open pipe descriptor when asyncio starts a subprocess:
+            # no file system access.
+            .can_block_in("asyncio/unix_events.py", "_start")
+            .can_block_in("subprocess.py", "__init__")
+        )
+    guard.activate()
+    try:
+        yield guard
+    finally:
+        guard.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -153,3 +153,16 @@ def test_portal_url_rejects_bad_options(kwargs: dict[str, str], message: str) ->
 def test_bad_app_id(app_id: str) -> None:
     with pytest.raises(InvalidArgumentError, match="app_id"):
         portal_url(app_id)
+
+
+def test_unusable_credentials_are_a_portal_error_without_the_value() -> None:
+    """Found by fuzzing: a control character in the user name raised a bare
+    InvalidArgumentError from BasicAuth instead of the documented PortalError."""
+    url = (
+        f"{COMPLETE}?success=true&id=t&url=https://app-x.octoeverywhere.com&appApiToken=t"
+        "&authBasicHttpUser=bad%1Fuser&authBasicHttpPassword=secret-pw"
+    )
+    with pytest.raises(PortalError, match="credentials are not usable") as caught:
+        AppConnection.from_completion_url(url)
+    assert "bad" not in str(caught.value)
+    assert "secret-pw" not in str(caught.value)
