@@ -28,7 +28,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy --strict oe_async
+	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py
 
 pytest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
@@ -51,7 +51,7 @@ demo: $(VENV)/.installed
 # parser and every portal/error/payload decoder, two processes in parallel. Hours; not in
 # `make test`. Results: .reliability/fuzz.json (shown by `make reliability`).
 fuzz: $(VENV)/.installed
-	$(VENV)/bin/python scripts/reliability.py --fuzz-only
+	$(VENV)/bin/python scripts/reliability.py --fuzz-only $(FUZZ_ARGS)
 
 # The suite on Python 3.11 and 3.13 x aiohttp 3.14.4 (lowest) and the newest 3.x.
 matrix: $(VENV)/.installed

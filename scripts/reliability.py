@@ -9,8 +9,10 @@ Steps (figures come from the tests themselves, through OE_RELIABILITY_REPORT):
 4. fuzzing: FUZZ=1 runs it (hours: >= 100,000 examples per property); otherwise the last
    `make fuzz` result is shown with its date, or "not run".
 
-The table is printed and written to RELIABILITY.md. `python scripts/reliability.py --fuzz-only`
-is `make fuzz`.
+The table is printed and written to RELIABILITY.md. Each step's figures are also kept in
+.reliability/ (hostile.json, suite.json, matrix.json, fuzz.json), so `--table` rebuilds the
+table without re-running anything, e.g. after a long fuzz run. `python scripts/reliability.py
+--fuzz-only` is `make fuzz`; add `--resume` to skip the properties already recorded as passed.
 """
 
 from __future__ import annotations
@@ -111,11 +113,24 @@ def fuzz_tests(groups: list[str]) -> list[str]:
     return sorted(ids, key=lambda test: "structure_models" in test)
 
 
-def run_fuzz(groups: list[str], jobs: int = 2) -> bool:
+def fuzz_done() -> set[str]:
+    """Properties already recorded with >= 100,000 passing examples and none failing."""
+    path = OUT / "fuzz.json"
+    tests = json.loads(path.read_text()).get("tests", {}) if path.exists() else {}
+    return {
+        test
+        for test, r in tests.items()
+        if r["passing"] >= 100_000 and r["failing"] == 0 and r["exit"] == 0
+    }
+
+
+def run_fuzz(groups: list[str], jobs: int = 2, *, resume: bool = False) -> bool:
     """Run each property on its own (``jobs`` at a time, one per core), recording each
-    result as it finishes, so an interrupted run keeps what it completed."""
+    result as it finishes, so an interrupted run keeps what it completed. ``resume`` skips
+    the properties already recorded as passed."""
     OUT.mkdir(exist_ok=True)
-    pending = fuzz_tests(groups)
+    done = fuzz_done() if resume else set()
+    pending = [test for test in fuzz_tests(groups) if test not in done]
     running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
     green = True
     while pending or running:
@@ -221,9 +236,9 @@ def suite_rows(*, green: bool, summary: str, report: dict[str, Any]) -> list[Row
     debug = report.get("loop_debug")
     if debug:
         own = debug["slowest_own"]
-        top = own[0] if own else {"own": 0.0, "gc": 0.0, "handle": "-", "test": "-"}
+        top: dict[str, Any] = own[0] if own else {"own": 0.0, "gc": 0.0, "handle": "-", "test": "-"}
         calm = [s for s in own if "test_hostile" not in s["test"]]
-        calm_top = calm[0] if calm else {"own": 0.0, "handle": "-", "test": "-"}
+        calm_top: dict[str, Any] = calm[0] if calm else {"own": 0.0, "handle": "-", "test": "-"}
         rows.append(
             (
                 "Slowest loop callback, asyncio debug mode (GC pauses excluded)",
@@ -304,13 +319,28 @@ def main() -> int:
     parser.add_argument("--fuzz-only", action="store_true", help="run the fuzz groups (make fuzz)")
     parser.add_argument("--groups", nargs="+", default=list(FUZZ_GROUPS), help="fuzz groups to run")
     parser.add_argument("--jobs", type=int, default=2, help="fuzz properties run at once")
+    parser.add_argument(
+        "--resume", action="store_true", help="skip fuzz properties already recorded as passed"
+    )
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="only print the table (and write RELIABILITY.md) from the last recorded results",
+    )
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     if args.fuzz_only:
-        green = run_fuzz(args.groups, jobs=args.jobs)
+        green = run_fuzz(args.groups, jobs=args.jobs, resume=args.resume)
         print(render(fuzz_rows()))
         return 0 if green else 1
 
+    if not args.table:
+        run_checks()
+    return write_table()
+
+
+def run_checks() -> None:
+    """Steps 1-4; each step's figures are kept in .reliability/ for ``--table``."""
     report_path = OUT / "report.json"
     report_path.unlink(missing_ok=True)
     env = {"OE_RELIABILITY_REPORT": str(report_path)}
@@ -327,10 +357,13 @@ def main() -> int:
     print(f"    {summary1}")
     hostile = json.loads(report_path.read_text()) if report_path.exists() else {}
     report_path.unlink(missing_ok=True)
+    save("hostile", {"green": green1, "summary": summary1, "report": hostile, "when": now()})
     print("2/4 the whole suite in asyncio debug mode...", flush=True)
     green2, summary2 = pytest_run([], {**env, "OE_LOOP_DEBUG": "1"}, OUT / "suite-debug.log")
     print(f"    {summary2}")
     suite = json.loads(report_path.read_text()) if report_path.exists() else {}
+    report_path.unlink(missing_ok=True)
+    save("suite", {"green": green2, "summary": summary2, "report": suite, "when": now()})
     if os.environ.get("MATRIX", "1") != "0":
         print("3/4 the version matrix...", flush=True)
         subprocess.run([PYTHON, str(ROOT / "scripts" / "matrix.py")], check=False, cwd=ROOT)
@@ -338,6 +371,26 @@ def main() -> int:
         print("4/4 fuzzing (hours)...", flush=True)
         run_fuzz(list(FUZZ_GROUPS))
 
+
+def save(name: str, data: dict[str, Any]) -> None:
+    (OUT / f"{name}.json").write_text(json.dumps(data, indent=2))
+
+
+def load(name: str) -> dict[str, Any]:
+    path = OUT / f"{name}.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def write_table() -> int:
+    """Print the table from the last recorded results and write RELIABILITY.md."""
+    hostile_run, suite_run = load("hostile"), load("suite")
+    if not hostile_run or not suite_run:
+        print("no recorded results: run `make reliability` first", file=sys.stderr)
+        return 1
+    hostile = hostile_run["report"]
+    suite = suite_run["report"]
+    green1, summary1 = hostile_run["green"], hostile_run["summary"]
+    green2, summary2 = suite_run["green"], suite_run["summary"]
     rows = [
         *hostile_rows(hostile),
         *leak_rows(hostile),
@@ -353,7 +406,9 @@ def main() -> int:
     (ROOT / "RELIABILITY.md").write_text(
         "# Reliability report\n\n"
         f"Generated by `make reliability` on {now()} ({sys.version.split()[0]}, "
-        f"{os.cpu_count()} CPUs). Hostile-server timeout T = {HOSTILE_TIMEOUT:g} s; "
+        f"{os.cpu_count()} CPUs); hostile and leak checks run {hostile_run['when']}, "
+        f"suite in debug mode {suite_run['when']}. "
+        f"Hostile-server timeout T = {HOSTILE_TIMEOUT:g} s; "
         f"{LEAK_CYCLES:,} leak cycles per API. See `scripts/reliability.py` for how each figure "
         "is measured and `.reliability/` for the logs.\n\n" + table + "\n"
     )
