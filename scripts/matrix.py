@@ -3,7 +3,8 @@
 Each cell gets its own venv under ``.matrix/`` (kept between runs; pip only tops it up), the
 package installed editable with its test extras, and aiohttp pinned to the lowest supported
 release or upgraded to the newest one the index has. A Python that cannot be found (see
-``scripts/find-python``) is reported as skipped. Results go to ``.reliability/matrix.json``.
+``scripts/find-python``) is reported as skipped. Results go to ``.reliability/matrix.json``,
+each cell's pytest output to ``.reliability/matrix-<cell>.log``.
 
 Usage: python scripts/matrix.py [--pythons 3.11 3.13]
 """
@@ -34,13 +35,23 @@ def find_python(version: str) -> str | None:
     return found or None
 
 
+def pip(python: Path, *args: str) -> None:
+    """pip install quietly; its output (index warnings and all) only when it fails."""
+    done = subprocess.run(
+        [python, "-m", "pip", "install", *PIP, *args], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout + done.stderr)
+        done.check_returncode()
+
+
 def run_cell(python: str, version: str, which: str) -> dict[str, object]:
     venv = ROOT / ".matrix" / f"py{version}-aiohttp-{which}"
     bin_python = venv / "bin" / "python"
     if not bin_python.exists():
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run([bin_python, "-m", "pip", "install", *PIP, "-e", f"{ROOT}[test]"], check=True)
-    subprocess.run([bin_python, "-m", "pip", "install", *PIP, *AIOHTTP[which]], check=True)
+    pip(bin_python, "-e", f"{ROOT}[test]")
+    pip(bin_python, *AIOHTTP[which])
     aiohttp_version = subprocess.run(
         [bin_python, "-c", "import aiohttp; print(aiohttp.__version__)"],
         capture_output=True,
@@ -55,6 +66,9 @@ def run_cell(python: str, version: str, which: str) -> dict[str, object]:
         capture_output=True,
         text=True,
     )
+    log = ROOT / ".reliability" / f"matrix-py{version}-aiohttp-{which}.log"
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(result.stdout + result.stderr)
     summary = next(
         (
             line.strip("= ")

@@ -28,7 +28,8 @@ BLOCKING: dict[str, Callable[[], object]] = {
     "os.stat": lambda: os.stat(HERE),
     "Path.read_bytes": HERE.read_bytes,
     "Path.read_text": HERE.read_text,
-    "Path.write_bytes": lambda: (HERE.parent / "never-written").write_bytes(b"x"),
+    # In a directory that does not exist: should the guard miss, nothing is created.
+    "Path.write_bytes": lambda: (HERE.parent / "no-such-dir" / "never-written").write_bytes(b"x"),
     "os.listdir": lambda: os.listdir(HERE.parent),
     "time.sleep": lambda: time.sleep(0.001),
 }

@@ -53,9 +53,25 @@ async def _receive(request: web.Request, path: str, chunks: AsyncIterator[bytes]
     return simfile
 
 
-async def _part_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
-        yield chunk
+class _PartChunks:
+    """A multipart file part's chunks.
+
+    A class rather than an async generator: the request log keeps a dropped upload's
+    exception (and so its frames) alive, and every such generator would then be finalised
+    by the loop's ``shutdown_asyncgens`` (200 of them took 73-107 ms in debug mode).
+    """
+
+    def __init__(self, part: BodyPartReader) -> None:
+        self._part = part
+
+    def __aiter__(self) -> _PartChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._part.read_chunk(CHUNK)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 async def _multipart_upload(
@@ -70,7 +86,7 @@ async def _multipart_upload(
             continue  # nested multipart: not something a printer accepts
         if part.name == file_field and part.filename:
             # Plain fields may come before or after the file; "path" is applied after.
-            stored = await _receive(request, part.filename, _part_chunks(part))
+            stored = await _receive(request, part.filename, _PartChunks(part))
         else:
             fields[part.name or ""] = await part.text()
     return stored, fields
