@@ -52,7 +52,19 @@ def _debug_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+#: Thread CPU time when the running callback started (set by the debug-mode Handle._run).
+_CALLBACK_CPU_START = [0.0]
+
 if LOOP_DEBUG:
+    _handle_run = asyncio.events.Handle._run
+
+    def _timed_run(self: asyncio.Handle) -> None:
+        # asyncio reports a slow callback right after it returns: the thread CPU time since
+        # this start is its CPU time, free of the time other processes held this core.
+        _CALLBACK_CPU_START[0] = time.thread_time()
+        _handle_run(self)
+
+    asyncio.events.Handle._run = _timed_run  # type: ignore[method-assign]
 
     def pytest_configure(config: pytest.Config) -> None:
         config.option.asyncio_debug = True  # pytest-asyncio's --asyncio-debug
@@ -67,8 +79,10 @@ class _SlowCallbacks(logging.Handler):
     """Collects asyncio's "Executing <handle> took N seconds" debug-mode reports.
 
     Garbage-collector pauses land in whichever callback happened to allocate, so each
-    report also carries the GC time inside its window: ``own`` is the callback's time
-    without it (the figure the < 50 ms target is about).
+    report also carries the GC time inside its window: ``own`` is the callback's wall time
+    without it. ``own_cpu`` is its thread CPU time without it: on a shared machine the wall
+    time also counts the moments another process held the core, so ``own_cpu`` is the
+    figure the < 50 ms target is judged on (both are reported).
     """
 
     def __init__(self) -> None:
@@ -88,6 +102,7 @@ class _SlowCallbacks(logging.Handler):
         if record.msg != "Executing %s took %.3f seconds" or not isinstance(record.args, tuple):
             return
         handle, seconds = record.args
+        cpu = time.thread_time() - _CALLBACK_CPU_START[0]
         end = time.monotonic()
         start = end - float(seconds)
         in_gc = sum(max(0.0, min(end, stop) - max(start, begin)) for begin, stop in self.gc_pauses)
@@ -97,6 +112,8 @@ class _SlowCallbacks(logging.Handler):
                 "seconds": float(seconds),
                 "gc": in_gc,
                 "own": max(0.0, float(seconds) - in_gc),
+                "cpu": cpu,
+                "own_cpu": max(0.0, min(cpu, float(seconds)) - in_gc),
                 "test_code": "/tests/" in where,
                 "test": self.test,
                 "handle": str(handle)[:300],
@@ -121,6 +138,12 @@ def slow_callbacks(reliability_report: dict[str, Any]) -> Iterator[_SlowCallback
             "reports": len(handler.seen),
             "slowest_gc_pause": max(pauses, default=0.0),
             "slowest_own": sorted(library, key=lambda s: s["own"], reverse=True)[:10],
+            "slowest_own_cpu": sorted(library, key=lambda s: s["own_cpu"], reverse=True)[:10],
+            "slowest_own_cpu_hostile": sorted(
+                (s for s in library if "test_hostile" in s["test"]),
+                key=lambda s: s["own_cpu"],
+                reverse=True,
+            )[:3],
             "slowest_with_gc": sorted(library, key=lambda s: s["seconds"], reverse=True)[:10],
             "slowest_test_code": sorted(
                 (s for s in handler.seen if s["test_code"]),

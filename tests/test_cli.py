@@ -254,13 +254,44 @@ async def test_simulate_serves_until_interrupted(cli: Cli) -> None:
         env={**os.environ, "COLUMNS": "300"},
     )
     assert proc.stdout is not None
-    seen = b""
-    while b"Ctrl-C" not in seen:
-        seen += await asyncio.wait_for(proc.stdout.readline(), 30)
-    assert f"127.0.0.1:{port}".encode() in seen
-    assert b"oe-async login" in seen
-    proc.send_signal(signal.SIGINT)
-    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    try:
+        seen = b""
+        while b"Ctrl-C" not in seen:
+            seen += await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert f"127.0.0.1:{port}".encode() in seen
+        assert b"oe-async login" in seen
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        assert b"Simulator stopped." in out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_simulate_stops_on_sigterm(cli: Cli) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "oe_async",
+        "simulate",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        seen = b""
+        while b"Ctrl-C" not in seen:
+            seen += await asyncio.wait_for(proc.stdout.readline(), 30)
+        proc.terminate()
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        assert b"Simulator stopped." in out
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_demo_tours_every_capability(cli: Cli, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -221,7 +222,10 @@ async def cmd_live_link(args: argparse.Namespace, console: Console, config: CliC
 
 
 async def cmd_simulate(args: argparse.Namespace, console: Console) -> None:
-    async with Simulator(relay_port=args.port, app_api_port=args.app_api_port) as sim:
+    async with (
+        _stop_signals() as stopped,
+        Simulator(relay_port=args.port, app_api_port=args.app_api_port) as sim,
+    ):
         table = Table(
             title="oe_async simulator on 127.0.0.1", show_header=False, title_justify="left"
         )
@@ -237,7 +241,32 @@ async def cmd_simulate(args: argparse.Namespace, console: Console) -> None:
             markup=False,
         )
         console.print("Press Ctrl-C to stop.")
-        await asyncio.Event().wait()
+        await stopped.wait()
+    console.print("Simulator stopped.")
+
+
+@asynccontextmanager
+async def _stop_signals() -> AsyncIterator[asyncio.Event]:
+    """An event set by SIGINT or SIGTERM, handled from the moment this is entered.
+
+    Through the loop's own signal handling, not asyncio.run's SIGINT handler: that one
+    wakes the loop only when the signal lands on the main thread, so with executor threads
+    alive Ctrl-C could go unnoticed until the next timer (never, for an idle simulator).
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed: list[signal.Signals] = []
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    except (NotImplementedError, RuntimeError):  # no loop signal handling (Windows)
+        pass
+    try:
+        yield stop
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 COMMANDS: dict[str, Any] = {
