@@ -128,13 +128,20 @@ def fuzz_done() -> set[str]:
     }
 
 
-def run_fuzz(groups: list[str], jobs: int = 2, *, resume: bool = False) -> bool:
+def run_fuzz(
+    groups: list[str], jobs: int = 2, *, resume: bool = False, select: list[str] | None = None
+) -> bool:
     """Run each property on its own (``jobs`` at a time, one per core), recording each
     result as it finishes, so an interrupted run keeps what it completed. ``resume`` skips
-    the properties already recorded as passed."""
+    the properties already recorded as passed; ``select`` keeps only the properties whose
+    node id contains one of its strings."""
     OUT.mkdir(exist_ok=True)
     done = fuzz_done() if resume else set()
-    pending = [test for test in fuzz_tests(groups) if test not in done]
+    pending = [
+        test
+        for test in fuzz_tests(groups)
+        if test not in done and (not select or any(part in test for part in select))
+    ]
     running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
     green = True
     while pending or running:
@@ -332,6 +339,9 @@ def main() -> int:
         "--resume", action="store_true", help="skip fuzz properties already recorded as passed"
     )
     parser.add_argument(
+        "--select", nargs="+", help="only the fuzz properties whose node id contains one of these"
+    )
+    parser.add_argument(
         "--table",
         action="store_true",
         help="only print the table (and write RELIABILITY.md) from the last recorded results",
@@ -339,7 +349,7 @@ def main() -> int:
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     if args.fuzz_only:
-        green = run_fuzz(args.groups, jobs=args.jobs, resume=args.resume)
+        green = run_fuzz(args.groups, jobs=args.jobs, resume=args.resume, select=args.select)
         print(render(fuzz_rows()))
         return 0 if green else 1
 
