@@ -105,7 +105,16 @@ class _SlowCallbacks(logging.Handler):
         cpu = time.thread_time() - _CALLBACK_CPU_START[0]
         end = time.monotonic()
         start = end - float(seconds)
-        in_gc = sum(max(0.0, min(end, stop) - max(start, begin)) for begin, stop in self.gc_pauses)
+        # A collection may start while this runs (and append to the deque): sum a copy,
+        # taken with the collector off.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            pauses = tuple(self.gc_pauses)
+        finally:
+            if enabled:
+                gc.enable()
+        in_gc = sum(max(0.0, min(end, stop) - max(start, begin)) for begin, stop in pauses)
         where = str(handle).split(" created at ")[0]
         self.seen.append(
             {
