@@ -239,7 +239,10 @@ def suite_rows(*, green: bool, summary: str, report: dict[str, Any]) -> list[Row
         (
             "Secrets never in logs (DEBUG), reprs, errors, diagnostics",
             f"{canary['leaks']} leaks; checked "
-            + ", ".join(f"{n:,} {kind}s" for kind, n in sorted(canary["checked"].items())),
+            + ", ".join(
+                f"{n:,} {kind if kind.endswith('s') else kind + 's'}"
+                for kind, n in sorted(canary["checked"].items())
+            ),
             "0 leaks",
             canary["leaks"] == 0 and canary["tests"] > 0,
         ),
@@ -286,7 +289,9 @@ def suite_rows(*, green: bool, summary: str, report: dict[str, Any]) -> list[Row
 def _where(entry: dict[str, Any]) -> str:
     handle = str(entry.get("handle", "-"))
     coro = re.search(r"coro=<([\w.<>]+)\(", handle)
-    name = coro.group(1) if coro else handle.split(" created at", maxsplit=1)[0].strip("<>")[:60]
+    # A plain handle: its callback's name, without the arguments.
+    plain = handle.split(" created at", maxsplit=1)[0].strip("<>").split("(", maxsplit=1)[0]
+    name = coro.group(1) if coro else plain.removeprefix("Handle ").removeprefix("cancelled ")
     test = str(entry.get("test", "")).split("::")[-1][:50]
     return f"{name} in {test}"
 
