@@ -240,7 +240,8 @@ async def test_every_error_family_has_its_own_exit_code(
     cli.assert_no_secret(run)
 
 
-async def test_simulate_serves_until_interrupted(cli: Cli) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+async def test_simulate_serves_until_interrupted(cli: Cli, stop: signal.Signals) -> None:
     port = closed_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -260,31 +261,7 @@ async def test_simulate_serves_until_interrupted(cli: Cli) -> None:
             seen += await asyncio.wait_for(proc.stdout.readline(), 30)
         assert f"127.0.0.1:{port}".encode() in seen
         assert b"oe-async login" in seen
-        proc.send_signal(signal.SIGINT)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, err.decode()
-        assert b"Simulator stopped." in out
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
-async def test_simulate_stops_on_sigterm(cli: Cli) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "oe_async",
-        "simulate",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    try:
-        seen = b""
-        while b"Ctrl-C" not in seen:
-            seen += await asyncio.wait_for(proc.stdout.readline(), 30)
-        proc.terminate()
+        proc.send_signal(stop)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 0, err.decode()
         assert b"Simulator stopped." in out
