@@ -196,10 +196,21 @@ def no_blocking_calls() -> Iterator[BlockBuster]:
 
 
 @pytest.fixture(autouse=True)
-def secrets_never_leak(reliability_report: dict[str, Any]) -> Iterator[SecretWatch]:
+def secrets_never_leak(
+    request: pytest.FixtureRequest, reliability_report: dict[str, Any]
+) -> Iterator[SecretWatch]:
     """Fail any test after which a simulator secret shows up in a log record (any level,
     DEBUG for oe_async and aiohttp), an error message or repr, the repr of any library
-    object, or a printer's diagnostics (see tests/canary.py)."""
+    object, or a printer's diagnostics (see tests/canary.py).
+
+    Property-based tests are not watched: their inputs are arbitrary, and Hypothesis also
+    draws string constants found in this repository's source, SECRET_MARKER included, so
+    a model echoing its own input (a webcam named after the marker) would read as a leak.
+    No simulator secret is handed to the library in those tests.
+    """
+    if getattr(getattr(request.node, "obj", None), "is_hypothesis_test", False):
+        yield SecretWatch()  # never entered: watches nothing
+        return
     with SecretWatch() as watch:
         yield watch
     totals = reliability_report.setdefault("canary", {"tests": 0, "checked": {}, "leaks": 0})
