@@ -43,7 +43,7 @@ import threading
 import zlib
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Final, Literal, Self, get_args
 
 from yarl import URL
 
@@ -61,15 +61,7 @@ Behaviour = Literal[
     "silent",
     "no_accept",
 ]
-BEHAVIOURS: Final[tuple[Behaviour, ...]] = (
-    "many_headers",
-    "huge_header_line",
-    "gzip_bomb",
-    "one_byte_chunks",
-    "stall_body",
-    "silent",
-    "no_accept",
-)
+BEHAVIOURS: Final[tuple[Behaviour, ...]] = get_args(Behaviour)
 
 _MiB: Final = 1024 * 1024
 _BATCH: Final = 1000  # one-byte chunks written per socket write
