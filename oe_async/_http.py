@@ -30,6 +30,7 @@ __all__ = [
     "display_path",
     "join_url",
     "read_capped",
+    "read_chunk",
     "read_json",
     "read_limited",
     "transport_error",
@@ -134,6 +135,21 @@ FLOOD_CHUNKS: Final = 4096
 FLOOD_MIN_AVERAGE: Final = 64
 
 
+async def read_chunk(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
+    """One :meth:`aiohttp.StreamReader.readchunk`, with the end of the body made reliable.
+
+    Returns ``(data, end_of_http_chunk)``; ``(b"", False)`` means the body is over. aiohttp
+    hands every body-less answer (204, 304, HEAD, ``Content-Length: 0``) one process-wide
+    empty reader whose ``readchunk()`` says ``(b"", False)`` only the first time and
+    ``(b"", True)`` forever after (aiohttp issue 7616), so a loop that waits for
+    ``(b"", False)`` spins on it. An empty piece from a reader at EOF is the end.
+    """
+    chunk, end_of_chunk = await content.readchunk()
+    if not chunk and end_of_chunk and content.at_eof():
+        return b"", False
+    return chunk, end_of_chunk
+
+
 class ChunkFloodGuard:
     """Counts a body's HTTP chunks and refuses a flood of tiny ones (see FLOOD_CHUNKS)."""
 
@@ -173,7 +189,7 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
     chunks: list[bytes] = []
     size = 0
     while True:
-        chunk, end_of_chunk = await resp.content.readchunk()
+        chunk, end_of_chunk = await read_chunk(resp.content)
         if not chunk and not end_of_chunk:
             break
         guard.check(chunk, end_of_chunk=end_of_chunk)

@@ -33,6 +33,7 @@ from ._http import (
     MAX_JSON_SIZE,
     TRANSPORT_ERRORS,
     ChunkFloodGuard,
+    read_chunk,
     read_json,
     read_limited,
     transport_error,
@@ -584,7 +585,7 @@ class DownloadStream:
                 chunk = await self._resp.content.readany()
             else:
                 while True:  # skip empty HTTP chunks; EOF is (b"", False)
-                    chunk, end_of_chunk = await self._resp.content.readchunk()
+                    chunk, end_of_chunk = await read_chunk(self._resp.content)
                     self._flood.check(chunk, end_of_chunk=end_of_chunk)
                     if chunk or not end_of_chunk:
                         break

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from .simulator import simulator_of
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _check_api_key(request: web.Request) -> web.Response | None:
@@ -81,6 +85,75 @@ async def job_command(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+async def _command_body(request: web.Request) -> dict[str, object] | web.Response:
+    """The JSON object of an OctoPrint command request (400 as OctoPrint answers otherwise)."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "Malformed JSON body in request"}, status=400)
+    if not isinstance(body, dict):
+        return web.json_response({"error": "Expected a JSON object"}, status=400)
+    return body
+
+
+def _no_content(valid: frozenset[str] | None) -> Handler:
+    """An OctoPrint control endpoint that answers a known ``command`` with 204 No Content.
+
+    As ``/api/printer/tool``, ``/api/printer/bed`` and ``/api/connection`` do in OctoPrint;
+    ``valid=None`` is ``/api/printer/command``, which takes any G-code in ``command`` or
+    ``commands``.
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        refusal = _check_api_key(request)
+        if refusal is not None:
+            return refusal
+        body = await _command_body(request)
+        if isinstance(body, web.Response):
+            return body
+        value = body.get("command")
+        if valid is None:
+            gcode = body.get("commands", value)
+            if not gcode or not isinstance(gcode, str | list):
+                return web.json_response({"error": "command or commands required"}, status=400)
+        elif value not in valid:
+            return web.json_response({"error": f"Unknown command: {value}"}, status=400)
+        simulator_of(request).printer_commands.append((request.path, body))
+        return web.Response(status=204)
+
+    return handle
+
+
+async def connection(request: web.Request) -> web.StreamResponse:
+    """``GET /api/connection``: the serial connection's state and options."""
+    refusal = _check_api_key(request)
+    if refusal is not None:
+        return refusal
+    return web.json_response(
+        {
+            "current": {"state": "Operational", "port": "VIRTUAL", "baudrate": 115200},
+            "options": {"ports": ["VIRTUAL"], "baudrates": [115200]},
+        }
+    )
+
+
+async def select_file(request: web.Request) -> web.StreamResponse:
+    """``POST /api/files/local/<path>`` with ``{"command": "select"}``: 204 (OctoPrint)."""
+    refusal = _check_api_key(request)
+    if refusal is not None:
+        return refusal
+    body = await _command_body(request)
+    if isinstance(body, web.Response):
+        return body
+    path = request.match_info["path"]
+    if simulator_of(request).files.get(path) is None:
+        return web.json_response({"error": "File not found"}, status=404)
+    if body.get("command") != "select":
+        return web.json_response({"error": f"Unknown command: {body.get('command')}"}, status=400)
+    simulator_of(request).printer_commands.append((request.path, body))
+    return web.Response(status=204)
+
+
 async def echo(request: web.Request) -> web.StreamResponse:
     """``ANY /echo/...``: what the printer received (method, path, query, body size)."""
     body = await request.read()
@@ -102,3 +175,10 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/job", job)
     app.router.add_post("/api/job", job_command)
     app.router.add_route("*", "/echo/{tail:.*}", echo)
+    # OctoPrint's control endpoints answer 204 No Content.
+    app.router.add_post("/api/printer/command", _no_content(None))
+    app.router.add_post("/api/printer/tool", _no_content(frozenset({"target", "select", "offset"})))
+    app.router.add_post("/api/printer/bed", _no_content(frozenset({"target", "offset"})))
+    app.router.add_get("/api/connection", connection)
+    app.router.add_post("/api/connection", _no_content(frozenset({"connect", "disconnect"})))
+    app.router.add_post("/api/files/local/{path:.+}", select_file)

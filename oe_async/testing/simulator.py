@@ -199,6 +199,8 @@ class Simulator:
         #: Open server-side WebSockets, and every JSON message they received (path, data).
         self.websockets: list[tuple[web.WebSocketResponse, web.Request]] = []
         self.ws_received: list[tuple[str, object]] = []
+        #: OctoPrint control commands the fake printer accepted (path, JSON body), in order.
+        self.printer_commands: list[tuple[str, dict[str, object]]] = []
         #: The second instance playing the printer's LAN address (see start_lan()).
         self.lan_url: URL | None = None
         self._webhook_session: aiohttp.ClientSession | None = None
