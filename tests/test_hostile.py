@@ -37,6 +37,8 @@ from oe_async.testing.hostile import Behaviour, HostileServer
 from .helpers import acquired_connections
 
 T = float(os.environ.get("OE_HOSTILE_TIMEOUT", "0.5"))
+#: How long after the timeout a call may still end (a loaded machine, the pre-check first).
+SLACK = 1.0
 MiB = 1024 * 1024
 #: No retries: the configured timeout is then the whole budget of a call.
 ONCE = RetryPolicy(attempts=1)
@@ -169,7 +171,8 @@ async def test_hostile_server_ends_in_a_clear_error(
     assert outcome.acquired == traced.acquired == 0
     assert outcome.cpu < 1.0
     assert peak < case.memory
+    # The timeout ends the call: not before it, and not long after it (a hang would not end).
     if case.timed:
-        assert 0.9 * T <= outcome.elapsed <= 1.1 * T, outcome.elapsed
+        assert 0.9 * T <= outcome.elapsed <= T + SLACK, outcome.elapsed
     else:
-        assert outcome.elapsed <= 1.1 * T, outcome.elapsed
+        assert outcome.elapsed <= T + SLACK, outcome.elapsed
