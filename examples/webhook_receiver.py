@@ -1,6 +1,11 @@
 """Receive OctoEverywhere notification webhooks with aiohttp.web.
 
-    python examples/webhook_receiver.py --port 8080 --secret-key <the SecretKey you expect>
+    OE_WEBHOOK_SECRET_KEY=<the SecretKey you expect> python examples/webhook_receiver.py --port 8080
+
+The SecretKey comes from ``--secret-key`` or the ``OE_WEBHOOK_SECRET_KEY`` environment
+variable (which keeps it out of the process list); payloads carrying any other SecretKey are
+refused with 403. Without one the example refuses to start, unless you pass
+``--allow-unsigned`` (local experiments only: anyone who finds the URL could post events).
 
 Register the public https URL that reaches this server with
 ``printer.set_notification_webhook(url)``; OctoEverywhere POSTs one JSON payload per event.
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from aiohttp import web
 
@@ -18,6 +24,9 @@ from oe_async import EventType, WebhookEvent, WebhookReceiver
 from oe_async.webhooks import EventHandler
 
 _LOGGER = logging.getLogger("webhook_receiver")
+
+#: Where the SecretKey is read from when ``--secret-key`` is not given.
+SECRET_ENV = "OE_WEBHOOK_SECRET_KEY"
 
 
 async def on_event(event: WebhookEvent) -> None:
@@ -30,21 +39,58 @@ async def on_event(event: WebhookEvent) -> None:
         _LOGGER.info("%s: event %d", event.printer_name, int(event.event_type))
 
 
-def make_app(secret_key: str | None, handler: EventHandler = on_event) -> web.Application:
-    """The aiohttp application: POST /octoeverywhere/webhook."""
+def make_app(
+    secret_key: str | None,
+    handler: EventHandler = on_event,
+    *,
+    allow_unsigned: bool = False,
+) -> web.Application:
+    """The aiohttp application: POST /octoeverywhere/webhook.
+
+    ``secret_key`` is required unless ``allow_unsigned`` is True (an empty one is an error).
+    """
     app = web.Application()
-    WebhookReceiver(handler, secret_key=secret_key).attach(app, "/octoeverywhere/webhook")
+    receiver = WebhookReceiver(handler, secret_key=secret_key, allow_unsigned=allow_unsigned)
+    receiver.attach(app, "/octoeverywhere/webhook")
     return app
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; a SecretKey (argument or environment) unless --allow-unsigned."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--secret-key", help="reject payloads whose SecretKey differs")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--secret-key",
+        default=os.environ.get(SECRET_ENV),
+        help=f"the SecretKey payloads must carry (default: ${SECRET_ENV})",
+    )
+    parser.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="accept payloads without checking SecretKey (local experiments only)",
+    )
+    args = parser.parse_args(argv)
+    if args.allow_unsigned:
+        if args.secret_key:
+            parser.error(
+                f"give either a SecretKey (--secret-key or ${SECRET_ENV}) or --allow-unsigned, "
+                "not both"
+            )
+        args.secret_key = None
+    elif not args.secret_key or not args.secret_key.strip():
+        parser.error(
+            f"a SecretKey is required: --secret-key or ${SECRET_ENV} "
+            "(or --allow-unsigned for local experiments)"
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    web.run_app(make_app(args.secret_key), host=args.host, port=args.port)
+    app = make_app(args.secret_key, allow_unsigned=args.allow_unsigned)
+    web.run_app(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

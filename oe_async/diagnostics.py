@@ -23,31 +23,58 @@ if TYPE_CHECKING:
 __all__ = ["REDACTED", "redact"]
 
 REDACTED: Final = "**REDACTED**"
-#: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key).
+#: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key),
+#: and the App Connection id (``id``, ``connection_id``, ``appConnectionId``: repr() hides it).
 _SECRET_KEY: Final = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|authorization|auth[_-]?basic|bearer|cookie|"
-    r"credential|^auth$",
+    r"credential|^auth$|^(?:(?:app[_-]?)?connection[_-]?)?id$",
     re.IGNORECASE,
 )
-_URL: Final = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+#: The words of a key name: camelCase, PascalCase, snake_case, kebab-case, dotted, spaced.
+_KEY_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+#: Whole words that mark a secret key: ``key`` (a bare key, SecretKey, private_key,
+#: X-Api-Key) and ``pwd``. Whole words only, so keyboard, monkey or hotkey stay visible.
+_SECRET_WORDS: Final = frozenset({"key", "pwd"})
+#: A URL anywhere in a string, free text included (it ends at whitespace or a quote). The
+#: look-behind starts a scheme only at a word's start: linear time on long runs of letters.
+_URL: Final = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s\"'<>`]+", re.IGNORECASE)
 
 
 def redact(data: Any) -> Any:
     """A copy of ``data`` with secrets replaced by ``**REDACTED**``.
 
-    Mapping values under secret-looking keys are replaced whole; strings that look like
-    URLs keep only their scheme, redacted host and port. Lists, tuples and nested mappings
-    are walked; other values are returned as they are.
+    Mapping values under secret-looking keys are replaced whole, and so is the value of a
+    ``(name, value)`` pair whose name looks secret (headers as a list of pairs). Every URL in
+    a string, free text included, keeps only its scheme, redacted host and port (user info,
+    path and query go). Lists, tuples and nested mappings are walked; other values are
+    returned as they are.
     """
+
+    def is_secret(key: object) -> bool:
+        name = str(key)
+        return bool(_SECRET_KEY.search(name)) or any(
+            word.lower() in _SECRET_WORDS for word in _KEY_WORDS.findall(name)
+        )
+
+    def hide_url(match: re.Match[str]) -> str:
+        url = match.group().rstrip(".,;:!?)]}")  # sentence punctuation after a URL stays
+        try:
+            shown = redact_url(url)
+        except ValueError:  # not a URL yarl can parse: hide it whole
+            shown = REDACTED
+        return shown + match.group()[len(url) :]
+
     if isinstance(data, Mapping):
         return {
-            key: REDACTED if _SECRET_KEY.search(str(key)) and value else redact(value)
+            key: REDACTED if is_secret(key) and value else redact(value)
             for key, value in data.items()
         }
     if isinstance(data, list | tuple):
+        if len(data) == 2 and isinstance(data[0], str) and is_secret(data[0]) and data[1]:
+            return [data[0], REDACTED]
         return [redact(item) for item in data]
-    if isinstance(data, str) and _URL.match(data):
-        return redact_url(data)
+    if isinstance(data, str):
+        return _URL.sub(hide_url, data)
     return data
 
 

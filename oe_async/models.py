@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import attrs
 import cattrs
@@ -17,7 +17,7 @@ from yarl import URL
 
 from ._convert import api_model, converter, describe_error, wire
 from .auth import BasicAuth, BearerAuth, is_loopback_host, redact_url
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, PortalError
 
 __all__ = [
     "AppConnection",
@@ -32,6 +32,21 @@ __all__ = [
 ]
 
 Auth = BasicAuth | BearerAuth
+
+#: App Connection URLs live under this domain (``https://app-<long-id>.octoeverywhere.com``).
+RELAY_DOMAIN: Final = "octoeverywhere.com"
+
+
+def is_relay_host(host: str | None) -> bool:
+    """True for ``octoeverywhere.com`` and its subdomains (the only production relay hosts).
+
+    Give the URL's ``raw_host`` (ASCII, IDNA-encoded): a look-alike Unicode name never
+    matches. Case and one trailing dot are ignored.
+    """
+    if not host:
+        return False
+    host = host.lower().removesuffix(".")
+    return host == RELAY_DOMAIN or host.endswith("." + RELAY_DOMAIN)
 
 
 def _to_url(value: URL | str) -> URL:
@@ -80,8 +95,15 @@ class AppConnection:
     to it; ``app_token`` authorises the App APIs for this connection. Persist it with
     :meth:`to_dict` / :meth:`from_dict` (the secrets are returned by the portal only once).
 
-    ``allow_insecure_loopback`` lets an ``http://`` URL through when its host is loopback;
-    it exists for tests against :mod:`oe_async.testing` and is never needed in production.
+    The URL must be https on ``octoeverywhere.com`` or a subdomain of it: the credentials
+    ride on every request to it, so no other host is accepted, whoever builds the object
+    (the portal's completion URL, stored data, your code).
+
+    ``allow_insecure_loopback`` is the only exception: it accepts a loopback host
+    (127.0.0.0/8, ``::1``, ``localhost``) over https or http, for tests against
+    :mod:`oe_async.testing`; it is never needed in production. It is stored by
+    :meth:`to_dict` (a stored simulator connection must load again), but it can only ever
+    point the credentials at the local machine: no setting lets them reach another host.
     """
 
     url: URL = attrs.field(converter=_to_url)
@@ -113,6 +135,21 @@ class AppConnection:
             what="App Connection url",
             allow_insecure_loopback=self.allow_insecure_loopback,
         )
+        host = normalised.raw_host
+        if not is_relay_host(host):
+            # The message never names the host: it may carry the connection's unique id.
+            if not is_loopback_host(host):
+                raise InvalidArgumentError(
+                    f"App Connection url must be on {RELAY_DOMAIN} "
+                    f"(https://app-<id>.{RELAY_DOMAIN}); the relay credentials are never "
+                    "sent to another host"
+                )
+            if not self.allow_insecure_loopback:
+                raise InvalidArgumentError(
+                    "App Connection url is a loopback address; pass "
+                    "allow_insecure_loopback=True to use a local test server "
+                    "(oe_async.testing.Simulator)"
+                )
         object.__setattr__(self, "url", normalised)
 
     def __repr__(self) -> str:
@@ -134,16 +171,33 @@ class AppConnection:
     __str__ = __repr__
 
     @classmethod
-    def from_completion_url(cls, url: str | URL, *, allow_insecure_loopback: bool = False) -> Self:
+    def from_completion_url(
+        cls,
+        url: str | URL,
+        *,
+        state: str | None = None,
+        allow_insecure_loopback: bool = False,
+    ) -> Self:
         """Build a connection from the portal's completion URL (query string or fragment).
 
-        Raises :class:`~oe_async.PortalError` when the flow failed (``success=false``) or
-        required keys are missing (the message names them); the URL rules of the class apply.
+        ``state`` is the value this app passed to :func:`~oe_async.portal_url` for this
+        flow: the URL's ``state`` must equal it (constant-time compare). Pass it whenever
+        the app started the flow with one; without it, nothing binds the URL to that flow.
+
+        Raises :class:`~oe_async.PortalError` when the flow failed (``success=false``),
+        required keys are missing (the message names them), a key is given twice or
+        differently in the query and the fragment, the state is missing or wrong, or the
+        URL rules of the class refuse the relay URL (not on octoeverywhere.com...).
         """
         from .portal import parse_completion_url  # noqa: PLC0415 (portal imports this module)
 
-        fields = parse_completion_url(url)
-        return cls(**fields, allow_insecure_loopback=allow_insecure_loopback)
+        fields = parse_completion_url(url, state=state)
+        try:
+            return cls(**fields, allow_insecure_loopback=allow_insecure_loopback)
+        except PortalError:
+            raise
+        except InvalidArgumentError as err:  # messages name the field, never a value
+            raise PortalError(f"The completion URL's {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-able dict holding every field, secrets included: store it securely."""

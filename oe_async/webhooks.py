@@ -15,6 +15,8 @@ import hmac
 import inspect
 import json
 import logging
+import math
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Self
 
@@ -29,6 +31,10 @@ _LOGGER = logging.getLogger(__package__)
 
 #: The largest webhook body accepted (payloads are small JSON objects).
 MAX_BODY: Final = 64 * 1024
+#: The deepest nesting of JSON arrays/objects accepted (real payloads are 1-2 levels deep).
+MAX_DEPTH: Final = 32
+#: EventType values are small positive integers (a 32-bit int on the server).
+_MAX_EVENT_TYPE: Final = 2**31 - 1
 
 
 class EventType(enum.IntEnum):
@@ -124,21 +130,17 @@ class WebhookEvent:
     def parse(cls, body: bytes | str | Mapping[str, Any]) -> Self:
         """Decode a webhook body (JSON bytes/text or an already-decoded object).
 
-        Raises :class:`~oe_async.InvalidArgumentError` naming the problem: not JSON, not an
-        object, or no integer ``EventType``. Unknown keys are kept in ``extra``.
+        Raises :class:`~oe_async.InvalidArgumentError` naming the problem: not JSON (invalid
+        UTF-8, a number Python cannot parse...), nested deeper than :data:`MAX_DEPTH`, not an
+        object, or no integer ``EventType`` in 1..2**31-1. Unknown keys are kept in
+        ``extra``; so is a numeric field whose value is not a finite number.
         """
-        if isinstance(body, bytes | str):
-            try:
-                data: Any = json.loads(body)
-            except ValueError:
-                raise InvalidArgumentError("webhook body is not JSON") from None
-        else:
-            data = body
-        if not isinstance(data, Mapping):
-            raise InvalidArgumentError("webhook body must be a JSON object")
+        data = _decode(body)
         raw_type = data.get("EventType")
         if isinstance(raw_type, bool) or not isinstance(raw_type, int):
             raise InvalidArgumentError("webhook body has no integer EventType")
+        if not 1 <= raw_type <= _MAX_EVENT_TYPE:
+            raise InvalidArgumentError("webhook body's EventType is out of range")
         fields: dict[str, Any] = {"event_type": EventType(raw_type)}
         extra: dict[str, Any] = {}
         for key, value in data.items():
@@ -148,16 +150,73 @@ class WebhookEvent:
             elif name == "event_type" or value is None:
                 continue
             elif name in _NUMBERS:
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    fields[name] = float(value)
+                number = _finite(value)
+                if number is None:
+                    extra[key] = value  # unexpected type or value: keep it rather than fail
                 else:
-                    extra[key] = value  # unexpected type: keep it rather than fail
+                    fields[name] = number
             else:
-                fields[name] = str(value)
+                try:
+                    fields[name] = str(value)
+                except ValueError:  # an int with more digits than Python converts to text
+                    extra[key] = value
         return cls(**fields, extra=extra)
 
 
+def _decode(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The payload as a mapping, or InvalidArgumentError naming what is wrong."""
+    if isinstance(body, bytes | str):
+        try:
+            data: Any = json.loads(body)
+        except RecursionError:
+            raise InvalidArgumentError("webhook body is nested too deeply") from None
+        except UnicodeDecodeError:
+            raise InvalidArgumentError("webhook body is not JSON (invalid UTF-8)") from None
+        except ValueError:  # integers over Python's 4,300-digit limit included
+            raise InvalidArgumentError("webhook body is not JSON") from None
+    else:
+        data = body
+    if not isinstance(data, Mapping):
+        raise InvalidArgumentError("webhook body must be a JSON object")
+    if _too_deep(data):
+        raise InvalidArgumentError(
+            f"webhook body is nested too deeply (more than {MAX_DEPTH} levels)"
+        )
+    return data
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, NaN, infinite, too large)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _too_deep(data: Any) -> bool:
+    """True when containers nest deeper than MAX_DEPTH (iterative: no recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 EventHandler = Callable[[WebhookEvent], Awaitable[None] | None]
+
+#: ``secret_key`` not given (see :class:`WebhookReceiver`).
+_UNSET: Final[Any] = object()
 
 
 class WebhookReceiver:
@@ -170,18 +229,67 @@ class WebhookReceiver:
 
     It answers 200 as soon as the body is valid, then runs ``on_event`` (sync or async) in
     a task it owns: a slow callback never delays OctoEverywhere. Bad requests get 400 (not
-    JSON, no EventType), 413 (body over 64 KiB) or 403 (``SecretKey`` does not match, when
-    ``secret_key`` is set; compared in constant time). A failing callback is logged with
-    its traceback. :meth:`close` cancels callbacks still running.
+    JSON, nested too deeply, not an object, no valid EventType), 413 (body over
+    ``max_body``, 64 KiB, however it is framed) or 403 (``SecretKey`` does not match;
+    compared in constant time), each logged as one INFO line without a traceback. A failing
+    callback is logged with its traceback. :meth:`close` cancels callbacks still running.
+
+    Giving neither ``secret_key`` nor ``allow_unsigned=True`` still accepts unsigned
+    payloads for now, with a :class:`FutureWarning`; it will raise in a future release.
+
+    Args:
+        on_event: called with each :class:`WebhookEvent`.
+        secret_key: the ``SecretKey`` OctoEverywhere puts in every payload; any other is
+            refused. Required: an empty one is an error.
+        allow_unsigned: accept every payload without checking ``SecretKey`` (local
+            experiments only: anyone who finds the URL can post events). Only with no
+            ``secret_key``.
+        max_body: the largest body accepted, in bytes.
+
     """
 
     def __init__(
-        self, on_event: EventHandler, *, secret_key: str | None = None, max_body: int = MAX_BODY
+        self,
+        on_event: EventHandler,
+        *,
+        secret_key: str | None = _UNSET,
+        allow_unsigned: bool = False,
+        max_body: int = MAX_BODY,
     ) -> None:
         if not callable(on_event):
             raise InvalidArgumentError("on_event must be a callable")
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+            raise InvalidArgumentError("max_body must be a positive int (bytes)")
+        if secret_key is _UNSET:
+            secret_key = None
+            if not allow_unsigned:
+                warnings.warn(
+                    "WebhookReceiver without secret_key accepts any payload; pass "
+                    "secret_key=<the SecretKey you expect>, or allow_unsigned=True to accept "
+                    "unsigned payloads explicitly (omitting both will raise in a future release)",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                allow_unsigned = True
+        if secret_key is None:
+            if not allow_unsigned:
+                raise InvalidArgumentError(
+                    "secret_key is None: pass the SecretKey you expect, or allow_unsigned=True "
+                    "to accept unsigned payloads"
+                )
+            self._secret: bytes | None = None
+        elif not isinstance(secret_key, str):
+            raise InvalidArgumentError("secret_key must be a str")
+        elif not secret_key.strip():
+            raise InvalidArgumentError(
+                "secret_key is empty, so it would check nothing; pass the SecretKey you "
+                "expect, or allow_unsigned=True to accept unsigned payloads"
+            )
+        elif allow_unsigned:
+            raise InvalidArgumentError("pass either secret_key or allow_unsigned=True, not both")
+        else:
+            self._secret = secret_key.encode()
         self._on_event = on_event
-        self._secret = secret_key.encode() if secret_key else None
         self._max_body = max_body
         self._tasks: set[asyncio.Task[None]] = set()
         self.received = 0
@@ -200,8 +308,8 @@ class WebhookReceiver:
         """The aiohttp handler."""
         if request.content_length is not None and request.content_length > self._max_body:
             return self._reject(413, "body too large")
-        body = await request.content.read(self._max_body + 1)
-        if len(body) > self._max_body:
+        body = await self._read_body(request)
+        if body is None:
             return self._reject(413, "body too large")
         try:
             event = WebhookEvent.parse(body)
@@ -217,8 +325,26 @@ class WebhookReceiver:
         task.add_done_callback(self._tasks.discard)
         return web.json_response({"ok": True})
 
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The whole body, or None once it passes ``max_body``.
+
+        However it is framed (Content-Length or chunked) it may take many reads: one read
+        returns only what has arrived so far.
+        """
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(self._max_body + 1 - size):
+            size += len(chunk)
+            if size > self._max_body:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _reject(self, status: int, reason: str) -> web.Response:
         self.rejected += 1
+        # One quiet line: hostile traffic must not flood the log. `reason` is ours, never
+        # a value from the payload.
+        _LOGGER.info("webhook rejected with %d: %s", status, reason)
         return web.json_response({"ok": False, "error": reason}, status=status)
 
     async def _deliver(self, event: WebhookEvent) -> None:

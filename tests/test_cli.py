@@ -181,6 +181,60 @@ async def test_live_links(logged_in: Cli, sim: Simulator) -> None:
     assert "expiration_hours" in bad.err
 
 
+#: Server-controlled text that a terminal or rich would act on: markup that crashes
+#: (``[/nope]``), a hyperlink, screen clearing, an OSC 8 hyperlink, BEL, a C1 CSI and a
+#: right-to-left override.
+HOSTILE_TEXT = (
+    "[/nope][link=https://evil.example]click[/link]\x1b[2J"
+    "\x1b]8;;https://evil.example\x07x\x9b31m\u202eevil"
+)
+SHOWN_TEXT = (
+    "[/nope][link=https://evil.example]click[/link]\\x1b[2J"
+    "\\x1b]8;;https://evil.example\\x07x\\x9b31m\\u202eevil"
+)
+
+
+def assert_inert(run: Run) -> None:
+    """Nothing in the output would make a terminal act (rich writes no styles to a pipe)."""
+    for text in (run.out, run.err):
+        for char in ("\x1b", "\x07", "\x9b", "\u202e"):
+            assert char not in text, (char, text)
+
+
+async def test_server_text_is_shown_never_interpreted(
+    cli: Cli, sim: Simulator, tmp_path: Path
+) -> None:
+    sim.state.printer_name = HOSTILE_TEXT
+    sim.state.plugin.platform_version = HOSTILE_TEXT
+    login = await cli.login()  # prints the printer name the Info API answers
+    assert login.code == 0, login.err
+    assert f"Connected to {SHOWN_TEXT} (online)" in login.out
+    info = await cli("info")  # used to crash on "[/nope]" (MarkupError, exit 1)
+    assert info.code == 0, info.err
+    assert SHOWN_TEXT in info.out
+    as_json = await cli("--json", "info")
+    assert as_json.code == 0, as_json.err
+    assert json.loads(as_json.out)["printer"] == HOSTILE_TEXT
+    status = await cli("status")
+    assert status.code == 0, status.err
+    assert SHOWN_TEXT in status.out
+    await write_bytes(tmp_path / "part.gcode", b"G1 X1\n")
+    upload = await cli(
+        "upload", str(tmp_path / "part.gcode"), "--to", "gcode/[/nope][link=e.example]p"
+    )
+    assert upload.code == 0, upload.err
+    assert "Uploaded to gcode/[/nope][link=e.example]p (6 bytes)." in upload.out
+    sim.state.plugin.failures["status"] = (785, HOSTILE_TEXT)
+    failed = await cli("status")  # the plugin's error text reaches the error line
+    assert failed.code == 11, failed.err
+    assert failed.err.startswith("error: ")
+    assert SHOWN_TEXT in failed.err
+    assert "Traceback" not in failed.err
+    for run in (login, info, as_json, status, upload, failed):
+        assert_inert(run)
+        cli.assert_no_secret(run)
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "code", "message"),
     [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +17,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+import oe_async
 from oe_async import EventType, WebhookEvent
 from oe_async.testing import Simulator
 
@@ -144,3 +147,70 @@ async def test_the_webhook_receiver_example(sim: Simulator, printer: Any) -> Non
     finally:
         await runner.cleanup()  # waits for, or cancels, the callbacks
     assert [e.event_type for e in events] == [EventType.PRINT_PROGRESS, EventType.TEST_NOTIFICATION]
+
+
+def test_the_webhook_receiver_example_requires_a_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(receiver_example.SECRET_ENV, raising=False)
+    with pytest.raises(SystemExit) as exited:
+        receiver_example.parse_args([])
+    assert exited.value.code == 2
+    assert "SecretKey is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        receiver_example.parse_args(["--secret-key", "  "])
+    with pytest.raises(SystemExit):
+        receiver_example.parse_args(["--secret-key", "s3cret-key", "--allow-unsigned"])
+    assert receiver_example.parse_args(["--secret-key", "s3cret-key"]).secret_key == "s3cret-key"
+    unsigned = receiver_example.parse_args(["--allow-unsigned"])
+    assert unsigned.allow_unsigned
+    assert unsigned.secret_key is None
+    monkeypatch.setenv(receiver_example.SECRET_ENV, "from-the-environment")
+    assert receiver_example.parse_args([]).secret_key == "from-the-environment"
+    with pytest.raises(oe_async.InvalidArgumentError, match="empty"):
+        receiver_example.make_app("")
+    with pytest.raises(oe_async.InvalidArgumentError, match="allow_unsigned"):
+        receiver_example.make_app(None)
+
+
+async def test_the_webhook_receiver_example_refuses_to_start_without_a_secret() -> None:
+    """Run as the docstring shows, with no SecretKey anywhere: it exits at once (it used to
+    serve, accepting any payload)."""
+    env = {k: v for k, v in os.environ.items() if k != receiver_example.SECRET_ENV}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / "webhook_receiver.py"),
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail("the example started serving without a SecretKey")
+    assert proc.returncode == 2
+    assert b"SecretKey is required" in err
+
+
+async def test_the_webhook_receiver_example_checks_the_secret_key(
+    sim: Simulator, printer: Any
+) -> None:
+    events: list[WebhookEvent] = []
+    app = receiver_example.make_app("not-the-simulators-key", events.append)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    try:
+        await printer.set_notification_webhook(
+            f"http://127.0.0.1:{sock.getsockname()[1]}/octoeverywhere/webhook"
+        )
+        assert await sim.deliver_webhook(1) == 403
+    finally:
+        await runner.cleanup()
+    assert events == []

@@ -203,7 +203,7 @@ class TestReceiver:
             await release.wait()
             handled.append(event)
 
-        receiver = WebhookReceiver(slow)
+        receiver = WebhookReceiver(slow, allow_unsigned=True)
         app = web.Application()
         receiver.attach(app, "/h")
         runner = web.AppRunner(app, access_log=None)
@@ -225,7 +225,7 @@ class TestReceiver:
             await runner.cleanup()
 
     async def test_close_cancels_pending_callbacks(self) -> None:
-        receiver = WebhookReceiver(lambda e: asyncio.sleep(3600))
+        receiver = WebhookReceiver(lambda e: asyncio.sleep(3600), allow_unsigned=True)
         app = web.Application()
         receiver.attach(app, "/h")
         runner = web.AppRunner(app, access_log=None)
@@ -247,7 +247,7 @@ class TestReceiver:
         def broken(event: WebhookEvent) -> None:
             raise RuntimeError("app bug")
 
-        receiver = WebhookReceiver(broken)
+        receiver = WebhookReceiver(broken, allow_unsigned=True)
         request_body = json.loads(EXAMPLE)
         await receiver._deliver(WebhookEvent.parse(request_body))
         assert any(

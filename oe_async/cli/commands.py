@@ -18,7 +18,7 @@ from rich.table import Table
 
 from oe_async import OctoEverywhere, PrinterConnection
 from oe_async.cli.config import CliConfig
-from oe_async.cli.output import key_value_table, print_json, progress_bar
+from oe_async.cli.output import key_value_table, print_json, progress_bar, shown
 from oe_async.models import AppConnection, ConnectionInfo
 from oe_async.plugin_models import PrinterStatus
 from oe_async.retry import ReconnectPolicy
@@ -103,7 +103,8 @@ async def cmd_login(args: argparse.Namespace, console: Console) -> CliConfig:
         async with connected(config) as printer:
             info = await printer.info()
         console.print(
-            f"Connected to [bold]{info.printer_name or connection.printer_name or 'your printer'}"
+            f"Connected to [bold]"
+            f"{shown(info.printer_name or connection.printer_name or 'your printer')}"
             f"[/] ({'online' if info.is_online else 'offline'})."
         )
     return config
@@ -141,7 +142,7 @@ async def cmd_upload(args: argparse.Namespace, console: Console, config: CliConf
         )
     else:
         console.print(
-            f"Uploaded to [bold]{uploaded.virtual_path}[/] ({uploaded.size_bytes} bytes)."
+            f"Uploaded to [bold]{shown(uploaded.virtual_path)}[/] ({uploaded.size_bytes} bytes)."
         )
 
 
@@ -154,7 +155,7 @@ async def cmd_download(args: argparse.Namespace, console: Console, config: CliCo
     if args.json:
         print_json(console, {"path": str(written), "size_bytes": size})
     else:
-        console.print(f"Saved [bold]{written}[/] ({size} bytes).")
+        console.print(f"Saved [bold]{shown(written)}[/] ({size} bytes).")
 
 
 async def _default_index(printer: PrinterConnection, index: int | None) -> int:
@@ -218,7 +219,7 @@ async def cmd_live_link(args: argparse.Namespace, console: Console, config: CliC
     if args.json:
         print_json(console, {"live_id": link.live_id, "url": link.url, "short_url": link.short_url})
     else:
-        console.print(f"Live Link: [bold]{link.short_url or link.url}[/]")
+        console.print(f"Live Link: [bold]{shown(link.short_url or link.url)}[/]")
 
 
 async def cmd_simulate(args: argparse.Namespace, console: Console) -> None:

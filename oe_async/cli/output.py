@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -22,7 +24,15 @@ from oe_async import errors
 from oe_async.cli.config import NotLoggedInError
 from oe_async.transfer import ProgressCallback
 
-__all__ = ["EXIT_CODES", "error_line", "exit_code", "key_value_table", "print_json", "progress_bar"]
+__all__ = [
+    "EXIT_CODES",
+    "error_line",
+    "exit_code",
+    "key_value_table",
+    "print_json",
+    "progress_bar",
+    "shown",
+]
 
 #: One exit code per error family, stable for scripts.
 EXIT_OK: Final = 0
@@ -62,6 +72,30 @@ _HINTS: Final[Mapping[type[BaseException], str]] = {
 }
 
 
+#: Characters a terminal would act on or that reorder what the user sees: C0 and C1 controls
+#: (ESC starts colour, cursor and screen-clearing sequences; U+009B is a one-byte CSI), DEL,
+#: line and paragraph separators, and the bidirectional marks, embeddings and isolates.
+_UNPRINTABLE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def shown(value: object) -> str:
+    r"""``value`` as text that is safe to put in rich markup and print on a terminal.
+
+    Use it for everything that came from the network or a file name (printer names, file
+    names, status text, error messages, URLs): square-bracket markup is escaped so it is
+    shown, not interpreted (``[/nope]`` cannot crash, ``[link=...]`` makes no hyperlink), and
+    control characters are shown as ``\x1b``-style escapes instead of reaching the terminal.
+    """
+    return escape(_UNPRINTABLE.sub(_visible, str(value)))
+
+
 def exit_code(err: BaseException) -> int:
     """The exit code of an expected error's family."""
     for cls, code in EXIT_CODES:
@@ -71,7 +105,11 @@ def exit_code(err: BaseException) -> int:
 
 
 def error_line(err: BaseException) -> str:
-    """One line for the user: the message, and what to do when there is something to do."""
+    """One line for the user: the message, and what to do when there is something to do.
+
+    The result is escaped with :func:`shown` (messages carry server text): print it with
+    markup on, as is.
+    """
     message = getattr(err, "message", None) or str(err)
     if isinstance(err, errors.RelayError):
         message = f"{message} (OctoEverywhere status {err.status})"
@@ -79,22 +117,26 @@ def error_line(err: BaseException) -> str:
         message = f"{message} See {err.recovery_url}"
     for cls, hint in _HINTS.items():
         if isinstance(err, cls):
-            return f"{message}; {hint}"
-    return message
+            return shown(f"{message}; {hint}")
+    return shown(message)
 
 
 def print_json(console: Console, data: Any) -> None:
-    """Machine-readable output (``--json``)."""
-    console.print_json(json.dumps(data, default=str))
+    r"""Machine-readable output (``--json``).
+
+    ASCII only, so every control character in a value is a JSON escape (``\u001b``),
+    never a terminal code.
+    """
+    console.print_json(json.dumps(data, default=str), ensure_ascii=True)
 
 
 def key_value_table(title: str, rows: Mapping[str, Any]) -> Table:
-    """A two-column table."""
-    table = Table(title=title, show_header=False, title_justify="left")
+    """A two-column table; every value goes through :func:`shown`."""
+    table = Table(title=shown(title), show_header=False, title_justify="left")
     table.add_column(style="bold cyan")
     table.add_column()
     for key, value in rows.items():
-        table.add_row(key, "-" if value is None else str(value))
+        table.add_row(shown(key), "-" if value is None else shown(value))
     return table
 
 
@@ -114,7 +156,7 @@ def progress_bar(
             last[:] = [done, total_bytes]
 
         yield record
-        console.print(f"{description}: {last[0]:,} bytes", highlight=False)
+        console.print(f"{shown(description)}: {last[0]:,} bytes", highlight=False)
         return
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -124,7 +166,7 @@ def progress_bar(
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task(description, total=total)
+        task = progress.add_task(shown(description), total=total)
 
         def update(done: int, total_bytes: int | None) -> None:
             progress.update(task, completed=done, total=total_bytes)

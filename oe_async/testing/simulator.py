@@ -355,9 +355,15 @@ class Simulator:
             "id": "sim-" + self.app_id,
             "printer_name": self.state.printer_name,
             "local_ip": None,
-            "allow_insecure_loopback": self._ssl is None,
         }
         fields.update(overrides)
+        if "allow_insecure_loopback" not in fields:
+            # The relay is on 127.0.0.1 (http, or https with a test CA): the one place an
+            # App Connection may leave octoeverywhere.com, and only with this opt-in.
+            try:
+                fields["allow_insecure_loopback"] = is_loopback_host(URL(str(fields["url"])).host)
+            except ValueError:  # a bad url override: let AppConnection name the problem
+                fields["allow_insecure_loopback"] = False
         return AppConnection(**fields)
 
     def client(self, session: aiohttp.ClientSession | None = None, **kwargs: Any) -> OctoEverywhere:
