@@ -2,11 +2,15 @@
 SHELL := /bin/bash
 PYTHON ?= $(shell scripts/find-python 3.11 | grep . || command -v python3)
 PY313 := $(shell scripts/find-python 3.13)
+PY314 := $(shell scripts/py314 find)
+# No Python 3.14 here: as root, scripts/py314 builds a Debian sid root with one (.py314root/).
+PY314_CAN_BUILD := $(if $(PY314),,$(shell scripts/py314 can-build && echo yes))
 VENV ?= .venv
 VENV313 ?= .venv313
+VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest test-313 demo fuzz bench matrix reliability clean
+.PHONY: test lint typecheck pytest test-313 test-314 demo fuzz bench matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -21,7 +25,13 @@ $(VENV313)/.installed: pyproject.toml
 	$(VENV313)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
 	@touch $@
 
-test: lint typecheck pytest test-313
+$(VENV314)/.installed: pyproject.toml
+	@test -x $(VENV314)/bin/python || $(PY314) -m venv $(VENV314)
+	$(VENV314)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV314)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
+	@touch $@
+
+test: lint typecheck pytest test-313 test-314
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -41,6 +51,24 @@ test-313: $(VENV313)/.installed
 	@echo "== Python 3.13 ($(PY313)) =="
 	$(VENV313)/bin/mypy --strict --python-version 3.13 oe_async
 	$(VENV313)/bin/python -m pytest
+endif
+
+# Python 3.14: an installed one (PATH or pyenv) in .venv314, else (as root) the cached Debian
+# sid root of scripts/py314 with its own venv inside (built or refreshed by `ensure`).
+ifneq ($(PY314),)
+test-314: $(VENV314)/.installed
+	@echo "== Python 3.14 ($(PY314)) =="
+	$(VENV314)/bin/mypy --strict --python-version 3.14 oe_async
+	$(VENV314)/bin/python -m pytest
+else ifeq ($(PY314_CAN_BUILD),yes)
+test-314:
+	@PY314_PIP_FLAGS="$(PIP_FLAGS)" scripts/py314 ensure
+	@echo "== Python 3.14 ($$(scripts/py314 describe)) =="
+	scripts/py314 run mypy --strict --python-version 3.14 oe_async
+	scripts/py314 run python -m pytest
+else
+test-314:
+	@echo "test-314: no Python 3.14 interpreter (PATH, pyenv) and cannot build one (needs root and debootstrap); skipping the 3.14 run."
 endif
 
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
@@ -67,5 +95,11 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/transfers.py
 	$(VENV)/bin/python benchmarks/mjpeg.py
 
+# `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
+# that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf $(VENV) $(VENV313) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	scripts/py314 clean-venv
+
+clean-314:
+	scripts/py314 clean
