@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest test-313 test-314 demo fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck pytest test-313 test-314 integration demo fuzz bench matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -71,6 +71,12 @@ test-314:
 	@echo "test-314: no Python 3.14 interpreter (PATH, pyenv) and cannot build one (needs root and debootstrap); skipping the 3.14 run."
 endif
 
+# The library's OctoPrint workflows against a real OctoPrint 1.11 (its own venv,
+# .venv-octoprint, from PyPI) with the virtual printer, behind oe_async.testing.relay's
+# stand-in relay on 127.0.0.1. INTEGRATION_ARGS go to pytest.
+integration: $(VENV)/.installed
+	scripts/octoprint-integration $(INTEGRATION_ARGS)
+
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
 demo: $(VENV)/.installed
 	$(VENV)/bin/oe-async demo $(DEMO_ARGS)
@@ -98,7 +104,7 @@ bench: $(VENV)/.installed
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv-octoprint $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	scripts/py314 clean-venv
 
 clean-314:
