@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck pytest test-313 test-314 integration demo fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration demo fuzz bench matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -31,7 +31,7 @@ $(VENV314)/.installed: pyproject.toml
 	$(VENV314)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
 	@touch $@
 
-test: lint typecheck pytest test-313 test-314
+test: lint typecheck verifytypes pytest test-313 test-314
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -39,6 +39,16 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py
+
+# Type completeness of the public API (pyright --verifytypes, must be 100%). pyright runs on
+# Node.js: the machine's, or one it fetches from the npm registry on first use.
+verifytypes: $(VENV)/.installed
+	@export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	if pyright --version >/dev/null 2>&1; then \
+		set -o pipefail; pyright --verifytypes oe_async --ignoreexternal | grep -E " error: |completeness score"; \
+	else \
+		echo "verifytypes: pyright cannot start here (no Node.js, npm registry unreachable); skipping."; \
+	fi
 
 pytest: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest

@@ -46,7 +46,7 @@ class Meter:
 async def oe_frames(printer: PrinterConnection, path: str, count: int) -> tuple[float, float]:
     meter = Meter()
     n = 0
-    async with printer.frames(path) as frames:
+    async with printer.webcam.frames(path) as frames:
         async for _ in frames:
             n += 1
             if n == count:
@@ -136,7 +136,7 @@ async def concurrent_streams(
 
         async def watch() -> None:
             nonlocal received
-            async with printer.frames() as frames:
+            async with printer.webcam.frames() as frames:
                 async for _ in frames:
                     received += 1
                     if stop.is_set():

@@ -77,7 +77,7 @@ async def run(size: int, rounds: int) -> None:
                 ) as oe,
             ):
                 printer = oe.printer(conn)
-                await printer.info()  # limits known: no App API call inside the timings
+                await printer.app_api.info()  # limits known: no App API call inside the timings
                 lag = LoopLag()
                 rss = RssPeak()
                 other_lag = LoopLag()
@@ -95,7 +95,7 @@ async def run(size: int, rounds: int) -> None:
 
                 async def oe_download() -> None:
                     received = 0
-                    async with printer.download("/downloads/files/local/bench.bin") as chunks:
+                    async with printer.files.download("/downloads/files/local/bench.bin") as chunks:
                         async for chunk in chunks:
                             received += len(chunk)
                     assert received == size
@@ -109,7 +109,7 @@ async def run(size: int, rounds: int) -> None:
                     assert received == size
 
                 async def oe_upload() -> None:
-                    answer = await printer.upload(UPLOAD_PATH, source, raw=True)
+                    answer = await printer.files.upload(UPLOAD_PATH, source, raw=True)
                     assert answer["Result"]["SizeBytes"] == size
 
                 async def raw_upload() -> None:
@@ -127,7 +127,7 @@ async def run(size: int, rounds: int) -> None:
                 blob = bytes(min(size, 256 * MiB))
                 bytes_lag, raw_bytes_lag = LoopLag(0.001), LoopLag(0.001)
                 async with bytes_lag.running():
-                    await printer.upload(UPLOAD_PATH, blob, raw=True)
+                    await printer.files.upload(UPLOAD_PATH, blob, raw=True)
                 async with (
                     raw_bytes_lag.running(),
                     session.put(upload_url, data=blob, headers=auth) as resp,

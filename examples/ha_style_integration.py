@@ -88,7 +88,7 @@ class OctoEverywhereCoordinator:
 
     async def _async_update_data(self) -> PrinterData:
         try:
-            info = await self.printer.info()
+            info = await self.printer.app_api.info()
             if not info.is_online:
                 raise UpdateFailed("The printer is offline.")  # a valid connection: retry later
             status = await self.printer.plugin.status()

@@ -8,7 +8,7 @@ refused with 403. Without one the example refuses to start, unless you pass
 ``--allow-unsigned`` (local experiments only: anyone who finds the URL could post events).
 
 Register the public https URL that reaches this server with
-``printer.set_notification_webhook(url)``; OctoEverywhere POSTs one JSON payload per event.
+``printer.app_api.set_notification_webhook(url)``; OctoEverywhere POSTs one JSON payload per event.
 The receiver answers at once and hands each typed event to ``on_event`` in the background.
 """
 

@@ -4,6 +4,9 @@ Start with :class:`OctoEverywhere` (one per app), get a :class:`PrinterConnectio
 printer with :meth:`OctoEverywhere.printer`, and catch :class:`OctoEverywhereError`.
 """
 
+from ._transport import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT
+from ._version import __version__
+from .app_api import AppAPI
 from .auth import BasicAuth, BearerAuth
 from .client import DEFAULT_APP_API_URL, OctoEverywhere
 from .connection import PrinterConnection
@@ -45,10 +48,11 @@ from .errors import (
     WebcamLimitError,
     decode_http_error,
 )
-from .gadget import GadgetPoller
+from .gadget import Gadget, GadgetPoller, StatusHandler
 from .mjpeg import Frame, MJPEGError, MJPEGParser
 from .models import (
     AppConnection,
+    Auth,
     ConnectionInfo,
     GadgetColor,
     GadgetState,
@@ -75,19 +79,37 @@ from .plugin_models import (
 from .portal import portal_url
 from .retry import ReconnectPolicy, RetryPolicy
 from .routing import Route, RoutePolicy, RoutingOptions
-from .transfer import DownloadStream, ProgressCallback
-from .webcam import FrameStream
+from .transfer import (
+    DownloadStream,
+    Files,
+    FormValue,
+    ProgressCallback,
+    UploadResult,
+    UploadSource,
+)
+from .webcam import FrameStream, Webcam
 from .webhooks import EventType, WebhookEvent, WebhookReceiver
-from .websocket import PrinterWebSocket, Subscription, SubscriptionEvent, SubscriptionState
-
-__version__ = "0.1.0.dev0"
+from .websocket import (
+    Hello,
+    MessageHandler,
+    PrinterWebSocket,
+    StateHandler,
+    Subscription,
+    SubscriptionEvent,
+    SubscriptionState,
+    WebSockets,
+)
 
 __all__ = [
     "DEFAULT_APP_API_URL",
+    "DEFAULT_STREAM_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "AppAPI",
     "AppAPIError",
     "AppConnection",
     "AppConnectionNotFoundError",
     "AppConnectionRevokedError",
+    "Auth",
     "BasicAuth",
     "BearerAuth",
     "CommunicationError",
@@ -98,14 +120,18 @@ __all__ = [
     "EventType",
     "Features",
     "FileEntry",
+    "Files",
+    "FormValue",
     "Frame",
     "FrameStream",
+    "Gadget",
     "GadgetColor",
     "GadgetPoller",
     "GadgetState",
     "GadgetStatus",
     "GadgetSummary",
     "HTTPStatusError",
+    "Hello",
     "InvalidArgumentError",
     "InvalidCredentialsError",
     "InvalidPrinterStateError",
@@ -115,6 +141,7 @@ __all__ = [
     "LiveLink",
     "MJPEGError",
     "MJPEGParser",
+    "MessageHandler",
     "NoActivePrintError",
     "NoBetaAccessError",
     "OctoEverywhere",
@@ -147,6 +174,8 @@ __all__ = [
     "RoutingOptions",
     "ServiceError",
     "SizeLimitError",
+    "StateHandler",
+    "StatusHandler",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",
@@ -156,7 +185,11 @@ __all__ = [
     "UnexpectedResponseError",
     "UnsupportedOnPlatformError",
     "UploadLimitError",
+    "UploadResult",
+    "UploadSource",
     "UploadSourceError",
+    "WebSockets",
+    "Webcam",
     "WebcamInfo",
     "WebcamLimitError",
     "WebcamList",

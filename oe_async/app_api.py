@@ -1,23 +1,37 @@
-"""The OctoEverywhere App APIs (``AppToken`` header), called through the printer's funnel."""
+"""The OctoEverywhere App APIs (``AppToken`` header), called through the printer's funnel.
+
+:class:`AppAPI` (``printer.app_api``) holds what belongs to the App Connection itself:
+its state and the account limits (remembered for the transfer pre-checks), Live Links and
+the notification webhook. Gadget has its own feature (:mod:`oe_async.gadget`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from yarl import URL
 
 from ._convert import structure
+from ._funnel import MISSING, Funnel, Target
 from .auth import is_loopback_host
-from .errors import InvalidArgumentError, UnexpectedResponseError
-from .models import ConnectionInfo, GadgetStatus, LiveLink
+from .errors import (
+    AppAPIError,
+    CommunicationError,
+    InvalidArgumentError,
+    UnexpectedResponseError,
+)
+from .models import ConnectionInfo, LiveLink, PrinterLimits
+from .routing import Route
 from .webhooks import EventType
 
-if TYPE_CHECKING:
-    from .connection import PrinterConnection
+__all__ = ["AppAPI"]
+
+_LOGGER = logging.getLogger(__package__)
 
 INFO_PATH: Final = "/api/appconnection/info"
-GADGET_PATH: Final = "/api/gadget/GetStatusFromAppConnection"
 SET_WEBHOOK_PATH: Final = "/api/appconnection/SetNotificationWebhook"
 DELETE_WEBHOOK_PATH: Final = "/api/appconnection/DeleteNotificationWebhook"
 TEST_WEBHOOK_PATH: Final = "/api/appconnection/TestWebhook"
@@ -26,39 +40,6 @@ _TEST_STATUS_KEYS: Final = ("StatusCode", "WebhookStatusCode", "HttpStatusCode",
 LIVE_LINK_PATH: Final = "/api/live/createfromappconnection"
 MIN_LIVE_LINK_HOURS: Final = 1
 MAX_LIVE_LINK_HOURS: Final = 17520
-
-
-async def get_info(printer: PrinterConnection) -> ConnectionInfo:
-    """``GET /api/appconnection/info`` decoded into :class:`ConnectionInfo`."""
-    data = await printer._app_api("GET", INFO_PATH)
-    return structure(data, ConnectionInfo, what="Info API answer")
-
-
-async def create_live_link(
-    printer: PrinterConnection, expiration_hours: float, *, end_when_print_complete: bool
-) -> LiveLink:
-    """``POST /api/live/createfromappconnection`` after validating the arguments."""
-    if isinstance(expiration_hours, bool) or not isinstance(expiration_hours, int | float):
-        raise InvalidArgumentError("expiration_hours must be a number of hours")
-    if not MIN_LIVE_LINK_HOURS <= expiration_hours <= MAX_LIVE_LINK_HOURS:
-        raise InvalidArgumentError(
-            f"expiration_hours must be between {MIN_LIVE_LINK_HOURS} and "
-            f"{MAX_LIVE_LINK_HOURS} (got {expiration_hours})"
-        )
-    if not isinstance(end_when_print_complete, bool):
-        raise InvalidArgumentError("end_when_print_complete must be True or False")
-    body = {
-        "ExpirationHours": expiration_hours,
-        "EndWhenCurrentPrintIsComplete": end_when_print_complete,
-    }
-    data = await printer._app_api("POST", LIVE_LINK_PATH, json=body)
-    return structure(data, LiveLink, what="Live Link answer")
-
-
-async def gadget_status(printer: PrinterConnection) -> GadgetStatus:
-    """``POST /api/gadget/GetStatusFromAppConnection`` (a read: safe to retry)."""
-    data = await printer._app_api("POST", GADGET_PATH, idempotent=True)
-    return structure(data, GadgetStatus, what="Gadget status answer")
 
 
 def check_webhook_url(url: str, *, allow_insecure_loopback: bool) -> str:
@@ -90,34 +71,138 @@ def _event_filter(event_types: Iterable[EventType | int] | None) -> list[int] | 
     return sorted(set(values))
 
 
-async def set_notification_webhook(
-    printer: PrinterConnection, url: str, event_types: Iterable[EventType | int] | None
-) -> None:
-    """``POST /api/appconnection/SetNotificationWebhook``."""
-    body: dict[str, Any] = {
-        "WebhookUrl": check_webhook_url(
-            url, allow_insecure_loopback=printer.client.allow_insecure_loopback
+class AppAPI:
+    """The App Connection's own API (``AppToken``): ``printer.app_api``.
+
+    Its base is ``https://octoeverywhere.com`` (a different service from the relay), so its
+    failures never stop printer traffic: the transfer pre-check skips the limits when the
+    App API cannot be reached.
+    """
+
+    __slots__ = ("_funnel", "_limits", "_limits_lock")
+
+    def __init__(self, funnel: Funnel) -> None:
+        self._funnel = funnel
+        self._limits: PrinterLimits | None = None
+        self._limits_lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"<AppAPI of {self._funnel!r}>"
+
+    async def _json(
+        self, method: str, path: str, *, json: Any = MISSING, idempotent: bool | None = None
+    ) -> Any:
+        call = self._funnel.call(
+            method, path, target=Target.APP_API, json=json, idempotent=idempotent
         )
-    }
-    types = _event_filter(event_types)
-    if types is not None:
-        body["InclusiveEventTypesFilter"] = types
-    await printer._app_api("POST", SET_WEBHOOK_PATH, json=body, idempotent=True)
+        return await self._funnel.json(call)
 
+    @property
+    def limits(self) -> PrinterLimits | None:
+        """The account limits from the last :meth:`info` call, or None before the first."""
+        return self._limits
 
-async def delete_notification_webhook(printer: PrinterConnection) -> None:
-    """``POST /api/appconnection/DeleteNotificationWebhook``."""
-    await printer._app_api("POST", DELETE_WEBHOOK_PATH, idempotent=True)
+    async def info(self) -> ConnectionInfo:
+        """Fetch the App Connection's state and the account limits (Info API).
 
+        The limits are remembered (:attr:`limits`) for the transfer pre-checks, and a
+        ``PrinterLocalIp`` updates the LAN route when the LAN address came from an IP.
 
-async def test_notification_webhook(printer: PrinterConnection) -> int:
-    """``GET /api/appconnection/TestWebhook``: the status code the webhook URL answered."""
-    data = await printer._app_api("GET", TEST_WEBHOOK_PATH)
-    if isinstance(data, Mapping):
-        for key in _TEST_STATUS_KEYS:
-            value = data.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-    if isinstance(data, int) and not isinstance(data, bool):
-        return data
-    raise UnexpectedResponseError("TestWebhook did not report the webhook's status code")
+        Raises:
+            AppConnectionNotFoundError, AppConnectionRevokedError: recreate the connection.
+            SupporterPerksRequiredError: valid, but the owner lost Supporter Perks.
+            AppAPIError: e.g. 400 when the App API rejects the request.
+
+        """
+        data = await self._json("GET", INFO_PATH)
+        info = structure(data, ConnectionInfo, what="Info API answer")
+        self._limits = info.limits
+        self._funnel.learn_local_ip(info.local_ip)
+        return info
+
+    async def precheck_limits(self) -> PrinterLimits | None:
+        """The account limits for a transfer pre-check, fetched once with :meth:`info`.
+
+        Relay errors (603/604/605...) propagate: the transfer would fail the same way. When
+        the App API cannot be reached the pre-check is skipped (logged); the relay still
+        enforces the limits with 607/608. On the LAN route there is no account limit.
+        """
+        if self._funnel.route is Route.LAN:
+            return None  # the account limits apply to the relay only
+        if self._limits is not None:
+            return self._limits
+        if self._limits_lock is None:
+            self._limits_lock = asyncio.Lock()
+        async with self._limits_lock:
+            if self._limits is None:
+                try:
+                    await self.info()
+                except (CommunicationError, AppAPIError, UnexpectedResponseError) as err:
+                    _LOGGER.debug("limits unavailable, skipping the pre-check: %s", err)
+        return self._limits
+
+    async def create_live_link(
+        self, expiration_hours: float = 24, *, end_when_print_complete: bool = False
+    ) -> LiveLink:
+        """Create a shareable Live Link to the printer.
+
+        Args:
+            expiration_hours: 1-17520 hours (ignored by the service when
+                ``end_when_print_complete`` is true).
+            end_when_print_complete: follow the current print and end with it.
+
+        Raises:
+            InvalidArgumentError: hours out of range (nothing is sent).
+            NoActivePrintError: 613, ``end_when_print_complete`` with no active print.
+
+        """
+        if isinstance(expiration_hours, bool) or not isinstance(expiration_hours, int | float):
+            raise InvalidArgumentError("expiration_hours must be a number of hours")
+        if not MIN_LIVE_LINK_HOURS <= expiration_hours <= MAX_LIVE_LINK_HOURS:
+            raise InvalidArgumentError(
+                f"expiration_hours must be between {MIN_LIVE_LINK_HOURS} and "
+                f"{MAX_LIVE_LINK_HOURS} (got {expiration_hours})"
+            )
+        if not isinstance(end_when_print_complete, bool):
+            raise InvalidArgumentError("end_when_print_complete must be True or False")
+        body = {
+            "ExpirationHours": expiration_hours,
+            "EndWhenCurrentPrintIsComplete": end_when_print_complete,
+        }
+        data = await self._json("POST", LIVE_LINK_PATH, json=body)
+        return structure(data, LiveLink, what="Live Link answer")
+
+    async def set_notification_webhook(
+        self, url: str, event_types: Iterable[EventType | int] | None = None
+    ) -> None:
+        """Have OctoEverywhere POST this printer's notifications to ``url`` (https).
+
+        ``url`` is stored and called exactly as given, query string included (put your
+        routing and correlation keys there). ``event_types`` limits the events sent (None or
+        empty: all). Replaces any previous webhook; call again at least every 180 days.
+        """
+        body: dict[str, Any] = {
+            "WebhookUrl": check_webhook_url(
+                url, allow_insecure_loopback=self._funnel.allow_insecure_loopback
+            )
+        }
+        types = _event_filter(event_types)
+        if types is not None:
+            body["InclusiveEventTypesFilter"] = types
+        await self._json("POST", SET_WEBHOOK_PATH, json=body, idempotent=True)
+
+    async def delete_notification_webhook(self) -> None:
+        """Stop the notification webhook."""
+        await self._json("POST", DELETE_WEBHOOK_PATH, idempotent=True)
+
+    async def test_notification_webhook(self) -> int:
+        """Ask OctoEverywhere to call the webhook now; return the status code it answered."""
+        data = await self._json("GET", TEST_WEBHOOK_PATH)
+        if isinstance(data, Mapping):
+            for key in _TEST_STATUS_KEYS:
+                value = data.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+        raise UnexpectedResponseError("TestWebhook did not report the webhook's status code")

@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
+from ._version import __version__
 from .auth import redact_url
 
 if TYPE_CHECKING:
-    from .connection import PrinterConnection
+    from ._funnel import Funnel
+    from .models import PrinterLimits
+    from .plugin_models import PrinterStatus
 
 __all__ = ["REDACTED", "redact"]
 
@@ -78,13 +81,12 @@ def redact(data: Any) -> Any:
     return data
 
 
-def printer_diagnostics(printer: PrinterConnection) -> dict[str, Any]:
-    """Implement :meth:`PrinterConnection.diagnostics`."""
-    from . import __version__  # noqa: PLC0415 (package init imports this module)
-
-    conn = printer.app_connection
-    status = printer._plugin.last_status if printer._plugin is not None else None
-    limits = printer.limits
+def printer_diagnostics(
+    funnel: Funnel, *, limits: PrinterLimits | None, last_status: PrinterStatus | None
+) -> dict[str, Any]:
+    """A redacted report on one printer connection (``PrinterConnection.diagnostics()``)."""
+    conn = funnel.app_connection
+    status = last_status
     report: dict[str, Any] = redact(
         {
             "oe_async": __version__,
@@ -93,14 +95,14 @@ def printer_diagnostics(printer: PrinterConnection) -> dict[str, Any]:
             # Not platform.platform(): its first call runs `uname -p` in a subprocess,
             # a blocking call on the event loop.
             "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
-            "app_id": printer.client.app_id,
+            "app_id": funnel.app_id,
             "relay_url": str(conn.url),
             "auth_type": type(conn.auth).__name__,
             "has_octoprint_api_key": conn.octoprint_api_key is not None,
             "printer_name": conn.printer_name,
-            "route_policy": printer.route_policy.value,
-            "route": printer.route.value,
-            "lan_url": str(printer.lan_url) if printer.lan_url is not None else None,
+            "route_policy": funnel.route_policy.value,
+            "route": funnel.route.value,
+            "lan_url": str(funnel.lan_url) if funnel.lan_url is not None else None,
             "limits": None
             if limits is None
             else {
@@ -115,7 +117,7 @@ def printer_diagnostics(printer: PrinterConnection) -> dict[str, Any]:
                 "features": int(status.features),
                 "platform_version": status.platform_version,
             },
-            "last_error": printer._last_error,
+            "last_error": funnel.last_error,
         }
     )
     return report

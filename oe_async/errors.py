@@ -148,8 +148,10 @@ class RelayError(OctoEverywhereError):
     ) -> None:
         if status is not None:
             self.status = status
-        self.message = message or self.default_message
-        self.retry_after = retry_after
+        #: A short sentence suitable for showing to the user.
+        self.message: str = message or self.default_message
+        #: Seconds the server asked us to wait (``Retry-After``), else None.
+        self.retry_after: float | None = retry_after
         super().__init__(f"{self.message} (OctoEverywhere status {self.status})")
 
 
@@ -177,8 +179,10 @@ class SizeLimitError(RelayError):
         limit: int | None = None,
         size: int | None = None,
     ) -> None:
-        self.limit = limit
-        self.size = size
+        #: The account's limit in bytes, when known.
+        self.limit: int | None = limit
+        #: The transfer's size in bytes, when known.
+        self.size: int | None = size
         if message is None and limit is not None and size is not None:
             message = f"{self.default_message} ({size} bytes; the account allows {limit} bytes)"
         super().__init__(message, status=status, retry_after=retry_after)
@@ -239,7 +243,8 @@ class SupporterPerksRequiredError(RelayError):
         app_id: str | None = None,
     ) -> None:
         super().__init__(message, status=status, retry_after=retry_after)
-        self.recovery_url = supporter_perks_url(app_id)
+        #: The page where the printer owner restores Supporter Perks.
+        self.recovery_url: str = supporter_perks_url(app_id)
 
 
 class InvalidCredentialsError(ReauthorizationRequiredError):
@@ -315,7 +320,8 @@ class PluginCommandError(OctoEverywhereError):
     def __init__(self, message: str | None = None, *, plugin_status: int | None = None) -> None:
         if plugin_status is not None:
             self.plugin_status = plugin_status
-        self.message = message or self.default_message
+        #: The plugin's ``Error`` text, or a default sentence.
+        self.message: str = message or self.default_message
         super().__init__(f"{self.message} (plugin status {self.plugin_status})")
 
 
@@ -402,12 +408,12 @@ class HTTPStatusError(OctoEverywhereError):
         body: bytes = b"",
         retry_after: float | None = None,
     ) -> None:
-        self.status = status
-        self.reason = reason
-        self.method = method
-        self.path = path
-        self.body = body[:1024]
-        self.retry_after = retry_after
+        self.status: int = status
+        self.reason: str = reason
+        self.method: str = method
+        self.path: str = path
+        self.body: bytes = body[:1024]
+        self.retry_after: float | None = retry_after
         self.temporary = status >= 500 or status in (408, 425, 429)
         where = f" to {method} {path}" if method else ""
         super().__init__(f"{self._who} answered HTTP {status} {reason}{where}".rstrip())

@@ -1,7 +1,8 @@
-"""A Gadget status poller that follows OctoEverywhere's guidance.
+"""Gadget, OctoEverywhere's AI failure detection: ``printer.gadget``.
 
-Poll at most every 10 s per connection, only while printing and while someone looks at it;
-back off otherwise. :class:`GadgetPoller` runs in a task the client owns.
+:meth:`Gadget.status` is one App API call; :meth:`Gadget.poller` polls as OctoEverywhere
+asks: at most every 10 s per connection, only while printing and while someone looks at it,
+backing off otherwise. :class:`GadgetPoller` runs in a task the client owns.
 """
 
 from __future__ import annotations
@@ -10,28 +11,98 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
+from ._convert import structure
+from ._funnel import Funnel, Target
 from .errors import InvalidArgumentError, OctoEverywhereError
 from .models import GadgetState, GadgetStatus
 from .retry import is_temporary
 
-if TYPE_CHECKING:
-    from .connection import PrinterConnection
-
-__all__ = ["MIN_GADGET_INTERVAL", "GadgetPoller"]
+__all__ = ["MIN_GADGET_INTERVAL", "Gadget", "GadgetPoller", "StatusHandler"]
 
 _LOGGER = logging.getLogger(__package__)
 
 #: OctoEverywhere asks for no more than one Gadget call per 10 s per connection.
 MIN_GADGET_INTERVAL: Final = 10.0
 
+GADGET_PATH: Final = "/api/gadget/GetStatusFromAppConnection"
+
+#: ``on_status(status)``, sync or async.
 StatusHandler = Callable[[GadgetStatus], Awaitable[None] | None]
 
 
+class Gadget:
+    """Gadget status for one printer: ``printer.gadget``.
+
+    The 10 s floor between calls is kept here, per connection, across every poller.
+    """
+
+    __slots__ = ("_funnel", "next_call")
+
+    def __init__(self, funnel: Funnel) -> None:
+        self._funnel = funnel
+        #: When the next poller call may be made (``time.monotonic()`` clock).
+        self.next_call: float = -float("inf")
+
+    def __repr__(self) -> str:
+        return f"<Gadget of {self._funnel!r}>"
+
+    async def status(self) -> GadgetStatus:
+        """Gadget AI failure detection for the current print (one App API call).
+
+        Poll at most every 10 s, only while printing and visible: :meth:`poller` does
+        that for you.
+        """
+        # A read, though the App API wants POST: safe to retry.
+        call = self._funnel.call("POST", GADGET_PATH, target=Target.APP_API, idempotent=True)
+        data = await self._funnel.json(call)
+        return structure(data, GadgetStatus, what="Gadget status answer")
+
+    def poller(
+        self,
+        on_status: StatusHandler,
+        *,
+        is_visible: Callable[[], bool] = lambda: True,
+        interval: float = MIN_GADGET_INTERVAL,
+        idle_interval: float = 60.0,
+        max_idle_interval: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> GadgetPoller:
+        """Poll in the background as OctoEverywhere recommends; see :class:`GadgetPoller`.
+
+        Args:
+            on_status: called with each :class:`~oe_async.GadgetStatus`.
+            is_visible: whether someone looks at the result now (no calls while False).
+            interval: seconds between polls while a print is watched (at least 10).
+            idle_interval: the first back-off while idle, disabled or not visible.
+            max_idle_interval: the longest back-off.
+            clock: the monotonic clock (injectable for tests).
+            sleep: the sleep function (injectable for tests).
+
+        """
+        return GadgetPoller(
+            self,
+            on_status,
+            is_visible=is_visible,
+            interval=interval,
+            idle_interval=idle_interval,
+            max_idle_interval=max_idle_interval,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` (a poller's loop) in a task the client owns and cancels on close."""
+        return self._funnel.spawn(coro, name=name)
+
+
 class GadgetPoller:
-    """Polls ``gadget_status()`` for one printer and hands each result to ``on_status``.
+    """Polls :meth:`Gadget.status` for one printer and hands each result to ``on_status``.
+
+    Create with ``printer.gadget.poller(...)``; it starts at once.
 
     * While Gadget is ``ACTIVE`` (a print is being watched) and ``is_visible()`` is true:
       every ``interval`` seconds (never less than 10 s).
@@ -46,7 +117,7 @@ class GadgetPoller:
 
     def __init__(
         self,
-        printer: PrinterConnection,
+        gadget: Gadget,
         on_status: StatusHandler,
         *,
         is_visible: Callable[[], bool] = lambda: True,
@@ -60,18 +131,29 @@ class GadgetPoller:
             raise InvalidArgumentError("on_status and is_visible must be callables")
         if not interval > 0 or not idle_interval > 0 or max_idle_interval < idle_interval:
             raise InvalidArgumentError("intervals must be positive, max_idle >= idle")
-        self._printer = printer
+        self._gadget = gadget
         self._on_status = on_status
         self._is_visible = is_visible
-        self.interval = max(interval, MIN_GADGET_INTERVAL)
-        self.idle_interval = max(idle_interval, MIN_GADGET_INTERVAL)
-        self.max_idle_interval = max(max_idle_interval, self.idle_interval)
+        #: Seconds between polls while a print is watched.
+        self.interval: float = max(interval, MIN_GADGET_INTERVAL)
+        #: The first back-off while idle, disabled or not visible.
+        self.idle_interval: float = max(idle_interval, MIN_GADGET_INTERVAL)
+        #: The longest back-off.
+        self.max_idle_interval: float = max(max_idle_interval, self.idle_interval)
         self._clock = clock
         self._sleep = sleep
+        #: The last status received.
         self.last: GadgetStatus | None = None
+        #: The permanent error that stopped the poller.
         self.error: OctoEverywhereError | None = None
-        self.calls = 0
-        self._task = printer.client._spawn(self._run(), name="oe_async Gadget poller")
+        #: Gadget calls made.
+        self.calls: int = 0
+        self._task = gadget.spawn(self._run(), name="oe_async Gadget poller")
+
+    @property
+    def done(self) -> bool:
+        """True once the poller has stopped (closed, or ended by a permanent error)."""
+        return self._task.done()
 
     async def close(self) -> None:
         """Stop polling."""
@@ -86,7 +168,7 @@ class GadgetPoller:
 
     async def _respect_floor(self) -> None:
         """Never call sooner than 10 s after the last call on this connection."""
-        wait = self._printer._gadget_next_call - self._clock()
+        wait = self._gadget.next_call - self._clock()
         if wait > 0:
             await self._sleep(wait)
 
@@ -98,10 +180,10 @@ class GadgetPoller:
                 idle = min(idle * 2, self.max_idle_interval)
                 continue
             await self._respect_floor()
-            self._printer._gadget_next_call = self._clock() + MIN_GADGET_INTERVAL
+            self._gadget.next_call = self._clock() + MIN_GADGET_INTERVAL
             self.calls += 1
             try:
-                status = await self._printer.gadget_status()
+                status = await self._gadget.status()
             except OctoEverywhereError as err:
                 if not is_temporary(err):
                     self.error = err

@@ -216,9 +216,9 @@ class MJPEGParser:
         self._remaining = 0  # BODY_LENGTH: bytes still to come
         self._junk = 0  # bytes skipped since the last recognised structure
         self._headers = _PartHeaders()
-        self.skip_until = -math.inf
-        self.skipped = 0
-        self.truncated = 0
+        self.skip_until: float = -math.inf
+        self.skipped: int = 0
+        self.truncated: int = 0
 
     @classmethod
     def from_content_type(

@@ -1,110 +1,34 @@
-"""The printer-agnostic plugin command API (``/octoeverywhere-command-api/``).
+"""The printer-agnostic plugin command API (``/octoeverywhere-command-api/``): ``printer.plugin``.
 
-Commands answer HTTP 200 with an envelope ``{"Status": <int>, "Result": {...}}`` or
-``{"Status": <int>, "Error": "..."}``; ``Status`` 200 is success. Raw endpoints (webcam
-stream/snapshot, file download) return content directly and may use a real HTTP error
-status with a JSON error body. Both failure shapes map to :class:`PluginCommandError`.
+One API for every printer OctoEverywhere supports. The wire format (the ``Status``
+envelope, raw endpoints' JSON error bodies) is decoded by :mod:`oe_async._plugin_wire`;
+file transfers use :class:`oe_async.transfer.Files`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from ._convert import structure, structure_list
+from ._funnel import MISSING, Funnel
+from ._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http, unwrap_envelope
 from .errors import (
     InvalidArgumentError,
-    PluginCommandError,
     PrinterHTTPError,
     UnexpectedResponseError,
     UnsupportedOnPlatformError,
-    plugin_error,
 )
 from .models import WebcamList
 from .plugin_models import Features, FileEntry, PluginFile, PrinterStatus
-
-if TYPE_CHECKING:
-    from .connection import PrinterConnection
-    from .transfer import DownloadStream, ProgressCallback, UploadSource
+from .transfer import DownloadStream, Files, ProgressCallback, UploadSource
 
 __all__ = ["PLUGIN_PREFIX", "PluginAPI", "plugin_error_from_http", "unwrap_envelope"]
-
-PLUGIN_PREFIX: Final = "/octoeverywhere-command-api/"
-#: One public example writes the key with a stray colon; accept both spellings.
-_RESULT_KEYS: Final = ("Result", "Result:")
-
-
-def unwrap_envelope(data: Any, *, command: str) -> Any:
-    """Return an envelope's ``Result``, or raise the :class:`PluginCommandError` it carries.
-
-    Pure function. A body that is not an envelope raises :class:`UnexpectedResponseError`.
-    """
-    if not isinstance(data, Mapping) or "Status" not in data:
-        raise UnexpectedResponseError(f"plugin command {command!r} did not answer an envelope")
-    status = data["Status"]
-    if isinstance(status, bool) or not isinstance(status, int):
-        raise UnexpectedResponseError(f"plugin command {command!r} answered a non-integer Status")
-    if status != 200:
-        message = data.get("Error")
-        raise plugin_error(status, message if isinstance(message, str) else None)
-    for key in _RESULT_KEYS:
-        if key in data:
-            return data[key]
-    return None
-
-
-def plugin_error_from_http(err: PrinterHTTPError) -> PluginCommandError | None:
-    """A raw endpoint's HTTP error with a JSON error body, as a plugin error (else None)."""
-    try:
-        body = json.loads(err.body)
-    except ValueError:
-        return None
-    if not isinstance(body, Mapping):
-        return None
-    message = body.get("Error") or body.get("error")
-    status = body.get("Status")
-    if isinstance(status, int) and not isinstance(status, bool) and status != 200:
-        return plugin_error(status, message if isinstance(message, str) else None)
-    if isinstance(message, str):
-        return plugin_error(err.status, message)
-    return None
-
-
-async def command(
-    printer: PrinterConnection,
-    method: str,
-    name: str,
-    *,
-    params: Mapping[str, Any] | None = None,
-    json_body: Any = None,
-    idempotent: bool | None = None,
-) -> Any:
-    """Run a JSON plugin command through the funnel and return its ``Result``."""
-    path = PLUGIN_PREFIX + name
-    try:
-        if method == "GET":
-            data = await printer.get_json(path, params=params)
-        else:
-            data = await printer.post_json(path, json_body, params=params, idempotent=idempotent)
-    except PrinterHTTPError as err:
-        mapped = plugin_error_from_http(err)
-        if mapped is not None:
-            raise mapped from None
-        raise
-    return unwrap_envelope(data, command=name)
-
-
-async def webcams(printer: PrinterConnection) -> WebcamList:
-    """``GET webcam/list`` decoded into :class:`WebcamList`."""
-    result = await command(printer, "GET", "webcam/list")
-    return structure(result, WebcamList, what="webcam list")
-
 
 DOWNLOAD_PATH: Final = PLUGIN_PREFIX + "files/download"
 _AXES: Final = frozenset({"X", "Y", "Z"})
@@ -173,12 +97,37 @@ class PluginAPI:
     subclasses (785-789...), the relay's own raise :class:`~oe_async.RelayError`.
     """
 
-    def __init__(self, printer: PrinterConnection) -> None:
-        self._printer = printer
+    def __init__(self, funnel: Funnel, files: Files) -> None:
+        self._funnel = funnel
+        self._files = files
+        #: The last :meth:`status`, used for the feature checks (None before the first).
         self.last_status: PrinterStatus | None = None
 
     def __repr__(self) -> str:
-        return f"<PluginAPI for {self._printer!r}>"
+        return f"<PluginAPI of {self._funnel!r}>"
+
+    async def _run(
+        self,
+        method: str,
+        name: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, object] | None = None,
+    ) -> Any:
+        """Run a JSON command through the funnel and return its ``Result``.
+
+        Commands change the printer: only reads (GET) are retried.
+        """
+        json = MISSING if method == "GET" else (body or None)  # None: no body at all
+        call = self._funnel.call(method, PLUGIN_PREFIX + name, params=params, json=json)
+        try:
+            data = await self._funnel.json(call)
+        except PrinterHTTPError as err:
+            mapped = plugin_error_from_http(err)
+            if mapped is not None:
+                raise mapped from None
+            raise
+        return unwrap_envelope(data, command=name)
 
     async def _command(
         self,
@@ -187,7 +136,7 @@ class PluginAPI:
         *,
         params: Mapping[str, Any] | None = None,
     ) -> Any:
-        return await command(self._printer, "POST", name, json_body=body or None, params=params)
+        return await self._run("POST", name, body=body, params=params)
 
     def _require(self, feature: Features, action: str) -> None:
         status = self.last_status
@@ -207,10 +156,22 @@ class PluginAPI:
             if _flag("include_material_system", include_material_system)
             else None
         )
-        result = await command(self._printer, "GET", "status", params=params)
+        result = await self._run("GET", "status", params=params)
         status = structure(result, PrinterStatus, what="plugin status")
         self.last_status = status
         return status
+
+    async def webcams(self) -> WebcamList:
+        """The printer's webcams (name, flips, rotation, URLs, default index).
+
+        Stream one with ``printer.webcam.frames(index=...)``.
+
+        Raises:
+            PluginCommandError: the plugin answered a failure ``Status``.
+
+        """
+        result = await self._run("GET", "webcam/list")
+        return structure(result, WebcamList, what="webcam list")
 
     # ------------------------------------------------------------------ controls
 
@@ -362,13 +323,11 @@ class PluginAPI:
             params["root"] = root
         if path is not None:
             params["path"] = _text("path", path)
-        return _entries(await command(self._printer, "GET", "files/list", params=params or None))
+        return _entries(await self._run("GET", "files/list", params=params or None))
 
     async def file_details(self, path: str) -> dict[str, Any]:
         """Normalised slicer metadata for a file (unknown fields are omitted by the plugin)."""
-        result = await command(
-            self._printer, "GET", "files/details", params={"path": _text("path", path)}
-        )
+        result = await self._run("GET", "files/details", params={"path": _text("path", path)})
         if not isinstance(result, Mapping):
             raise UnexpectedResponseError("files/details did not answer an object")
         return dict(result)
@@ -386,7 +345,7 @@ class PluginAPI:
 
         A raw ``PUT`` through the transfer machinery: streamed, limit-checked, progress.
         """
-        answer = await self._printer.upload(
+        answer = await self._files.upload(
             f"{PLUGIN_PREFIX}files/upload?{urlencode({'path': _text('path', path)})}",
             source,
             raw=True,
@@ -395,15 +354,15 @@ class PluginAPI:
             size=size,
             retry=retry,
         )
-        result = unwrap_envelope(answer, command="files/upload")
+        result = unwrap_envelope(answer.data, command="files/upload")
         return structure(result, PluginFile, what="files/upload answer")
 
     def stream_file(
         self, path: str, *, progress: ProgressCallback | None = None
     ) -> AbstractAsyncContextManager[DownloadStream]:
         """Download a file chunk by chunk (``async with plugin.stream_file(p) as chunks``)."""
-        return self._printer.download(
-            f"{PLUGIN_PREFIX}files/download",
+        return self._files.download(
+            DOWNLOAD_PATH,
             params={"path": _text("path", path)},
             progress=progress,
         )
@@ -418,7 +377,7 @@ class PluginAPI:
     ) -> Path:
         """Download a file to ``dest`` atomically (see ``PrinterConnection.download_to``)."""
         try:
-            return await self._printer.download_to(
+            return await self._files.download_to(
                 DOWNLOAD_PATH,
                 dest,
                 params={"path": _text("path", path)},

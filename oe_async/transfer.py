@@ -23,10 +23,12 @@ from collections.abc import (
     Callable,
     Mapping,
 )
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 
 import aiohttp
+import attrs
 from aiohttp.payload import Payload
 
 from ._http import (
@@ -52,9 +54,18 @@ from .retry import RetryPolicy
 if TYPE_CHECKING:
     from aiohttp.abc import AbstractStreamWriter
 
-    from .connection import PrinterConnection
+    from ._funnel import Funnel
+    from .models import PrinterLimits
 
-__all__ = ["DownloadStream", "ProgressCallback"]
+__all__ = [
+    "DownloadStream",
+    "Files",
+    "FormValue",
+    "LimitsSource",
+    "ProgressCallback",
+    "UploadResult",
+    "UploadSource",
+]
 
 _LOGGER = logging.getLogger(__package__)
 T = TypeVar("T")
@@ -140,7 +151,7 @@ class Progress:
         if callback is not None and not callable(callback):
             raise InvalidArgumentError("progress must be a callable")
         self._callback = callback
-        self.total = total
+        self.total: int | None = total
         self._done = 0
         self._reported = -1
         self._finished = False
@@ -191,6 +202,7 @@ class _Source:
     description: str = "upload source"
 
     def stream(self) -> AsyncGenerator[bytes, None]:
+        """The source's bytes, in chunks (once, unless ``replayable``)."""
         raise NotImplementedError
 
 
@@ -444,96 +456,6 @@ def _source_failure(err: BaseException) -> UploadSourceError:
     return UploadSourceError(f"the upload source failed ({type(err).__name__})")
 
 
-async def upload(
-    printer: PrinterConnection,
-    path: str,
-    source: UploadSource,
-    *,
-    filename: str | None,
-    field: str,
-    form: Mapping[str, FormValue] | None,
-    raw: bool,
-    method: str | None,
-    progress: ProgressCallback | None,
-    size: int | None,
-    content_type: str | None,
-    retry: bool,
-    timeout: float | aiohttp.ClientTimeout | None,
-) -> Any:
-    """Implement :meth:`PrinterConnection.upload`."""
-    if raw and form:
-        raise InvalidArgumentError("form fields need a multipart upload (raw=False)")
-    if not raw and (not isinstance(field, str) or not field):
-        raise InvalidArgumentError("field must be a non-empty string")
-    form_items = [(str(k), _form_value(v)) for k, v in (form or {}).items()]
-    reporter = Progress(progress, None)
-    src = await open_source(source, size=size)
-    if retry and not src.replayable:
-        raise InvalidArgumentError(
-            "retry=True needs a source that can be sent again (bytes or a file path); "
-            f"a {src.description} can be sent only once"
-        )
-    name = filename or src.filename
-    if not raw and not name:
-        raise InvalidArgumentError("filename is required for a multipart upload of this source")
-    if name is not None and any(ch in name for ch in "\r\n\0"):
-        raise InvalidArgumentError("filename must not contain control characters")
-    reporter.total = src.size
-
-    payloads: list[SourcePayload] = []
-
-    def make_body() -> Payload:
-        payload = SourcePayload(src, reporter, content_type=content_type, filename=name)
-        payloads.append(payload)
-        if raw:
-            return payload
-        writer = aiohttp.MultipartWriter("form-data")
-        for key, value in form_items:
-            part = writer.append(value)
-            part.set_content_disposition("form-data", name=key)
-        payload.set_content_disposition("form-data", name=field, filename=name)
-        writer.append_payload(payload)
-        return writer
-
-    first = make_body()
-    body_size = first.size
-    if body_size is not None:
-        limits = await printer._limits_for_precheck()
-        limit = limits.max_upload_bytes if limits is not None else None
-        if limit is not None and limit > 0 and body_size > limit:
-            raise UploadLimitError(limit=limit, size=body_size)
-
-    bodies = iter([first])
-
-    def next_body() -> Payload:
-        # The first attempt sends the body built above; a retry builds a fresh one
-        # (only reachable for replayable sources).
-        return next(bodies, None) or make_body()
-
-    http_method = (method or ("PUT" if raw else "POST")).upper()
-    call = printer._call(
-        http_method,
-        path,
-        data=next_body if retry else first,
-        timeout=timeout,
-        stream=True,
-        idempotent=retry,
-        retry=None if retry else RetryPolicy.never(),
-    )
-    try:
-        async with printer._send(call) as resp:
-            if resp.content_type == "application/json" or resp.content_type.endswith("+json"):
-                return await read_json(resp, http_method)
-            # Cached on the response, so resp.read()/text() still work for the caller.
-            resp._body = await read_limited(resp, MAX_JSON_SIZE, what="the upload's answer")
-            return resp
-    except OctoEverywhereError:
-        failed = next((p.source_error for p in reversed(payloads) if p.source_error), None)
-        if failed is not None:
-            raise _source_failure(failed) from None
-        raise
-
-
 # ---------------------------------------------------------------------------- downloads
 
 
@@ -563,17 +485,18 @@ class DownloadStream:
         self._progress = progress
         self._offset = offset
         self._where = (method, path)
-        self.status = resp.status
-        self.headers = resp.headers
-        self.total = resp.content_length
-        self.received = 0
+        self.status: int = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+        self.total: int | None = resp.content_length
+        self.received: int = 0
         chunked = "chunked" in resp.headers.get("Transfer-Encoding", "").lower()
         self._flood = ChunkFloodGuard(f"the download of {method} {path}") if chunked else None
 
     def __aiter__(self) -> DownloadStream:
         return self
 
-    def _check_declared_size(self) -> None:
+    def check_declared_size(self) -> None:
+        """Raise :class:`DownloadLimitError` when ``Content-Length`` is over the limit."""
         if self._limit is not None and self.total is not None:
             size = self._offset + self.total
             if size > self._limit:
@@ -603,43 +526,6 @@ class DownloadStream:
         if self._progress.active:  # skip the call per chunk when nobody listens
             await self._progress.advance(len(chunk))
         return chunk
-
-
-@contextlib.asynccontextmanager
-async def download(
-    printer: PrinterConnection,
-    path: str,
-    *,
-    progress: ProgressCallback | Progress | None,
-    params: Any,
-    headers: Mapping[str, str] | None,
-    timeout: float | aiohttp.ClientTimeout | None,
-    offset: int = 0,
-) -> AsyncIterator[DownloadStream]:
-    """Implement :meth:`PrinterConnection.download`."""
-    limits = await printer._limits_for_precheck()
-    limit = limits.max_download_bytes if limits is not None else None
-    if limit is not None and limit <= 0:
-        limit = None
-    # Identity encoding: byte counts, limits and ranges then refer to the file's bytes.
-    request_headers = {"Accept-Encoding": "identity", **(headers or {})}
-    call = printer._call(
-        "GET", path, params=params, headers=request_headers, timeout=timeout, stream=True
-    )
-    async with printer._send(call) as resp:
-        reporter = progress if isinstance(progress, Progress) else Progress(progress, None)
-        if reporter.total is None and resp.content_length is not None:
-            reporter.total = offset + resp.content_length
-        stream = DownloadStream(
-            resp,
-            limit=limit,
-            progress=reporter,
-            offset=offset,
-            method="GET",
-            path=resp.url.path,
-        )
-        stream._check_declared_size()
-        yield stream
 
 
 class _FileSink:
@@ -731,79 +617,324 @@ def _resume_point(stream: DownloadStream) -> tuple[int, int | None] | None:
     return int(match.group(1)), total
 
 
-async def download_to(
-    printer: PrinterConnection,
-    path: str,
-    dest: str | os.PathLike[str],
-    *,
-    progress: ProgressCallback | None,
-    resume: bool,
-    params: Any,
-    timeout: float | aiohttp.ClientTimeout | None,
-) -> Path:
-    """Implement :meth:`PrinterConnection.download_to`."""
-    target = Path(os.fspath(dest))
-    reporter = Progress(progress, None)
-    handle, temp = await acquire_off_loop(
-        _create_temp, target, release=lambda created: _discard(*created)
-    )
-    sink = _FileSink(handle)
-    received = 0
-    validator: str | None = None
-    ranges = False
-    stalls = 0
-    try:
-        while True:
-            headers: dict[str, str] = {}
-            if received:
-                headers["Range"] = f"bytes={received}-"
-                if validator:
-                    headers["If-Range"] = validator
-            before = received
-            try:
-                async with download(
-                    printer,
-                    path,
-                    progress=reporter,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout,
-                    offset=received,
-                ) as stream:
-                    if received and stream.status == 206:
-                        point = _resume_point(stream)
-                        if point is None or point[0] != received:
-                            raise UnexpectedResponseError(
-                                "the printer answered a resume with the wrong range"
+# ---------------------------------------------------------------------------- the feature
+
+
+class LimitsSource(Protocol):
+    """Where the transfer pre-check gets the account limits (the App API feature)."""
+
+    async def precheck_limits(self) -> PrinterLimits | None:
+        """The limits to check a transfer against, or None to skip the pre-check."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class UploadResult:
+    """What the printer answered to an upload.
+
+    Attributes:
+        status: the HTTP status (e.g. 201 from OctoPrint and Moonraker).
+        headers: the response headers.
+        body: the answer's bytes (at most 32 MiB).
+        data: the decoded JSON when the answer is JSON (``Content-Type``), else None.
+
+    """
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(repr=False)
+    data: Any = None
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", errors="replace")
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+class Files:
+    """File uploads and downloads: ``printer.files``.
+
+    Bytes are streamed in 256 KiB chunks, never held whole in memory; file ``stat``,
+    ``open``, ``read``, ``write``, ``fsync`` and ``rename`` run in the executor. Before a
+    byte is sent, a transfer of known size is compared with the account's limits (from the
+    App API, fetched once); the relay's 607/608 map to the same errors.
+    """
+
+    __slots__ = ("_funnel", "_limits")
+
+    def __init__(self, funnel: Funnel, limits: LimitsSource) -> None:
+        self._funnel = funnel
+        self._limits = limits
+
+    def __repr__(self) -> str:
+        return f"<Files of {self._funnel!r}>"
+
+    async def upload(
+        self,
+        path: str,
+        source: UploadSource,
+        *,
+        filename: str | None = None,
+        field: str = "file",
+        form: Mapping[str, FormValue] | None = None,
+        raw: bool = False,
+        method: str | None = None,
+        progress: ProgressCallback | None = None,
+        size: int | None = None,
+        content_type: str | None = None,
+        retry: bool = False,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> UploadResult:
+        """Stream a file to the printer (never held whole in memory; file I/O off the loop).
+
+        Args:
+            path: the printer's upload endpoint, e.g. ``/api/files/local`` (OctoPrint),
+                ``/server/files/upload`` (Moonraker).
+            source: a file path (``str``/``Path``), ``bytes``, a binary file object, or an
+                async iterable of ``bytes`` (an async generator is closed when the upload
+                ends, early or not, so its ``finally`` blocks run at once).
+            filename: the name sent in the form; default: the path's or file object's name
+                (required for bytes and iterables in a multipart upload).
+            field: the multipart field that carries the file.
+            form: extra multipart fields (``{"select": True, "path": "folder"}``); booleans
+                are sent as ``true``/``false``.
+            raw: send the bytes as the request body instead of a multipart form.
+            method: default ``POST`` (multipart) or ``PUT`` (raw).
+            progress: ``progress(bytes_done, total_or_None)``, sync or async: at least every
+                MiB, monotonic, and once at completion.
+            size: the byte count of an iterable source, when known (enables the limit
+                pre-check and ``Content-Length``); checked against what the source yields.
+            content_type: the file part's (or raw body's) content type.
+            retry: allow the retry policy to resend the upload; only for bytes or a path
+                (a stream can be sent once: aiohttp would send 0 bytes and the server would
+                answer 200).
+            timeout: default: the client's stream timeout (no total limit).
+
+        Returns:
+            The printer's answer: status, headers, body and, for a JSON answer, ``data``.
+
+        Raises:
+            UploadLimitError: the body is over the account's upload limit (checked before
+                any byte is sent when the size is known; 608 from the relay otherwise).
+            UploadSourceError: the source failed or changed size while being sent.
+            InvalidArgumentError: a missing file, bad arguments (nothing is sent).
+
+        """
+        if raw and form:
+            raise InvalidArgumentError("form fields need a multipart upload (raw=False)")
+        if not raw and (not isinstance(field, str) or not field):
+            raise InvalidArgumentError("field must be a non-empty string")
+        form_items = [(str(k), _form_value(v)) for k, v in (form or {}).items()]
+        reporter = Progress(progress, None)
+        src = await open_source(source, size=size)
+        if retry and not src.replayable:
+            raise InvalidArgumentError(
+                "retry=True needs a source that can be sent again (bytes or a file path); "
+                f"a {src.description} can be sent only once"
+            )
+        name = filename or src.filename
+        if not raw and not name:
+            raise InvalidArgumentError("filename is required for a multipart upload of this source")
+        if name is not None and any(ch in name for ch in "\r\n\0"):
+            raise InvalidArgumentError("filename must not contain control characters")
+        reporter.total = src.size
+
+        payloads: list[SourcePayload] = []
+
+        def make_body() -> Payload:
+            payload = SourcePayload(src, reporter, content_type=content_type, filename=name)
+            payloads.append(payload)
+            if raw:
+                return payload
+            writer = aiohttp.MultipartWriter("form-data")
+            for key, value in form_items:
+                part = writer.append(value)
+                part.set_content_disposition("form-data", name=key)
+            payload.set_content_disposition("form-data", name=field, filename=name)
+            writer.append_payload(payload)
+            return writer
+
+        first = make_body()
+        body_size = first.size
+        if body_size is not None:
+            limits = await self._limits.precheck_limits()
+            limit = limits.max_upload_bytes if limits is not None else None
+            if limit is not None and limit > 0 and body_size > limit:
+                raise UploadLimitError(limit=limit, size=body_size)
+
+        bodies = iter([first])
+
+        def next_body() -> Payload:
+            # The first attempt sends the body built above; a retry builds a fresh one
+            # (only reachable for replayable sources).
+            return next(bodies, None) or make_body()
+
+        http_method = (method or ("PUT" if raw else "POST")).upper()
+        call = self._funnel.call(
+            http_method,
+            path,
+            data=next_body if retry else first,
+            timeout=timeout,
+            stream=True,
+            idempotent=retry,
+            retry=None if retry else RetryPolicy.never(),
+        )
+        try:
+            async with self._funnel.send(call) as resp:
+                if _is_json(resp.content_type):
+                    data = await read_json(resp, http_method)
+                    body = b""
+                else:
+                    data = None
+                    body = await read_limited(resp, MAX_JSON_SIZE, what="the upload's answer")
+                return UploadResult(status=resp.status, headers=resp.headers, body=body, data=data)
+        except OctoEverywhereError:
+            failed = next((p.source_error for p in reversed(payloads) if p.source_error), None)
+            if failed is not None:
+                raise _source_failure(failed) from None
+            raise
+
+    def download(
+        self,
+        path: str,
+        *,
+        progress: ProgressCallback | None = None,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> AbstractAsyncContextManager[DownloadStream]:
+        """Stream a file from the printer: ``async with printer.files.download(p) as chunks``.
+
+        ``chunks`` is an async iterator of ``bytes`` (also ``.total``, ``.received``,
+        ``.headers``). The connection is released when the block exits, early or not.
+
+        Raises:
+            DownloadLimitError: ``Content-Length`` or the streamed count passes the
+                account's download limit (607 from the relay maps too).
+
+        """
+        return self._open_download(
+            path, Progress(progress, None), params=params, headers=headers, timeout=timeout
+        )
+
+    @contextlib.asynccontextmanager
+    async def _open_download(
+        self,
+        path: str,
+        reporter: Progress,
+        *,
+        params: Any,
+        headers: Mapping[str, str] | None,
+        timeout: float | aiohttp.ClientTimeout | None,
+        offset: int = 0,
+    ) -> AsyncIterator[DownloadStream]:
+        """The body of ``path`` from byte ``offset`` (a ``Range`` set by the caller)."""
+        limits = await self._limits.precheck_limits()
+        limit = limits.max_download_bytes if limits is not None else None
+        if limit is not None and limit <= 0:
+            limit = None
+        # Identity encoding: byte counts, limits and ranges then refer to the file's bytes.
+        request_headers = {"Accept-Encoding": "identity", **(headers or {})}
+        call = self._funnel.call(
+            "GET", path, params=params, headers=request_headers, timeout=timeout, stream=True
+        )
+        async with self._funnel.send(call) as resp:
+            if reporter.total is None and resp.content_length is not None:
+                reporter.total = offset + resp.content_length
+            stream = DownloadStream(
+                resp,
+                limit=limit,
+                progress=reporter,
+                offset=offset,
+                method="GET",
+                path=resp.url.path,
+            )
+            stream.check_declared_size()
+            yield stream
+
+    async def download_to(
+        self,
+        path: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: ProgressCallback | None = None,
+        resume: bool = True,
+        params: Any = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+    ) -> Path:
+        """Download to ``dest`` atomically; return ``dest`` as a ``Path``.
+
+        Bytes go to a temporary file beside ``dest`` that is fsynced and renamed into place
+        only on success: after any failure or cancellation ``dest`` is untouched and no
+        temporary file remains. With ``resume`` (default), a connection that drops
+        mid-body is resumed with ``Range``/``If-Range`` when the server supports ranges;
+        the result is byte-identical.
+        """
+        target = Path(os.fspath(dest))
+        reporter = Progress(progress, None)
+        handle, temp = await acquire_off_loop(
+            _create_temp, target, release=lambda created: _discard(*created)
+        )
+        sink = _FileSink(handle)
+        received = 0
+        validator: str | None = None
+        ranges = False
+        stalls = 0
+        try:
+            while True:
+                headers: dict[str, str] = {}
+                if received:
+                    headers["Range"] = f"bytes={received}-"
+                    if validator:
+                        headers["If-Range"] = validator
+                before = received
+                try:
+                    async with self._open_download(
+                        path,
+                        reporter,
+                        params=params,
+                        headers=headers,
+                        timeout=timeout,
+                        offset=received,
+                    ) as stream:
+                        if received and stream.status == 206:
+                            point = _resume_point(stream)
+                            if point is None or point[0] != received:
+                                raise UnexpectedResponseError(
+                                    "the printer answered a resume with the wrong range"
+                                )
+                        elif received:
+                            # The server ignored the range or the file changed: start again.
+                            _LOGGER.debug("download of %s restarts from byte 0", stream.headers)
+                            await sink.truncate()
+                            received = before = 0
+                            reporter.restart()
+                            if stream.total is not None:
+                                reporter.total = stream.total
+                        if not received:
+                            ranges = stream.headers.get("Accept-Ranges", "").lower() == "bytes"
+                            validator = stream.headers.get("ETag") or stream.headers.get(
+                                "Last-Modified"
                             )
-                    elif received:
-                        # The server ignored the range or the file changed: start again.
-                        _LOGGER.debug("download of %s restarts from byte 0", stream.headers)
-                        await sink.truncate()
-                        received = before = 0
-                        reporter.restart()
-                        if stream.total is not None:
-                            reporter.total = stream.total
-                    if not received:
-                        ranges = stream.headers.get("Accept-Ranges", "").lower() == "bytes"
-                        validator = stream.headers.get("ETag") or stream.headers.get(
-                            "Last-Modified"
-                        )
-                    reporter.restart(received)
-                    async for chunk in stream:
-                        await sink.write(chunk)
-                        received += len(chunk)
-                break
-            except CommunicationError:
-                stalls = 0 if received > before else stalls + 1
-                if not (resume and ranges) or stalls >= MAX_STALLED_RESUMES:
-                    raise
-                await sink.flush()
-                _LOGGER.debug("download interrupted after %d bytes; resuming", received)
-        await sink.flush()
-        await off_loop(_commit, handle, temp, target)
-    except BaseException:
-        await sink.discard()
-        await finish_off_loop(_discard, handle, temp)
-        raise
-    return target
+                        reporter.restart(received)
+                        async for chunk in stream:
+                            await sink.write(chunk)
+                            received += len(chunk)
+                    break
+                except CommunicationError:
+                    stalls = 0 if received > before else stalls + 1
+                    if not (resume and ranges) or stalls >= MAX_STALLED_RESUMES:
+                        raise
+                    await sink.flush()
+                    _LOGGER.debug("download interrupted after %d bytes; resuming", received)
+            await sink.flush()
+            await off_loop(_commit, handle, temp, target)
+        except BaseException:
+            await sink.discard()
+            await finish_off_loop(_discard, handle, temp)
+            raise
+        return target

@@ -1,6 +1,6 @@
 """Webcam streams and snapshots: the thin aiohttp adapter around :mod:`oe_async.mjpeg`.
 
-``printer.frames()`` opens an MJPEG stream through the request funnel and yields
+``printer.webcam.frames()`` opens an MJPEG stream through the request funnel and yields
 :class:`~oe_async.mjpeg.Frame` objects; with ``reconnect`` it renews the stream when the relay
 ends it (each stream lasts at most the account's ``max_webcam_stream_seconds``), backs off on
 609 and on temporary failures, and keeps frame indices continuous.
@@ -13,11 +13,13 @@ import collections
 import logging
 import time
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 import aiohttp
 
+from ._funnel import Call, Funnel
 from ._http import TRANSPORT_ERRORS, transport_error
+from ._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http
 from .errors import (
     CommunicationError,
     InvalidArgumentError,
@@ -25,14 +27,10 @@ from .errors import (
     PrinterHTTPError,
     RelayError,
 )
-from .mjpeg import Frame, MJPEGError, MJPEGParser
-from .plugin_api import PLUGIN_PREFIX, plugin_error_from_http
+from .mjpeg import DEFAULT_MAX_FRAME_SIZE, Frame, MJPEGError, MJPEGParser
 from .retry import ReconnectPolicy, RetryPolicy, is_temporary
 
-if TYPE_CHECKING:
-    from .connection import PrinterConnection, _Call
-
-__all__ = ["FrameStream", "ReconnectPolicy"]
+__all__ = ["FrameStream", "Webcam"]
 
 _LOGGER = logging.getLogger(__package__)
 
@@ -45,7 +43,7 @@ READ_SIZE: Final = 256 * 1024
 
 
 class FrameStream:
-    """Frames from an MJPEG stream; use as ``async with printer.frames() as frames``.
+    """Frames from an MJPEG stream; use as ``async with printer.webcam.frames() as frames``.
 
     Usable as a plain async iterator too; the connection is released when the iteration
     ends, raises, is cancelled, or the ``async with`` block exits.
@@ -58,8 +56,8 @@ class FrameStream:
 
     def __init__(
         self,
-        printer: PrinterConnection,
-        call: _Call,
+        funnel: Funnel,
+        call: Call,
         *,
         max_fps: float | None,
         reconnect: ReconnectPolicy | None,
@@ -67,7 +65,7 @@ class FrameStream:
     ) -> None:
         if max_fps is not None and (isinstance(max_fps, bool) or not max_fps > 0):
             raise InvalidArgumentError("max_fps must be a positive number")
-        self._printer = printer
+        self._funnel = funnel
         self._call = call
         self._interval = 1.0 / max_fps if max_fps else 0.0
         self._policy = reconnect
@@ -81,8 +79,10 @@ class FrameStream:
         self._frames_this_stream = 0
         self._opened = False
         self._finished = False
-        self.reconnects = 0
-        self.skipped = 0
+        #: How many times the stream was reopened.
+        self.reconnects: int = 0
+        #: Frames dropped by ``max_fps`` (never copied).
+        self.skipped: int = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -201,7 +201,7 @@ class FrameStream:
 
     async def _open(self) -> None:
         try:
-            resp = await self._printer._open(self._call)
+            resp = await self._funnel.open(self._call)
         except PrinterHTTPError as err:
             mapped = plugin_error_from_http(err)
             if self._policy is None or mapped is not None:
@@ -231,107 +231,142 @@ class FrameStream:
         self._parser.skip_until = self._next_allowed
 
 
-def stream_call(
-    printer: PrinterConnection,
-    path: str | None,
-    *,
-    index: int | None,
-    read_timeout: float,
-    snapshot: bool,
-    retry: RetryPolicy | None = None,
-) -> _Call:
-    """Build the funnel call for a stream or snapshot (the plugin API when ``index`` is set)."""
-    params: dict[str, Any] | None = None
-    if index is not None:
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise InvalidArgumentError("index must be a non-negative integer")
-        if path is not None:
-            raise InvalidArgumentError("pass path or index, not both")
-        path = PLUGIN_SNAPSHOT if snapshot else PLUGIN_STREAM
-        params = {"index": index}
-    elif path is None:
-        path = DEFAULT_SNAPSHOT_PATH if snapshot else DEFAULT_STREAM_PATH
-    if isinstance(read_timeout, bool) or not read_timeout > 0:
-        raise InvalidArgumentError("read_timeout must be a positive number of seconds")
-    base = printer.client.stream_timeout
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=base.sock_connect, sock_read=read_timeout
-    )
-    return printer._call("GET", path, params=params, timeout=timeout, retry=retry)
+class Webcam:
+    """Webcam streams and snapshots: ``printer.webcam``.
 
+    ``path`` arguments are the printer's own MJPEG URLs (OctoPrint's
+    ``/webcam/?action=stream`` by default); ``index`` uses OctoEverywhere's printer-agnostic
+    plugin API instead, for any printer it supports (list them with
+    ``printer.plugin.webcams()``).
+    """
 
-def frames(
-    printer: PrinterConnection,
-    path: str | None,
-    *,
-    index: int | None,
-    max_fps: float | None,
-    reconnect: bool | ReconnectPolicy,
-    read_timeout: float,
-    max_frame_size: int,
-) -> FrameStream:
-    """Implement :meth:`PrinterConnection.frames`."""
-    policy = ReconnectPolicy() if reconnect is True else reconnect or None
-    if policy is not None and not isinstance(policy, ReconnectPolicy):
-        raise InvalidArgumentError("reconnect must be a bool or a ReconnectPolicy")
-    # With a reconnect policy the stream owns retries: the funnel must not retry as well.
-    call = stream_call(
-        printer,
-        path,
-        index=index,
-        read_timeout=read_timeout,
-        snapshot=False,
-        retry=RetryPolicy.never() if policy is not None else None,
-    )
-    return FrameStream(
-        printer, call, max_fps=max_fps, reconnect=policy, max_frame_size=max_frame_size
-    )
+    __slots__ = ("_funnel",)
 
+    def __init__(self, funnel: Funnel) -> None:
+        self._funnel = funnel
 
-async def snapshot(
-    printer: PrinterConnection,
-    path: str | None,
-    *,
-    index: int | None,
-    from_stream: bool,
-    read_timeout: float,
-    max_size: int,
-) -> Frame:
-    """Implement :meth:`PrinterConnection.snapshot`."""
-    if from_stream:
-        async with frames(
-            printer,
+    def __repr__(self) -> str:
+        return f"<Webcam of {self._funnel!r}>"
+
+    def _call(
+        self,
+        path: str | None,
+        *,
+        index: int | None,
+        read_timeout: float,
+        snapshot: bool,
+        retry: RetryPolicy | None = None,
+    ) -> Call:
+        """The funnel call for a stream or snapshot (the plugin API when ``index`` is set)."""
+        params: dict[str, Any] | None = None
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise InvalidArgumentError("index must be a non-negative integer")
+            if path is not None:
+                raise InvalidArgumentError("pass path or index, not both")
+            path = PLUGIN_SNAPSHOT if snapshot else PLUGIN_STREAM
+            params = {"index": index}
+        elif path is None:
+            path = DEFAULT_SNAPSHOT_PATH if snapshot else DEFAULT_STREAM_PATH
+        if isinstance(read_timeout, bool) or not read_timeout > 0:
+            raise InvalidArgumentError("read_timeout must be a positive number of seconds")
+        base = self._funnel.stream_timeout
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=base.sock_connect, sock_read=read_timeout
+        )
+        return self._funnel.call("GET", path, params=params, timeout=timeout, retry=retry)
+
+    def frames(
+        self,
+        path: str | None = None,
+        *,
+        index: int | None = None,
+        max_fps: float | None = None,
+        reconnect: bool | ReconnectPolicy = False,
+        read_timeout: float = 15.0,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> FrameStream:
+        """Stream frames: ``async with printer.webcam.frames() as frames: async for f in frames``.
+
+        Args:
+            path: the printer's MJPEG URL path (default ``/webcam/?action=stream``).
+            index: use the printer-agnostic plugin API's webcam ``index`` instead of a path.
+            max_fps: drop frames arriving faster than this (dropped frames are not copied).
+            reconnect: renew the stream when the relay ends it (each lasts at most the
+                account's ``max_webcam_stream_seconds``), with backoff on 609 and on
+                temporary failures; ``True`` or a :class:`~oe_async.ReconnectPolicy`.
+            read_timeout: seconds each read may wait for data (there is no total limit).
+            max_frame_size: the largest frame accepted (:class:`~oe_async.MJPEGError`).
+
+        Frames carry continuous ``index`` values across renewals, ``received_at``,
+        ``timestamp`` (``X-Timestamp``) and ``transform`` (``x-oe-webcam-transform``).
+
+        """
+        policy = ReconnectPolicy() if reconnect is True else reconnect or None
+        if policy is not None and not isinstance(policy, ReconnectPolicy):
+            raise InvalidArgumentError("reconnect must be a bool or a ReconnectPolicy")
+        # With a reconnect policy the stream owns retries: the funnel must not retry as well.
+        call = self._call(
             path,
             index=index,
-            max_fps=None,
-            reconnect=False,
             read_timeout=read_timeout,
-            max_frame_size=max_size,
-        ) as stream:
-            async for frame in stream:
-                return frame
-        raise MJPEGError("the webcam stream ended before its first frame")
-    call = stream_call(printer, path, index=index, read_timeout=read_timeout, snapshot=True)
-    try:
-        async with printer._send(call) as resp:
-            if resp.content_length is not None and resp.content_length > max_size:
-                raise MJPEGError(f"snapshot larger than {max_size} bytes ({resp.content_length})")
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.content.iter_any():
-                size += len(chunk)
-                if size > max_size:
-                    raise MJPEGError(f"snapshot larger than {max_size} bytes")
-                chunks.append(chunk)
-            return Frame(
-                data=b"".join(chunks),
-                index=0,
-                received_at=time.monotonic(),
-                content_type=resp.content_type or "image/jpeg",
-                transform=resp.headers.get(TRANSFORM_HEADER),
-            )
-    except PrinterHTTPError as err:
-        mapped = plugin_error_from_http(err)
-        if mapped is not None:
-            raise mapped from None
-        raise
+            snapshot=False,
+            retry=RetryPolicy.never() if policy is not None else None,
+        )
+        return FrameStream(
+            self._funnel, call, max_fps=max_fps, reconnect=policy, max_frame_size=max_frame_size
+        )
+
+    async def snapshot(
+        self,
+        path: str | None = None,
+        *,
+        index: int | None = None,
+        from_stream: bool = False,
+        read_timeout: float = 15.0,
+        max_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> Frame:
+        """Fetch one webcam image as a :class:`~oe_async.Frame` (JPEG bytes in ``.data``).
+
+        Args:
+            path: the snapshot URL path (default ``/webcam/?action=snapshot``), or the
+                stream's path when ``from_stream`` is true.
+            index: use the plugin API's webcam ``index`` instead of a path.
+            from_stream: take the first frame of an MJPEG stream instead.
+            read_timeout: seconds each read may wait for data.
+            max_size: the largest image accepted (:class:`~oe_async.MJPEGError`).
+
+        """
+        if from_stream:
+            async with self.frames(
+                path, index=index, read_timeout=read_timeout, max_frame_size=max_size
+            ) as stream:
+                async for frame in stream:
+                    return frame
+            raise MJPEGError("the webcam stream ended before its first frame")
+        call = self._call(path, index=index, read_timeout=read_timeout, snapshot=True)
+        try:
+            async with self._funnel.send(call) as resp:
+                if resp.content_length is not None and resp.content_length > max_size:
+                    raise MJPEGError(
+                        f"snapshot larger than {max_size} bytes ({resp.content_length})"
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_any():
+                    size += len(chunk)
+                    if size > max_size:
+                        raise MJPEGError(f"snapshot larger than {max_size} bytes")
+                    chunks.append(chunk)
+                return Frame(
+                    data=b"".join(chunks),
+                    index=0,
+                    received_at=time.monotonic(),
+                    content_type=resp.content_type or "image/jpeg",
+                    transform=resp.headers.get(TRANSFORM_HEADER),
+                )
+        except PrinterHTTPError as err:
+            mapped = plugin_error_from_http(err)
+            if mapped is not None:
+                raise mapped from None
+            raise

@@ -16,7 +16,6 @@ import inspect
 import json
 import logging
 import math
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Self
 
@@ -215,9 +214,6 @@ def _too_deep(data: Any) -> bool:
 
 EventHandler = Callable[[WebhookEvent], Awaitable[None] | None]
 
-#: ``secret_key`` not given (see :class:`WebhookReceiver`).
-_UNSET: Final[Any] = object()
-
 
 class WebhookReceiver:
     """An aiohttp.web handler for OctoEverywhere webhooks.
@@ -234,9 +230,6 @@ class WebhookReceiver:
     compared in constant time), each logged as one INFO line without a traceback. A failing
     callback is logged with its traceback. :meth:`close` cancels callbacks still running.
 
-    Giving neither ``secret_key`` nor ``allow_unsigned=True`` still accepts unsigned
-    payloads for now, with a :class:`FutureWarning`; it will raise in a future release.
-
     Args:
         on_event: called with each :class:`WebhookEvent`.
         secret_key: the ``SecretKey`` OctoEverywhere puts in every payload; any other is
@@ -252,7 +245,7 @@ class WebhookReceiver:
         self,
         on_event: EventHandler,
         *,
-        secret_key: str | None = _UNSET,
+        secret_key: str | None = None,
         allow_unsigned: bool = False,
         max_body: int = MAX_BODY,
     ) -> None:
@@ -260,22 +253,11 @@ class WebhookReceiver:
             raise InvalidArgumentError("on_event must be a callable")
         if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
             raise InvalidArgumentError("max_body must be a positive int (bytes)")
-        if secret_key is _UNSET:
-            secret_key = None
-            if not allow_unsigned:
-                warnings.warn(
-                    "WebhookReceiver without secret_key accepts any payload; pass "
-                    "secret_key=<the SecretKey you expect>, or allow_unsigned=True to accept "
-                    "unsigned payloads explicitly (omitting both will raise in a future release)",
-                    FutureWarning,
-                    stacklevel=2,
-                )
-                allow_unsigned = True
         if secret_key is None:
             if not allow_unsigned:
                 raise InvalidArgumentError(
-                    "secret_key is None: pass the SecretKey you expect, or allow_unsigned=True "
-                    "to accept unsigned payloads"
+                    "WebhookReceiver needs secret_key (the SecretKey you expect), or "
+                    "allow_unsigned=True to accept unsigned payloads explicitly"
                 )
             self._secret: bytes | None = None
         elif not isinstance(secret_key, str):
@@ -292,8 +274,8 @@ class WebhookReceiver:
         self._on_event = on_event
         self._max_body = max_body
         self._tasks: set[asyncio.Task[None]] = set()
-        self.received = 0
-        self.rejected = 0
+        self.received: int = 0
+        self.rejected: int = 0
 
     def attach(self, app: web.Application, path: str) -> None:
         """Route POST ``path`` to this receiver and close it when the app shuts down."""

@@ -1,12 +1,12 @@
 """WebSockets to the printer (through the relay or the LAN) and reconnecting subscriptions.
 
-``printer.websocket(path)`` opens aiohttp's ``ws_connect`` on the client's session. The
+``printer.websocket.connect(path)`` opens a socket through the request funnel, whose
 handshake carries the relay credentials by the same origin rule as every HTTP request, on
-every redirect hop (see :data:`oe_async.client.HANDSHAKE_AUTH`). A handshake refused with a
-6xx raises the mapped :class:`~oe_async.RelayError`; so does a socket the relay closes with a
-6xx close code (its MQTT proxy does this).
+every redirect hop. A handshake refused with a 6xx raises the mapped
+:class:`~oe_async.RelayError`; so does a socket the relay closes with a 6xx close code (its
+MQTT proxy does this).
 
-``printer.subscribe(path, on_message)`` keeps a socket open in a background task owned by
+``printer.websocket.subscribe(path, on_message)`` keeps a socket open in a background task owned by
 the client: it reconnects with capped full-jitter backoff, re-sends a hello/subscribe
 message after each connect, reports connected/reconnected/disconnected/stopped events, and
 stops on permanent errors.
@@ -21,35 +21,34 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Self
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Final, Self
 
 import aiohttp
 import attrs
-from multidict import CIMultiDict
 
-from ._http import TRANSPORT_ERRORS, display_path, transport_error
-from .client import HANDSHAKE_AUTH
+from ._funnel import Funnel
+from ._http import TRANSPORT_ERRORS, transport_error
 from .errors import (
     CommunicationError,
     InvalidArgumentError,
     OctoEverywhereError,
     RequestTimeoutError,
-    http_error,
     is_relay_status,
     relay_error,
 )
 from .retry import ReconnectPolicy, is_temporary
-from .routing import Route, RoutePolicy
-
-if TYPE_CHECKING:
-    from .connection import PrinterConnection
 
 __all__ = [
+    "DEFAULT_HEARTBEAT",
+    "Hello",
+    "MessageHandler",
     "PrinterWebSocket",
+    "StateHandler",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",
+    "WebSockets",
 ]
 
 _LOGGER = logging.getLogger(__package__)
@@ -62,9 +61,12 @@ _CLOSED_TYPES: Final = frozenset(
     {aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED}
 )
 
+#: What a subscription sends after each connect: text, bytes, a JSON-able object, or an async
+#: callable that receives the socket.
 Hello = (
     str | bytes | Mapping[str, Any] | list[Any] | Callable[["PrinterWebSocket"], Awaitable[None]]
 )
+#: ``on_message(message)``, sync or async, for each TEXT/BINARY message.
 MessageHandler = Callable[[aiohttp.WSMessage], Awaitable[None] | None]
 
 
@@ -175,67 +177,6 @@ class PrinterWebSocket:
             await self._ws.close(code=code, message=message)
 
 
-@contextlib.asynccontextmanager
-async def open_websocket(
-    printer: PrinterConnection,
-    path: str,
-    *,
-    protocols: tuple[str, ...],
-    heartbeat: float | None,
-    receive_timeout: float | None,
-    handshake_timeout: float,
-    headers: Mapping[str, str] | None,
-    max_msg_size: int,
-) -> AsyncIterator[PrinterWebSocket]:
-    """Implement :meth:`PrinterConnection.websocket`."""
-    if not handshake_timeout > 0:
-        raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
-    call = printer._call("GET", path, headers=headers)  # validates the path and headers
-    client = printer.client
-    while True:
-        url, route = await printer._resolve(call)
-        request_headers: CIMultiDict[str] = CIMultiDict(headers or {})
-        request_headers.setdefault("User-Agent", client.user_agent)
-        token = HANDSHAKE_AUTH.set(printer._auth)
-        try:
-            async with asyncio.timeout(handshake_timeout):
-                ws = await client.handshake_session().ws_connect(
-                    url,
-                    protocols=protocols,
-                    heartbeat=heartbeat,
-                    timeout=aiohttp.ClientWSTimeout(ws_receive=receive_timeout, ws_close=10.0),
-                    headers=request_headers,
-                    max_msg_size=max_msg_size,
-                )
-        except aiohttp.WSServerHandshakeError as err:
-            if err.status < 400:
-                raise CommunicationError(
-                    f"WebSocket {display_path(url)}: the server did not accept the upgrade "
-                    f"(HTTP {err.status})"
-                ) from None
-            raise http_error(
-                err.status,
-                err.headers or {},
-                b"",
-                app_id=client.app_id,
-                method="GET",
-                path=display_path(url),
-            ) from None
-        except TRANSPORT_ERRORS as err:
-            if route is Route.LAN and printer.route_policy is RoutePolicy.PREFER_LOCAL:
-                printer._router.lan_failed()
-                continue  # the handshake did not happen: try the relay
-            raise transport_error(err, "WebSocket", display_path(url)) from None
-        finally:
-            HANDSHAKE_AUTH.reset(token)
-        break
-    socket = PrinterWebSocket(ws, path=display_path(url), app_id=client.app_id)
-    try:
-        yield socket
-    finally:
-        await socket.close()
-
-
 class SubscriptionState(enum.Enum):
     """Where a subscription is."""
 
@@ -255,6 +196,7 @@ class SubscriptionEvent:
     failures: int = 0
 
 
+#: ``on_state(event)``, sync or async, on every change of a subscription's state.
 StateHandler = Callable[[SubscriptionEvent], Awaitable[None] | None]
 
 
@@ -265,7 +207,7 @@ async def _call(handler: Callable[[Any], Awaitable[None] | None], value: Any) ->
 
 
 class Subscription:
-    """A WebSocket kept open in the background. Create with ``printer.subscribe()``.
+    """A WebSocket kept open in the background. Create with ``printer.websocket.subscribe()``.
 
     Use ``await sub.close()`` (or close the client) to stop it; ``await sub.wait()``
     returns when it stops and raises the permanent error that stopped it, if any.
@@ -273,7 +215,7 @@ class Subscription:
 
     def __init__(
         self,
-        printer: PrinterConnection,
+        websockets: WebSockets,
         path: str,
         on_message: MessageHandler,
         *,
@@ -284,7 +226,7 @@ class Subscription:
     ) -> None:
         if not callable(on_message) or (on_state is not None and not callable(on_state)):
             raise InvalidArgumentError("on_message and on_state must be callables")
-        self._printer = printer
+        self._websockets = websockets
         self._path = path
         self._on_message = on_message
         self._hello = hello
@@ -294,8 +236,9 @@ class Subscription:
         self._state = SubscriptionState.CONNECTING
         self._error: BaseException | None = None
         self._connected = asyncio.Event()
-        self.connects = 0
-        self._task = printer.client._spawn(self._run(), name=f"oe_async subscription {path}")
+        #: Successful connects so far.
+        self.connects: int = 0
+        self._task = websockets.spawn(self._run(), name=f"oe_async subscription {path}")
 
     def __repr__(self) -> str:
         return f"<Subscription {self._path} {self._state.value} connects={self.connects}>"
@@ -363,7 +306,7 @@ class Subscription:
             while True:
                 delivered = False
                 try:
-                    async with open_websocket(self._printer, self._path, **self._options) as socket:
+                    async with self._websockets.connect(self._path, **self._options) as socket:
                         await self._send_hello(socket)
                         self.connects += 1
                         failures = 0
@@ -409,3 +352,95 @@ class Subscription:
             # A failure here ends the task with it: wait() raises it.
             stopped = SubscriptionEvent(state=SubscriptionState.STOPPED, error=cause)
             await _call(self._on_state, stopped)
+
+
+class WebSockets:
+    """WebSockets to the printer: ``printer.websocket``."""
+
+    __slots__ = ("_funnel",)
+
+    def __init__(self, funnel: Funnel) -> None:
+        self._funnel = funnel
+
+    def __repr__(self) -> str:
+        return f"<WebSockets of {self._funnel!r}>"
+
+    @contextlib.asynccontextmanager
+    async def connect(
+        self,
+        path: str,
+        *,
+        protocols: tuple[str, ...] = (),
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        receive_timeout: float | None = None,
+        handshake_timeout: float = 30.0,
+        headers: Mapping[str, str] | None = None,
+        max_msg_size: int = 4 * 1024 * 1024,
+    ) -> AsyncIterator[PrinterWebSocket]:
+        """Open a WebSocket: ``async with printer.websocket.connect("/websocket") as ws``.
+
+        OctoPrint pushes on ``/sockjs/websocket``, Moonraker speaks JSON-RPC on
+        ``/websocket``. The handshake carries the relay credentials (and printer-level
+        headers) only to their origin, on every redirect hop, on owned and borrowed
+        sessions alike. The socket is closed when the block exits.
+
+        Raises:
+            RelayError: a 6xx answer to the handshake, or a 6xx close code later.
+            PrinterHTTPError: the printer refused the upgrade (e.g. 404).
+            CommunicationError: the connection failed.
+
+        """
+        call = self._funnel.call("GET", path, headers=headers)  # validates path and headers
+        async with self._funnel.websocket(
+            call,
+            protocols=protocols,
+            heartbeat=heartbeat,
+            receive_timeout=receive_timeout,
+            handshake_timeout=handshake_timeout,
+            max_msg_size=max_msg_size,
+        ) as (ws, where):
+            yield PrinterWebSocket(ws, path=where, app_id=self._funnel.app_id)
+
+    def subscribe(
+        self,
+        path: str,
+        on_message: MessageHandler,
+        *,
+        hello: Hello | None = None,
+        on_state: StateHandler | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        heartbeat: float | None = DEFAULT_HEARTBEAT,
+        headers: Mapping[str, str] | None = None,
+    ) -> Subscription:
+        """Keep a WebSocket open in the background and hand every message to ``on_message``.
+
+        Args:
+            path: the WebSocket path.
+            on_message: called (sync or async) with each TEXT/BINARY ``aiohttp.WSMessage``.
+            hello: sent after every (re)connect: text, bytes, a JSON-able object, or an
+                async callable that receives the :class:`PrinterWebSocket`.
+            on_state: called with a :class:`SubscriptionEvent` on connected, reconnected,
+                disconnected and stopped: map it to your entity's availability.
+            reconnect: backoff and give-up rule; default: capped full-jitter backoff from
+                1 s to 60 s, never giving up on temporary errors.
+            heartbeat: WebSocket ping interval in seconds.
+            headers: extra handshake headers.
+
+        The task belongs to the client: it stops with ``OctoEverywhere.close()`` or
+        ``Subscription.close()``, and on a permanent error (``wait()`` raises it). An
+        exception from a callback also stops it and is raised by ``wait()``.
+
+        """
+        return Subscription(
+            self,
+            path,
+            on_message,
+            hello=hello,
+            on_state=on_state,
+            reconnect=reconnect or ReconnectPolicy(max_failures=None, max_delay=60.0),
+            websocket_options={"heartbeat": heartbeat, "headers": headers},
+        )
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run ``coro`` (a subscription's loop) in a task the client owns."""
+        return self._funnel.spawn(coro, name=name)

@@ -343,7 +343,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             },
             "id": 1,
         }
-        sub = printer.subscribe(
+        sub = printer.websocket.subscribe(
             "/websocket", notes.on_message, hello=identify, on_state=notes.on_state
         )
 
@@ -364,12 +364,13 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             source: Path, sha: str, size: int, folder: str, label: str
         ) -> tuple[str, str]:
             t0 = time.perf_counter()
-            answer = await printer.upload(
+            result = await printer.files.upload(
                 "/server/files/upload",
                 source,
                 form={"root": "gcodes", "path": folder, "checksum": sha},
             )
             t1 = time.perf_counter()
+            answer = result.data if isinstance(result.data, dict) else {}
             item = answer.get("item", {})
             path = f"{folder}/{source.name}"
             answer_times.append(t1 - t0)
@@ -404,7 +405,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
 
         async def bad_checksum() -> tuple[str, str]:
             err = await expect_http_error(
-                printer.upload(
+                printer.files.upload(
                     "/server/files/upload",
                     b"G28\n",
                     filename="bad.gcode",
@@ -427,7 +428,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             for i in range(5):
                 name = f"tiny-{i}.gcode"
                 t0 = time.perf_counter()
-                await printer.upload(
+                await printer.files.upload(
                     "/server/files/upload",
                     tiny,
                     filename=name,
@@ -501,7 +502,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
         # -------------------------------------------------------------- downloads
         async def download(path: str, sha: str) -> tuple[str, str]:
             digest = hashlib.sha256()
-            async with printer.download(path) as chunks:
+            async with printer.files.download(path) as chunks:
                 async for chunk in chunks:
                     digest.update(chunk)
                 ctype = chunks.headers.get("Content-Type")
@@ -555,7 +556,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
 
             before = len(relay.requests)
             t0 = time.perf_counter()
-            await printer.download_to(big_url, dest, progress=progress)
+            await printer.files.download_to(big_url, dest, progress=progress)
             seconds = time.perf_counter() - t0
             ok = await asyncio.to_thread(sha256_file, dest) == big_sha
             dest.unlink()
@@ -596,11 +597,11 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             who: PrinterConnection, source: Path, name: str
         ) -> tuple[float, float]:
             t0 = time.perf_counter()
-            await who.upload(
+            await who.files.upload(
                 "/server/files/upload", source, filename=name, form={"path": "throughput"}
             )
             t1 = time.perf_counter()
-            async with who.download(f"/server/files/gcodes/throughput/{name}") as chunks:
+            async with who.files.download(f"/server/files/gcodes/throughput/{name}") as chunks:
                 async for _ in chunks:
                     pass
             return t1 - t0, time.perf_counter() - t1
@@ -731,7 +732,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
         await report.run("POST /server/jsonrpc server.info", jsonrpc_http)
 
         async def websocket() -> tuple[str, str]:
-            async with printer.websocket("/websocket") as ws:
+            async with printer.websocket.connect("/websocket") as ws:
 
                 async def call(method: str, ident: int, params: Any = None) -> dict[str, Any]:
                     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "id": ident}
@@ -787,13 +788,13 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
         await report.run(f"curl upload of {ODD_NAME!r} (direct)", curl_name)
 
         async def library_name() -> tuple[str, str]:
-            answer = await printer.upload(
+            answer = await printer.files.upload(
                 "/server/files/upload",
                 odd_local,
                 form={"root": "gcodes", "path": "names-lib", "checksum": odd_sha},
             )
             stored = sorted(p.name for p in (gcodes / "names-lib").iterdir() if p.is_file())
-            detail = f"stored on disk as {stored}, item.path={answer['item']['path']!r}"
+            detail = f"stored on disk as {stored}, item.path={answer.data['item']['path']!r}"
             if stored == [ODD_NAME]:
                 return PASS, detail
             if stored == [quote(ODD_NAME)]:
@@ -818,7 +819,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             since = log_offset()
             url = f"/server/files/gcodes/names-curl/{name}"
             try:
-                async with printer.download(url) as chunks:
+                async with printer.files.download(url) as chunks:
                     data = b"".join([c async for c in chunks])
             except OctoEverywhereError as err:
                 await asyncio.sleep(0.2)
@@ -833,7 +834,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
 
         async def encoded_download(name: str) -> tuple[str, str]:
             url = f"/server/files/gcodes/names-curl/{quote(name)}"
-            async with printer.download(url) as chunks:
+            async with printer.files.download(url) as chunks:
                 data = b"".join([c async for c in chunks])
                 disposition = chunks.headers.get("Content-Disposition")
             ok = data == odd_local.read_bytes()

@@ -14,8 +14,8 @@ from oe_async.testing import Simulator
 async def test_info_decodes_everything_and_remembers_the_limits(
     printer: PrinterConnection, sim: Simulator
 ) -> None:
-    assert printer.limits is None
-    info = await printer.info()
+    assert printer.app_api.limits is None
+    info = await printer.app_api.info()
     assert info.printer_name == "Simulated Printer"
     assert info.is_online is True
     assert info.local_ip == "127.0.0.1"
@@ -25,7 +25,7 @@ async def test_info_decodes_everything_and_remembers_the_limits(
     assert info.limits == PrinterLimits(
         max_download_bytes=2 * 1024**3, max_upload_bytes=1024**3, max_webcam_stream_seconds=300
     )
-    assert printer.limits == info.limits
+    assert printer.app_api.limits == info.limits
     request = sim.requests_to("app_api", "/api/appconnection/info")[0]
     assert request.headers["AppToken"] == sim.app_token
     assert "Authorization" not in request.headers
@@ -35,7 +35,7 @@ async def test_info_with_the_printer_offline_is_not_an_error(
     printer: PrinterConnection, sim: Simulator
 ) -> None:
     sim.state.printer_online = False
-    info = await printer.info()
+    info = await printer.app_api.info()
     assert info.is_online is False
 
 
@@ -48,7 +48,7 @@ async def test_info_tolerates_missing_optional_fields(
         body=b'{"IsOnline": true, "New": 1}',
         headers={"Content-Type": "application/json"},
     )
-    info = await printer.info()
+    info = await printer.app_api.info()
     assert info.is_online is True
     assert info.printer_name is None
     assert info.limits == PrinterLimits()
@@ -67,7 +67,7 @@ async def test_info_undecodable_answers(
 ) -> None:
     sim.fail(200, origin="app_api", body=body)
     with pytest.raises(oe_async.UnexpectedResponseError, match=message):
-        await printer.info()
+        await printer.app_api.info()
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ async def test_info_error_paths(
 ) -> None:
     setup(sim)  # type: ignore[operator]
     with pytest.raises(error) as excinfo:
-        await printer.info()
+        await printer.app_api.info()
     if isinstance(excinfo.value, oe_async.AppAPIError):
         assert excinfo.value.status == 400
         assert not isinstance(excinfo.value, oe_async.PrinterHTTPError)
@@ -101,11 +101,11 @@ async def test_info_error_paths(
 async def test_wrong_app_token_is_603(oe: OctoEverywhere, sim: Simulator) -> None:
     printer = oe.printer(sim.app_connection(app_token="not-the-token"))
     with pytest.raises(oe_async.AppConnectionNotFoundError):
-        await printer.info()
+        await printer.app_api.info()
 
 
 async def test_create_live_link(printer: PrinterConnection, sim: Simulator) -> None:
-    link = await printer.create_live_link(48)
+    link = await printer.app_api.create_live_link(48)
     assert link.live_id.isalnum()
     assert link.url.endswith(link.live_id)
     assert link.short_url is not None
@@ -115,10 +115,10 @@ async def test_create_live_link(printer: PrinterConnection, sim: Simulator) -> N
 
 
 async def test_live_link_following_the_print(printer: PrinterConnection, sim: Simulator) -> None:
-    assert (await printer.create_live_link(end_when_print_complete=True)).live_id
+    assert (await printer.app_api.create_live_link(end_when_print_complete=True)).live_id
     sim.state.active_print = False
     with pytest.raises(oe_async.NoActivePrintError) as excinfo:
-        await printer.create_live_link(end_when_print_complete=True)
+        await printer.app_api.create_live_link(end_when_print_complete=True)
     assert excinfo.value.status == 613
 
 
@@ -128,7 +128,7 @@ async def test_live_link_error_paths(
 ) -> None:
     sim.fail(status, origin="app_api", path="/api/live/*")
     with pytest.raises(oe_async.OctoEverywhereError) as excinfo:
-        await printer.create_live_link(2)
+        await printer.app_api.create_live_link(2)
     assert excinfo.value.status == status  # type: ignore[attr-defined]
     assert len(sim.requests_to("app_api")) == 1  # a POST is never retried on its own
 
@@ -138,7 +138,7 @@ async def test_live_link_hours_are_validated_before_sending(
     printer: PrinterConnection, sim: Simulator, hours: object
 ) -> None:
     with pytest.raises(oe_async.InvalidArgumentError, match="expiration_hours"):
-        await printer.create_live_link(hours)  # type: ignore[arg-type]
+        await printer.app_api.create_live_link(hours)  # type: ignore[arg-type]
     assert sim.requests == []
 
 
@@ -146,7 +146,7 @@ async def test_live_link_hours_are_validated_before_sending(
 async def test_live_link_hour_bounds_are_inclusive(
     printer: PrinterConnection, hours: float
 ) -> None:
-    assert (await printer.create_live_link(hours)).live_id
+    assert (await printer.app_api.create_live_link(hours)).live_id
 
 
 async def test_live_link_missing_fields_are_named(
@@ -154,4 +154,4 @@ async def test_live_link_missing_fields_are_named(
 ) -> None:
     sim.fail(200, origin="app_api", path="/api/live/*", body=b'{"Url": "https://x"}')
     with pytest.raises(oe_async.UnexpectedResponseError, match="LiveId"):
-        await printer.create_live_link(2)
+        await printer.app_api.create_live_link(2)

@@ -63,8 +63,8 @@ async def test_head_requests(printer: PrinterConnection) -> None:
 async def test_app_api_204(printer: PrinterConnection, sim: Simulator) -> None:
     sim.fail(204, path="/api/appconnection/DeleteNotificationWebhook", origin="app_api")
     for _ in range(REPEAT):
-        await printer.delete_notification_webhook()
-    assert (await printer.info()).printer_name == sim.state.printer_name
+        await printer.app_api.delete_notification_webhook()
+    assert (await printer.app_api.info()).printer_name == sim.state.printer_name
 
 
 async def test_plugin_api_body_less_answer_is_an_unexpected_response(
@@ -81,9 +81,9 @@ async def test_downloads_of_empty_files(
 ) -> None:
     sim.files.add("empty.gcode", b"")
     for number in range(REPEAT):
-        async with printer.download("/downloads/files/local/empty.gcode") as chunks:
+        async with printer.files.download("/downloads/files/local/empty.gcode") as chunks:
             assert [chunk async for chunk in chunks] == []
-        dest = await printer.download_to(
+        dest = await printer.files.download_to(
             "/downloads/files/local/empty.gcode", tmp_path / f"e{number}"
         )
         assert (await asyncio.to_thread(dest.stat)).st_size == 0
@@ -92,5 +92,5 @@ async def test_downloads_of_empty_files(
         204, path="/downloads/files/local/gone.gcode", headers={"Transfer-Encoding": "chunked"}
     )
     for _ in range(REPEAT):
-        async with printer.download("/downloads/files/local/gone.gcode") as chunks:
+        async with printer.files.download("/downloads/files/local/gone.gcode") as chunks:
             assert [chunk async for chunk in chunks] == []

@@ -18,7 +18,7 @@ async def test_borrowed_session_is_not_closed_and_its_headers_are_untouched(sim:
         async with sim.client(session=session) as oe:
             printer = oe.printer(sim.app_connection())
             await printer.get_json("/api/version")
-            await printer.info()
+            await printer.app_api.info()
             assert oe.session is session
         assert not session.closed
         assert dict(session.headers) == before
@@ -77,7 +77,7 @@ async def test_thousands_of_printers_share_one_session_cheaply(sim: Simulator) -
         per_printer = (tracemalloc.get_traced_memory()[0] - before) / len(printers)
         tracemalloc.stop()
         assert sim.requests == []  # creating a printer does no I/O
-        assert all(p.client.session is session for p in printers)
+        assert all(p.session is session for p in printers)
         assert per_printer < 4096, f"{per_printer:.0f} bytes per PrinterConnection"
         await printers[-1].get_json("/api/version")
         assert session.connector is not None

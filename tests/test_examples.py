@@ -139,11 +139,11 @@ async def test_the_webhook_receiver_example(sim: Simulator, printer: Any) -> Non
     sock.bind(("127.0.0.1", 0))
     await web.SockSite(runner, sock).start()
     try:
-        await printer.set_notification_webhook(
+        await printer.app_api.set_notification_webhook(
             f"http://127.0.0.1:{sock.getsockname()[1]}/octoeverywhere/webhook"
         )
         assert await sim.deliver_webhook(6, Progress=50, FileName="a.gcode") == 200
-        assert await printer.test_notification_webhook() == 200
+        assert await printer.app_api.test_notification_webhook() == 200
     finally:
         await runner.cleanup()  # waits for, or cancels, the callbacks
     assert [e.event_type for e in events] == [EventType.PRINT_PROGRESS, EventType.TEST_NOTIFICATION]
@@ -207,7 +207,7 @@ async def test_the_webhook_receiver_example_checks_the_secret_key(
     sock.bind(("127.0.0.1", 0))
     await web.SockSite(runner, sock).start()
     try:
-        await printer.set_notification_webhook(
+        await printer.app_api.set_notification_webhook(
             f"http://127.0.0.1:{sock.getsockname()[1]}/octoeverywhere/webhook"
         )
         assert await sim.deliver_webhook(1) == 403

@@ -19,7 +19,7 @@ from oe_async import (
     RequestTimeoutError,
     RetryPolicy,
 )
-from oe_async.connection import join_url
+from oe_async._http import join_url
 from oe_async.testing import Simulator
 
 from .helpers import acquired_connections
@@ -106,7 +106,7 @@ async def test_printer_headers_are_pinned_to_the_relay(oe: OctoEverywhere, sim: 
     sim.state.octoprint_api_key = "op-key-1"
     printer = oe.printer(sim.app_connection(octoprint_api_key="op-key-1"))
     assert (await printer.get_json("/api/version"))["api"] == "0.1"
-    await printer.info()
+    await printer.app_api.info()
     assert sim.requests_to("relay")[0].headers["X-Api-Key"] == "op-key-1"
     app_api = sim.requests_to("app_api")[0]
     assert "X-Api-Key" not in app_api.headers
@@ -219,7 +219,7 @@ async def test_cancellation_is_not_wrapped_and_releases_the_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
     sim.state.latency = 0
 
 
@@ -229,7 +229,7 @@ async def test_early_exit_releases_the_connection(
     with pytest.raises(RuntimeError, match="boom"):
         async with printer.request("GET", "/api/version"):
             raise RuntimeError("boom")
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
 
 
 async def test_a_single_connection_pool_is_never_exhausted(sim: Simulator) -> None:

@@ -53,7 +53,7 @@ async def test_gadget_status_against_the_simulator(
     sim.state.gadget.state = 4
     sim.state.gadget.rating = 2
     sim.state.gadget.status_color = "r"
-    status = await printer.gadget_status()
+    status = await printer.gadget.status()
     assert status.state is GadgetState.PAUSED_DUE_TO_FAILURE
     assert status.rating == 2
     request = sim.requests_to("app_api", "/api/gadget/*")[0]
@@ -75,14 +75,14 @@ async def test_gadget_errors(
 ) -> None:
     sim.fail(status, origin="app_api", path="/api/gadget/*")
     with pytest.raises(error):
-        await printer.gadget_status()
+        await printer.gadget.status()
 
 
 async def _poll_for(poller: GadgetPoller, clock: FakeClock, seconds: float) -> None:
     start = clock.now
     while clock.now - start < seconds:
         await asyncio.sleep(0)
-        if poller._task.done():
+        if poller.done:
             break
 
 
@@ -97,7 +97,7 @@ async def test_the_poller_never_polls_faster_than_every_10_s(
         call_times.append(clock.now)
 
     # Ask for 1 s: the helper must raise it to 10 s.
-    poller = GadgetPoller(printer, record, interval=1.0, clock=clock, sleep=clock.sleep)
+    poller = printer.gadget.poller(record, interval=1.0, clock=clock, sleep=clock.sleep)
     await _poll_for(poller, clock, 120)
     await poller.close()
     gaps = [b - a for a, b in itertools.pairwise(call_times)]
@@ -111,11 +111,11 @@ async def test_two_pollers_share_the_per_connection_floor(
 ) -> None:
     clock = FakeClock()
     call_times: list[float] = []
-    first = GadgetPoller(
-        printer, lambda s: call_times.append(clock.now), clock=clock, sleep=clock.sleep
+    first = printer.gadget.poller(
+        lambda s: call_times.append(clock.now), clock=clock, sleep=clock.sleep
     )
-    second = GadgetPoller(
-        printer, lambda s: call_times.append(clock.now), clock=clock, sleep=clock.sleep
+    second = printer.gadget.poller(
+        lambda s: call_times.append(clock.now), clock=clock, sleep=clock.sleep
     )
     await _poll_for(first, clock, 100)
     await first.close()
@@ -131,8 +131,7 @@ async def test_the_poller_backs_off_when_idle_and_stops_when_hidden(
     visible = [True]
     sim.state.gadget.state = 2  # idle: no print
     calls: list[float] = []
-    poller = GadgetPoller(
-        printer,
+    poller = printer.gadget.poller(
         lambda s: calls.append(clock.now),
         is_visible=lambda: visible[0],
         idle_interval=60,
@@ -156,7 +155,7 @@ async def test_the_poller_stops_on_a_permanent_error(
 ) -> None:
     clock = FakeClock()
     sim.revoke()
-    poller = GadgetPoller(printer, lambda s: None, clock=clock, sleep=clock.sleep)
+    poller = printer.gadget.poller(lambda s: None, clock=clock, sleep=clock.sleep)
     with pytest.raises(oe_async.AppConnectionRevokedError):
         await asyncio.wait_for(poller.wait(), 5)
 
@@ -168,7 +167,7 @@ async def test_the_poller_rides_out_temporary_errors(
     # Four 601s: the first poll's three funnel attempts all fail, the second poll succeeds.
     sim.fail(601, origin="app_api", path="/api/gadget/*", times=4)
     statuses: list[GadgetStatus] = []
-    poller = GadgetPoller(printer, statuses.append, clock=clock, sleep=clock.sleep)
+    poller = printer.gadget.poller(statuses.append, clock=clock, sleep=clock.sleep)
     while not statuses:
         await asyncio.sleep(0)
     await poller.close()

@@ -112,7 +112,7 @@ async def call(printer: PrinterConnection, case: Case) -> None:
     if case.call == "json":
         await printer.get_json("/api/job")
         return
-    async with printer.download("/downloads/file.gcode") as stream:
+    async with printer.files.download("/downloads/file.gcode") as stream:
         async for _ in stream:
             pass
 

@@ -51,24 +51,24 @@ async def upload(printer: PrinterConnection, flowing: asyncio.Event) -> None:
             yield block
             flowing.set()
 
-    await printer.upload("/api/files/local", endless(), filename="endless.gcode")
+    await printer.files.upload("/api/files/local", endless(), filename="endless.gcode")
 
 
 async def download(printer: PrinterConnection, flowing: asyncio.Event) -> None:
-    async with printer.download("/downloads/files/local/big.bin") as chunks:
+    async with printer.files.download("/downloads/files/local/big.bin") as chunks:
         async for _ in chunks:
             flowing.set()
             await forever()
 
 
 async def frames(printer: PrinterConnection, flowing: asyncio.Event) -> None:
-    async with printer.frames() as stream:
+    async with printer.webcam.frames() as stream:
         async for _ in stream:
             flowing.set()
 
 
 async def websocket(printer: PrinterConnection, flowing: asyncio.Event) -> None:
-    async with printer.websocket("/websocket") as ws:
+    async with printer.websocket.connect("/websocket") as ws:
         flowing.set()
         async for _ in ws:
             pass
@@ -76,7 +76,7 @@ async def websocket(printer: PrinterConnection, flowing: asyncio.Event) -> None:
 
 
 async def subscription(printer: PrinterConnection, flowing: asyncio.Event) -> None:
-    sub = printer.subscribe("/websocket", lambda message: None)
+    sub = printer.websocket.subscribe("/websocket", lambda message: None)
     try:
         await sub.wait_connected()
         flowing.set()

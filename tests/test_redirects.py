@@ -74,7 +74,7 @@ async def test_app_api_token_does_not_follow_a_redirect(
     tls_sim: Simulator, tls_printer: PrinterConnection, elsewhere: RecordingServer
 ) -> None:
     tls_sim.redirect("/api/appconnection/info", elsewhere.url / "landing", origin="app_api")
-    await tls_printer.info()
+    await tls_printer.app_api.info()
     assert tls_sim.requests_to("app_api")[0].headers["AppToken"] == tls_sim.app_token
     assert len(elsewhere.seen) == 1
     assert elsewhere.secret_headers_seen() == []

@@ -272,7 +272,7 @@ async def test_the_library_maps_606_to_invalid_credentials(
     with pytest.raises(InvalidCredentialsError):
         await printer.get_json("/echo")
     with pytest.raises(InvalidCredentialsError):
-        async with printer.websocket("/ws"):
+        async with printer.websocket.connect("/ws"):
             pass
     assert origin.seen == []
 
@@ -404,11 +404,11 @@ async def test_streams_64_mib_both_ways_with_flat_memory(
     tracemalloc.start()
     try:
         # Known size: Content-Length travels end to end (OctoPrint answers 411 without it).
-        sized = await printer.upload("/sink", _blocks(size), raw=True, size=size)
+        sized = await printer.files.upload("/sink", _blocks(size), raw=True, size=size)
         # Unknown size: chunked end to end.
-        chunked = await printer.upload("/sink", _blocks(size), raw=True)
+        chunked = await printer.files.upload("/sink", _blocks(size), raw=True)
         digest, received = hashlib.sha256(), 0
-        async with printer.download(f"/source?size={size}") as chunks:
+        async with printer.files.download(f"/source?size={size}") as chunks:
             assert chunks.total == size
             async for chunk in chunks:
                 digest.update(chunk)
@@ -416,16 +416,16 @@ async def test_streams_64_mib_both_ways_with_flat_memory(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert sized == {
+    assert sized.data == {
         "size": size,
         "sha256": expected,
         "content_length": str(size),
         "transfer_encoding": None,
     }
-    assert chunked["size"] == size
-    assert chunked["sha256"] == expected
-    assert chunked["content_length"] is None
-    assert chunked["transfer_encoding"] == "chunked"
+    assert chunked.data["size"] == size
+    assert chunked.data["sha256"] == expected
+    assert chunked.data["content_length"] is None
+    assert chunked.data["transfer_encoding"] == "chunked"
     assert (received, digest.hexdigest()) == (size, expected)
     # Client, relay and printer all live in this process: ~200 MiB went through three hops.
     assert peak < 16 * MIB, f"peak traced memory {peak / MIB:.1f} MiB"
@@ -446,7 +446,7 @@ async def test_a_body_the_printer_drops_is_not_passed_off_as_complete(
         with pytest.raises(aiohttp.ClientPayloadError):
             await resp.read()
     with pytest.raises(CommunicationError):
-        async with printer.download(f"/source?size={size}&drop=1&chunked=1") as chunks:
+        async with printer.files.download(f"/source?size={size}&drop=1&chunked=1") as chunks:
             async for _ in chunks:
                 pass
 
@@ -457,7 +457,7 @@ async def test_a_body_the_printer_drops_is_not_passed_off_as_complete(
 async def test_websockets_are_proxied_both_ways(
     printer: PrinterConnection, relay: StandInRelay, origin: Origin
 ) -> None:
-    async with printer.websocket("/ws", protocols=("v1.printer",)) as ws:
+    async with printer.websocket.connect("/ws", protocols=("v1.printer",)) as ws:
         assert ws.protocol == "v1.printer"
         await ws.send_str("hello")
         assert (await ws.receive(timeout=5)).data == "echo:hello"
@@ -478,7 +478,7 @@ async def test_websockets_are_proxied_both_ways(
 async def test_a_client_close_code_reaches_the_printer(
     printer: PrinterConnection, origin: Origin
 ) -> None:
-    async with printer.websocket("/ws") as ws:
+    async with printer.websocket.connect("/ws") as ws:
         await ws.send_str("ping")
         assert (await ws.receive(timeout=5)).data == "echo:ping"
         await ws.close(code=4002)
@@ -492,7 +492,7 @@ async def test_a_client_close_code_reaches_the_printer(
 async def test_close_websockets_with_a_relay_code(
     printer: PrinterConnection, relay: StandInRelay, origin: Origin
 ) -> None:
-    async with printer.websocket("/ws") as ws:
+    async with printer.websocket.connect("/ws") as ws:
         await ws.send_str("up")
         assert (await ws.receive(timeout=5)).data == "echo:up"
         assert await relay.close_websockets(604) == 1
@@ -517,7 +517,7 @@ async def test_forced_faults(
     assert (await printer.get_json("/echo"))["method"] == "GET"  # times=1: used up
     fault = relay.fail(604, path="/ws", method="GET")
     with pytest.raises(AppConnectionRevokedError):
-        async with printer.websocket("/ws"):
+        async with printer.websocket.connect("/ws"):
             pass
     relay.faults.remove(fault)
     relay.fail(418, body=b"custom", headers={"Retry-After": "3"}, times=1)
@@ -539,12 +539,12 @@ async def test_an_unreachable_printer_is_601(oe: OctoEverywhere) -> None:
         with pytest.raises(PrinterOfflineError):
             await printer.get_json("/api/version")
         with pytest.raises(PrinterOfflineError):
-            async with printer.websocket("/ws"):
+            async with printer.websocket.connect("/ws"):
                 pass
 
 
 async def test_info_api_origin(printer: PrinterConnection, relay: StandInRelay) -> None:
-    info = await printer.info()
+    info = await printer.app_api.info()
     assert info.is_online
     assert info.limits.max_upload_bytes is None
 
@@ -573,7 +573,7 @@ async def test_restart_keeps_the_port_and_subscriptions_reconnect(
             and len(messages) == times
         )
 
-    sub = printer.subscribe(
+    sub = printer.websocket.subscribe(
         "/ws",
         lambda m: messages.append(m.data),
         hello=hello,
@@ -617,7 +617,7 @@ async def test_https_relay(
         assert connection.allow_insecure_loopback  # loopback, even over https
         printer = oe.printer(connection)
         assert (await printer.get_json("/echo"))["method"] == "GET"
-        assert (await printer.info()).is_online
-        async with printer.websocket("/ws") as ws:
+        assert (await printer.app_api.info()).is_online
+        async with printer.websocket.connect("/ws") as ws:
             await ws.send_str("tls")
             assert (await ws.receive(timeout=5)).data == "echo:tls"

@@ -29,12 +29,12 @@ async def test_the_lan_never_sees_relay_credentials(oe: OctoEverywhere, sim: Sim
     await printer.get_json("/api/version")
     assert printer.route is Route.LAN
     await printer.post_json("/echo/post", {"a": 1})
-    await printer.upload("/api/files/local", b"G1\n", filename="u.gcode")
-    async with printer.download("/downloads/files/local/a.gcode") as chunks:
+    await printer.files.upload("/api/files/local", b"G1\n", filename="u.gcode")
+    async with printer.files.download("/downloads/files/local/a.gcode") as chunks:
         assert b"".join([c async for c in chunks]) == b"G28\n" * 1000
-    async with printer.frames() as frames:
+    async with printer.webcam.frames() as frames:
         assert len([f async for f in frames]) == 2
-    async with printer.websocket("/websocket") as ws:
+    async with printer.websocket.connect("/websocket") as ws:
         await ws.send_json({"jsonrpc": "2.0", "method": "server.info", "id": 1})
         await ws.receive_json()
     lan_requests = sim.requests_to("lan")
@@ -127,7 +127,7 @@ async def test_absolute_lan_urls_follow_the_route(oe: OctoEverywhere, sim: Simul
         sim.app_connection(), lan_url=f"http://127.0.0.1:{closed_port()}", routing=QUICK
     )
     # On the relay the LAN port is dropped and the path kept.
-    frame = await printer.snapshot(str(webcam))
+    frame = await printer.webcam.snapshot(str(webcam))
     assert frame.data in sim.jpegs
     request = sim.requests_to("relay", "/webcam/")[-1]
     assert request.query == "action=snapshot"
@@ -137,7 +137,7 @@ async def test_absolute_lan_urls_stay_on_the_lan(oe: OctoEverywhere, sim: Simula
     lan = await sim.start_lan()
     printer = oe.printer(sim.app_connection(), lan_url=lan, routing=QUICK)
     await printer.get_json("/api/version")
-    frame = await printer.snapshot(str(lan / "webcam" / "") + "?action=snapshot")
+    frame = await printer.webcam.snapshot(str(lan / "webcam" / "") + "?action=snapshot")
     assert frame.data in sim.jpegs
     assert sim.requests_to("lan", "/webcam/")
 
@@ -147,7 +147,7 @@ async def test_plugin_api_paths_always_use_the_relay(oe: OctoEverywhere, sim: Si
     printer = oe.printer(sim.app_connection(), lan_url=lan, routing=QUICK)
     await printer.get_json("/api/version")
     assert printer.route is Route.LAN
-    await printer.webcams()
+    await printer.plugin.webcams()
     assert sim.requests_to("relay", "/octoeverywhere-command-api/*")
     assert sim.requests_to("lan", "/octoeverywhere-command-api/*") == []
 
@@ -201,8 +201,8 @@ async def test_info_updates_a_lan_address_learned_from_an_ip(
 ) -> None:
     printer = oe.printer(sim.app_connection(local_ip="127.0.0.9"), route="prefer_local")
     sim.state.local_ip = "127.0.0.10"
-    await printer.info()
+    await printer.app_api.info()
     assert printer.lan_url == URL("http://127.0.0.10/")
     explicit = oe.printer(sim.app_connection(), lan_url="http://127.0.0.11:8080")
-    await explicit.info()
+    await explicit.app_api.info()
     assert explicit.lan_url == URL("http://127.0.0.11:8080/")  # an explicit URL is kept

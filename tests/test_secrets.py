@@ -88,7 +88,7 @@ async def test_secrets_stay_out_of_everything(
     printer = oe.printer(conn)
 
     # The happy path works on the production-shaped names.
-    info = await printer.info()
+    info = await printer.app_api.info()
     assert (await printer.get_json("/api/version"))["api"] == "0.1"
     assert sim.requests_to("relay")[0].headers["X-Api-Key"] == API_KEY
     for obj in (
@@ -97,8 +97,8 @@ async def test_secrets_stay_out_of_everything(
         conn,
         conn.auth,
         info,
-        printer.limits,
-        await printer.create_live_link(2),
+        printer.app_api.limits,
+        await printer.app_api.create_live_link(2),
     ):
         assert_clean(repr(obj), f"repr({type(obj).__name__})")
         assert_clean(str(obj), f"str({type(obj).__name__})")
@@ -117,7 +117,7 @@ async def test_secrets_stay_out_of_everything(
         sim.fail(status, path="/api/job", times=2)
         await collect(printer.get_json("/api/job"))
         sim.fail(status, origin="app_api", times=2)
-        await collect(printer.info())
+        await collect(printer.app_api.info())
     sim.fail(404, path="/api/job", body=b"not here")
     await collect(printer.get_json("/api/job"))
     sim.clear_faults()
@@ -144,7 +144,7 @@ async def test_secrets_stay_out_of_everything(
     sim.fail(
         200, origin="app_api", body=b'{"LastConnectionTimeUtc": "' + APP_TOKEN.encode() + b'"}'
     )
-    await collect(printer.info())
+    await collect(printer.app_api.info())
     sim.clear_faults()
 
     await collect(printer.get_json(f"https://{SUBDOMAIN}.example.com/"))

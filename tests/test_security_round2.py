@@ -451,9 +451,8 @@ def test_no_secret_must_be_an_explicit_choice() -> None:
         WebhookReceiver(lambda e: None, secret_key=SECRET, allow_unsigned=True)
     with pytest.raises(InvalidArgumentError, match="str"):
         WebhookReceiver(lambda e: None, secret_key=b"bytes")  # type: ignore[arg-type]
-    # Omitting both still works for now, loudly: it will raise in a future release.
-    with pytest.warns(FutureWarning, match="allow_unsigned=True"):
-        WebhookReceiver(lambda e: None)
+    with pytest.raises(InvalidArgumentError, match="allow_unsigned=True"):
+        WebhookReceiver(lambda e: None)  # neither: no secret must be an explicit choice
     WebhookReceiver(lambda e: None, allow_unsigned=True)  # explicit: no warning
 
 

@@ -69,13 +69,14 @@ class TestUpload:
         calls: list[tuple[int, int | None]] = []
 
         tracemalloc.start()
-        result = await printer.upload(
+        result = await printer.files.upload(
             "/api/files/local", path, progress=lambda done, total: calls.append((done, total))
         )
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
 
-        assert result["files"]["local"]["name"] == "part.gcode"
+        assert result.status == 201
+        assert result.data["files"]["local"]["name"] == "part.gcode"
         assert sim.uploads[-1].sha256 == digest
         assert sim.uploads[-1].size == 100 * MiB
         assert read_threads, "reads were recorded"
@@ -109,37 +110,37 @@ class TestUpload:
         if kind == "path":
             source = tmp_path / "kind.gcode"
             await asyncio.to_thread(Path(source).write_bytes, data)  # type: ignore[arg-type]
-        await printer.upload("/api/files/local", source, filename="kind.gcode")  # type: ignore[arg-type]
+        await printer.files.upload("/api/files/local", source, filename="kind.gcode")  # type: ignore[arg-type]
         assert sim.uploads[-1].sha256 == sha(data)
         assert sim.uploads[-1].size == len(data)
 
     async def test_moonraker_form_fields(self, printer: PrinterConnection, sim: Simulator) -> None:
-        answer = await printer.upload(
+        answer = await printer.files.upload(
             "/server/files/upload",
             b"G28\n",
             filename="m.gcode",
             form={"root": "gcodes", "path": "jobs", "print": True},
         )
-        assert answer["result"]["item"]["path"] == "jobs/m.gcode"
-        assert answer["result"]["print_started"] is True
+        assert answer.data["result"]["item"]["path"] == "jobs/m.gcode"
+        assert answer.data["result"]["print_started"] is True
         assert "gcodes/jobs/m.gcode" in sim.files
 
     async def test_octoprint_select_and_folder(
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
-        answer = await printer.upload(
+        answer = await printer.files.upload(
             "/api/files/local", b"G1\n", filename="o.gcode", form={"select": True, "path": "f"}
         )
-        assert answer["effectiveSelect"] is True
+        assert answer.data["effectiveSelect"] is True
         assert "f/o.gcode" in sim.files
 
     async def test_raw_put_to_the_plugin_api(
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
-        answer = await printer.upload(
+        answer = await printer.files.upload(
             "/octoeverywhere-command-api/files/upload?path=gcode/r.gcode", b"raw", raw=True
         )
-        assert answer["Result"]["SizeBytes"] == 3
+        assert answer.data["Result"]["SizeBytes"] == 3
         request = sim.requests_to("relay", "/octoeverywhere-command-api/files/upload")[0]
         assert request.method == "PUT"
         assert request.headers["Content-Length"] == "3"
@@ -148,9 +149,11 @@ class TestUpload:
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
         sim.fail(200, path="/api/files/local", body=b"OK", headers={"Content-Type": "text/plain"})
-        resp = await printer.upload("/api/files/local", b"x", filename="t.gcode")
-        assert resp.status == 200
-        assert await resp.text() == "OK"
+        result = await printer.files.upload("/api/files/local", b"x", filename="t.gcode")
+        assert result.status == 200
+        assert result.data is None
+        assert result.text == "OK"
+        assert result.body == b"OK"
 
     async def test_async_progress_callback(self, printer: PrinterConnection) -> None:
         seen: list[int] = []
@@ -159,7 +162,7 @@ class TestUpload:
             await asyncio.sleep(0)
             seen.append(done)
 
-        await printer.upload(
+        await printer.files.upload(
             "/api/files/local", b"x" * (3 * MiB + 5), filename="p.gcode", progress=progress
         )
         assert seen == [MiB, 2 * MiB, 3 * MiB, 3 * MiB + 5]
@@ -172,7 +175,7 @@ class TestUpload:
             yield b"b" * 5
 
         calls: list[tuple[int, int | None]] = []
-        await printer.upload(
+        await printer.files.upload(
             "/api/files/local",
             chunks(),
             filename="u.gcode",
@@ -200,14 +203,14 @@ class TestUpload:
         self, printer: PrinterConnection, sim: Simulator, kwargs: dict[str, object], message: str
     ) -> None:
         with pytest.raises(oe_async.InvalidArgumentError, match=message):
-            await printer.upload("/api/files/local", **kwargs)  # type: ignore[arg-type]
+            await printer.files.upload("/api/files/local", **kwargs)  # type: ignore[arg-type]
         assert sim.requests_to("relay") == []
 
     async def test_a_directory_is_not_a_file(
         self, printer: PrinterConnection, tmp_path: Path
     ) -> None:
         with pytest.raises(oe_async.InvalidArgumentError, match="not a regular file"):
-            await printer.upload("/api/files/local", tmp_path)
+            await printer.files.upload("/api/files/local", tmp_path)
 
 
 class TestUploadSourceFailures:
@@ -219,7 +222,7 @@ class TestUploadSourceFailures:
             yield "not bytes"
 
         with pytest.raises(oe_async.UploadSourceError, match="yielded str"):
-            await printer.upload("/api/files/local", chunks(), filename="x.gcode")  # type: ignore[arg-type]
+            await printer.files.upload("/api/files/local", chunks(), filename="x.gcode")  # type: ignore[arg-type]
         assert sim.uploads == []
 
     async def test_a_short_source_never_reaches_the_printer_as_a_file(
@@ -229,7 +232,7 @@ class TestUploadSourceFailures:
             yield b"x" * 100
 
         with pytest.raises(oe_async.UploadSourceError, match="ended after 100 of the 1000"):
-            await printer.upload(
+            await printer.files.upload(
                 "/octoeverywhere-command-api/files/upload?path=a", chunks(), raw=True, size=1000
             )
         assert sim.uploads == []
@@ -242,7 +245,7 @@ class TestUploadSourceFailures:
             yield b"y" * 100
 
         with pytest.raises(oe_async.UploadSourceError, match="grew"):
-            await printer.upload(
+            await printer.files.upload(
                 "/octoeverywhere-command-api/files/upload?path=a", chunks(), raw=True, size=150
             )
         assert sim.uploads == []
@@ -255,7 +258,7 @@ class TestUploadSourceFailures:
             raise OSError(5, "Input/output error")
 
         with pytest.raises(oe_async.UploadSourceError, match="Input/output error"):
-            await printer.upload("/api/files/local", chunks(), filename="e.gcode")
+            await printer.files.upload("/api/files/local", chunks(), filename="e.gcode")
         assert sim.uploads == []
 
 
@@ -265,7 +268,7 @@ class TestLimits:
     ) -> None:
         sim.state.limits = oe_async.PrinterLimits(max_upload_bytes=1000, max_download_bytes=10**9)
         with pytest.raises(oe_async.UploadLimitError) as excinfo:
-            await printer.upload("/api/files/local", b"x" * 5000, filename="big.gcode")
+            await printer.files.upload("/api/files/local", b"x" * 5000, filename="big.gcode")
         assert excinfo.value.limit == 1000
         assert excinfo.value.size is not None
         assert excinfo.value.size > 5000  # the whole multipart body
@@ -274,7 +277,9 @@ class TestLimits:
         assert len(sim.requests_to("app_api")) == 1  # limits fetched once
 
         with pytest.raises(oe_async.UploadLimitError):
-            await printer.upload("/api/files/local", b"x" * 5000, filename="big.gcode", raw=True)
+            await printer.files.upload(
+                "/api/files/local", b"x" * 5000, filename="big.gcode", raw=True
+            )
         assert sim.requests_to("relay") == []
         assert len(sim.requests_to("app_api")) == 1  # ... and remembered
 
@@ -284,7 +289,7 @@ class TestLimits:
         sim.fail(503, origin="app_api")  # the Info API is down: the pre-check is skipped
         sim.state.limits = oe_async.PrinterLimits(max_upload_bytes=1000)
         with pytest.raises(oe_async.UploadLimitError) as excinfo:
-            await printer.upload("/api/files/local", b"x" * 5000, filename="big.gcode")
+            await printer.files.upload("/api/files/local", b"x" * 5000, filename="big.gcode")
         assert excinfo.value.status == 608
         assert len(sim.requests_to("relay", "/api/files/local")) == 1
 
@@ -298,7 +303,7 @@ class TestLimits:
                 yield b"x" * 64 * 1024
 
         with pytest.raises((oe_async.UploadLimitError, oe_async.CommunicationError)) as excinfo:
-            await printer.upload(
+            await printer.files.upload(
                 "/octoeverywhere-command-api/files/upload?path=a", chunks(), raw=True
             )
         if isinstance(excinfo.value, oe_async.UploadLimitError):
@@ -310,7 +315,7 @@ class TestLimits:
         sim.state.limits = oe_async.PrinterLimits(max_download_bytes=1000)
         sim.fail(503, origin="app_api")  # no pre-check: the relay says 607
         with pytest.raises(oe_async.DownloadLimitError) as excinfo:
-            async with printer.download("/downloads/files/local/huge.gcode"):
+            async with printer.files.download("/downloads/files/local/huge.gcode"):
                 pass
         assert excinfo.value.status == 607
 
@@ -321,10 +326,10 @@ class TestLimits:
         low = {"IsOnline": True, "PrinterLimits": {"MaxDownloadFileSizeBytes": 1000}}
         sim.fail(200, origin="app_api", body=json.dumps(low).encode(), times=1)
         with pytest.raises(oe_async.DownloadLimitError) as excinfo:
-            async with printer.download("/downloads/files/local/huge.gcode") as chunks:
+            async with printer.files.download("/downloads/files/local/huge.gcode") as chunks:
                 pytest.fail(f"the body should not be offered ({chunks.total})")
         assert (excinfo.value.limit, excinfo.value.size) == (1000, 3000)
-        assert acquired_connections(printer.client.session) == 0
+        assert acquired_connections(printer.session) == 0
 
     async def test_download_streamed_count_over_the_limit(
         self, printer: PrinterConnection, sim: Simulator
@@ -337,12 +342,12 @@ class TestLimits:
         with pytest.raises(
             oe_async.DownloadLimitError, match="passed the account's download limit"
         ):
-            async with printer.download("/downloads/files/local/huge.gcode") as chunks:
+            async with printer.files.download("/downloads/files/local/huge.gcode") as chunks:
                 assert chunks.total is None
                 async for chunk in chunks:
                     received += len(chunk)
         assert received <= MiB
-        assert acquired_connections(printer.client.session) == 0
+        assert acquired_connections(printer.session) == 0
 
 
 class TestDownload:
@@ -352,7 +357,7 @@ class TestDownload:
         simfile = sim.files.add_synthetic("d.gcode", 5 * MiB + 3)
         calls: list[tuple[int, int | None]] = []
         hasher = hashlib.sha256()
-        async with printer.download(
+        async with printer.files.download(
             "/downloads/files/local/d.gcode", progress=lambda d, t: calls.append((d, t))
         ) as chunks:
             assert chunks.total == 5 * MiB + 3
@@ -367,14 +372,14 @@ class TestDownload:
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
         sim.files.add_synthetic("d.gcode", 20 * MiB)
-        async with printer.download("/downloads/files/local/d.gcode") as chunks:
+        async with printer.files.download("/downloads/files/local/d.gcode") as chunks:
             async for _ in chunks:
                 break
-        assert acquired_connections(printer.client.session) == 0
+        assert acquired_connections(printer.session) == 0
 
     async def test_missing_file_is_a_printer_error(self, printer: PrinterConnection) -> None:
         with pytest.raises(oe_async.PrinterHTTPError) as excinfo:
-            async with printer.download("/downloads/files/local/nope.gcode"):
+            async with printer.files.download("/downloads/files/local/nope.gcode"):
                 pass
         assert excinfo.value.status == 404
 
@@ -384,7 +389,7 @@ class TestDownload:
         sim.files.add_synthetic("d.gcode", 4 * MiB)
         sim.state.transfer.drop_after = MiB
         with pytest.raises(oe_async.CommunicationError, match="cut short"):
-            async with printer.download("/downloads/files/local/d.gcode") as chunks:
+            async with printer.files.download("/downloads/files/local/d.gcode") as chunks:
                 async for _ in chunks:
                     pass
 
@@ -398,7 +403,7 @@ class TestDownloadTo:
         sim.state.transfer.drop_times = 2
         calls: list[tuple[int, int | None]] = []
         dest = tmp_path / "r.gcode"
-        result = await printer.download_to(
+        result = await printer.files.download_to(
             "/downloads/files/local/r.gcode", dest, progress=lambda d, t: calls.append((d, t))
         )
         assert result == dest
@@ -419,7 +424,9 @@ class TestDownloadTo:
         sim.state.transfer.drop_after = MiB
         sim.state.transfer.drop_times = 1
         dest = tmp_path / "c.gcode"
-        task = asyncio.create_task(printer.download_to("/downloads/files/local/c.gcode", dest))
+        task = asyncio.create_task(
+            printer.files.download_to("/downloads/files/local/c.gcode", dest)
+        )
         # Replace the file as soon as the first attempt was cut: If-Range no longer matches.
         while len(sim.requests_to("relay", "/downloads/*")) < 1:
             await asyncio.sleep(0.001)
@@ -435,7 +442,7 @@ class TestDownloadTo:
         dest = tmp_path / "f.gcode"
         await asyncio.to_thread(dest.write_bytes, b"previous content")
         with pytest.raises(oe_async.CommunicationError):
-            await printer.download_to("/downloads/files/local/f.gcode", dest, resume=False)
+            await printer.files.download_to("/downloads/files/local/f.gcode", dest, resume=False)
         assert await asyncio.to_thread(dest.read_bytes) == b"previous content"
         assert await listdir(tmp_path) == ["f.gcode"]
 
@@ -446,7 +453,7 @@ class TestDownloadTo:
         sim.state.transfer.drop_after = MiB
         sim.state.transfer.ranges = False
         with pytest.raises(oe_async.CommunicationError):
-            await printer.download_to("/downloads/files/local/n.gcode", tmp_path / "n.gcode")
+            await printer.files.download_to("/downloads/files/local/n.gcode", tmp_path / "n.gcode")
         assert await listdir(tmp_path) == []
 
     async def test_a_server_that_keeps_dropping_is_given_up_on(
@@ -455,23 +462,25 @@ class TestDownloadTo:
         sim.files.add_synthetic("k.gcode", 3 * MiB)
         sim.state.transfer.drop_after = 0  # every attempt dies before the first byte
         with pytest.raises(oe_async.CommunicationError):
-            await printer.download_to("/downloads/files/local/k.gcode", tmp_path / "k.gcode")
+            await printer.files.download_to("/downloads/files/local/k.gcode", tmp_path / "k.gcode")
         assert await listdir(tmp_path) == []
 
     async def test_http_errors_leave_nothing_behind(
         self, printer: PrinterConnection, tmp_path: Path
     ) -> None:
         with pytest.raises(oe_async.PrinterHTTPError):
-            await printer.download_to("/downloads/files/local/missing.gcode", tmp_path / "m.gcode")
+            await printer.files.download_to(
+                "/downloads/files/local/missing.gcode", tmp_path / "m.gcode"
+            )
         assert await listdir(tmp_path) == []
 
     async def test_bad_destinations(
         self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
     ) -> None:
         with pytest.raises(oe_async.InvalidArgumentError, match="is a directory"):
-            await printer.download_to("/downloads/files/local/x", tmp_path)
+            await printer.files.download_to("/downloads/files/local/x", tmp_path)
         with pytest.raises(oe_async.InvalidArgumentError, match="does not exist"):
-            await printer.download_to("/downloads/files/local/x", tmp_path / "no" / "x")
+            await printer.files.download_to("/downloads/files/local/x", tmp_path / "no" / "x")
         assert sim.requests == []
 
 
@@ -483,9 +492,9 @@ class TestRetrySafety:
             yield b"x"
 
         with pytest.raises(oe_async.InvalidArgumentError, match="can be sent only once"):
-            await printer.upload("/api/files/local", chunks(), filename="s.gcode", retry=True)
+            await printer.files.upload("/api/files/local", chunks(), filename="s.gcode", retry=True)
         with pytest.raises(oe_async.InvalidArgumentError, match="can be sent only once"):
-            await printer.upload(
+            await printer.files.upload(
                 "/api/files/local", io.BytesIO(b"x"), filename="s.gcode", retry=True
             )
         assert sim.requests_to("relay") == []
@@ -498,7 +507,7 @@ class TestRetrySafety:
 
         sim.fail(601, path="/api/files/local", times=1)
         with pytest.raises(oe_async.PrinterOfflineError):
-            await printer.upload("/api/files/local", chunks(), filename="s.gcode")
+            await printer.files.upload("/api/files/local", chunks(), filename="s.gcode")
         assert len(sim.requests_to("relay", "/api/files/local")) == 1
         assert sim.uploads == []
 
@@ -507,7 +516,7 @@ class TestRetrySafety:
     ) -> None:
         sim.fail(601, path="/api/files/local", times=1)
         with pytest.raises(oe_async.PrinterOfflineError):
-            await printer.upload("/api/files/local", b"data", filename="d.gcode")
+            await printer.files.upload("/api/files/local", b"data", filename="d.gcode")
         assert len(sim.requests_to("relay", "/api/files/local")) == 1
 
     @pytest.mark.parametrize("kind", ["bytes", "path"])
@@ -521,7 +530,7 @@ class TestRetrySafety:
             await asyncio.to_thread(Path(source).write_bytes, data)  # type: ignore[arg-type]
         sim.fail(601, path="/api/files/local", times=2)
         calls: list[int] = []
-        await printer.upload(
+        await printer.files.upload(
             "/api/files/local",
             source,
             filename="again.gcode",
@@ -546,7 +555,7 @@ class TestCancellation:
             started = asyncio.Event()
             target = tmp_path / f"out{i % 3}.gcode"
             task = asyncio.create_task(
-                printer.download_to(
+                printer.files.download_to(
                     "/downloads/files/local/slow.gcode",
                     target,
                     progress=lambda d, t, ev=started: ev.set(),
@@ -558,7 +567,7 @@ class TestCancellation:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert acquired_connections(printer.client.session) == 0
+            assert acquired_connections(printer.session) == 0
             left = await listdir(tmp_path)
             assert left == [], f"cycle {i} left {left}"
 
@@ -578,7 +587,7 @@ class TestCancellation:
 
             source: object = slow() if i % 2 else path
             task = asyncio.create_task(
-                printer.upload(
+                printer.files.upload(
                     "/api/files/local",
                     source,
                     filename="up.gcode",  # type: ignore[arg-type]
@@ -589,7 +598,7 @@ class TestCancellation:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert acquired_connections(printer.client.session) == 0
+            assert acquired_connections(printer.session) == 0
         assert sim.uploads == []
 
     async def test_a_cancelled_upload_closes_its_async_generator_at_once(
@@ -606,7 +615,7 @@ class TestCancellation:
             finally:
                 closed.set()
 
-        task = asyncio.create_task(printer.upload("/api/files/local", source(), filename="g"))
+        task = asyncio.create_task(printer.files.upload("/api/files/local", source(), filename="g"))
         await asyncio.wait_for(started.wait(), 10)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -626,12 +635,12 @@ class TestCancellation:
                 closed.set()
 
         with pytest.raises(oe_async.UploadSourceError, match="yielded str"):
-            await printer.upload("/api/files/local", source(), filename="g")  # type: ignore[arg-type]
+            await printer.files.upload("/api/files/local", source(), filename="g")  # type: ignore[arg-type]
         assert closed.is_set()
 
 
 async def _consume(printer: PrinterConnection, path: str, started: asyncio.Event) -> None:
-    async with printer.download(path) as chunks:
+    async with printer.files.download(path) as chunks:
         async for _ in chunks:
             started.set()
 
@@ -640,7 +649,7 @@ async def test_transfers_use_the_stream_timeout(printer: PrinterConnection, sim:
     sim.files.add_synthetic("t.gcode", MiB)
     sim.state.transfer.trickle = (1024, 0.5)
     with pytest.raises(oe_async.RequestTimeoutError):
-        async with printer.download(
+        async with printer.files.download(
             "/downloads/files/local/t.gcode", timeout=_read_timeout(0.2)
         ) as chunks:
             async for _ in chunks:

@@ -29,7 +29,7 @@ async def test_every_simulated_quirk_yields_every_frame_bit_exact(
 ) -> None:
     sim.state.webcam.fps = 0
     sim.state.webcam.frames_per_stream = 12
-    async with printer.frames(f"/webcam/?action=stream&quirks={quirk}") as frames:
+    async with printer.webcam.frames(f"/webcam/?action=stream&quirks={quirk}") as frames:
         got = [frame async for frame in frames]
     assert [f.data for f in got] == expected(sim, 12)
     assert [f.index for f in got] == list(range(12))
@@ -41,7 +41,7 @@ async def test_all_quirks_at_once(printer: PrinterConnection, sim: Simulator) ->
     sim.state.webcam.frames_per_stream = 9
     compatible = QUIRKS - {"lf", "crlf_first", "glued", "bare", "no_length"}
     quirks = ",".join(sorted(compatible))
-    async with printer.frames(f"/webcam/?action=stream&quirks={quirks}") as frames:
+    async with printer.webcam.frames(f"/webcam/?action=stream&quirks={quirks}") as frames:
         got = [frame async for frame in frames]
     assert [f.data for f in got] == expected(sim, 9)
     assert all(f.timestamp is not None for f in got)
@@ -52,7 +52,7 @@ async def test_frames_carry_the_transform_and_are_authenticated(
 ) -> None:
     sim.state.webcam.transform = "flipV,rotate90"
     sim.state.webcam.frames_per_stream = 2
-    async with printer.frames() as frames:
+    async with printer.webcam.frames() as frames:
         got = [frame async for frame in frames]
     assert {f.transform for f in got} == {"flipV,rotate90"}
     assert sim.requests_to("relay", "/webcam/")[0].authorization == sim.auth.header_value
@@ -61,7 +61,7 @@ async def test_frames_carry_the_transform_and_are_authenticated(
 async def test_max_fps_drops_surplus_frames(printer: PrinterConnection, sim: Simulator) -> None:
     sim.state.webcam.fps = 100
     sim.state.webcam.frames_per_stream = 60  # 0.6 s of stream
-    async with printer.frames(max_fps=10) as frames:
+    async with printer.webcam.frames(max_fps=10) as frames:
         got = [frame async for frame in frames]
     assert 4 <= len(got) <= 9
     assert frames.skipped >= 45
@@ -74,7 +74,7 @@ async def test_renewal_across_three_stream_ends_is_continuous(
 ) -> None:
     sim.state.webcam.fps = 0
     sim.state.webcam.frames_per_stream = 5
-    async with printer.frames(reconnect=FAST) as frames:
+    async with printer.webcam.frames(reconnect=FAST) as frames:
         got = []
         async for frame in frames:
             got.append(frame)
@@ -84,13 +84,13 @@ async def test_renewal_across_three_stream_ends_is_continuous(
     assert [f.index for f in got] == list(range(18))
     assert [f.data for f in got] == [sim.jpegs[i % 5] for i in range(18)]  # each stream restarts
     assert len(sim.requests_to("relay", "/webcam/")) == 4
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
 
 
 async def test_renewal_by_the_stream_time_limit(printer: PrinterConnection, sim: Simulator) -> None:
     sim.state.webcam.fps = 50
     sim.state.webcam.stream_seconds = 0.15
-    async with printer.frames(reconnect=FAST) as frames:
+    async with printer.webcam.frames(reconnect=FAST) as frames:
         got = []
         async for frame in frames:
             got.append(frame)
@@ -108,7 +108,7 @@ async def test_609_backs_off_instead_of_storming(
     sim.state.webcam.max_opens = 1
     sim.state.webcam.window_seconds = 0.25
     policy = ReconnectPolicy(base_delay=0, max_delay=1, webcam_limit_delay=0.3)
-    async with printer.frames(reconnect=policy) as frames:
+    async with printer.webcam.frames(reconnect=policy) as frames:
         got = []
         async for frame in frames:
             got.append(frame)
@@ -127,7 +127,7 @@ async def test_609_retry_after_is_honoured(printer: PrinterConnection, sim: Simu
     sim.state.webcam.window_seconds = 0.1
     sim.state.webcam.retry_after = 1
     policy = ReconnectPolicy(base_delay=0, max_delay=0.1, webcam_limit_delay=0.05)
-    async with printer.frames(reconnect=policy) as frames:
+    async with printer.webcam.frames(reconnect=policy) as frames:
         got = [await anext(frames), await anext(frames)]
     opens = sim.requests_to("relay", "/webcam/")
     assert opens[2].at - opens[1].at >= 1.0
@@ -137,7 +137,7 @@ async def test_609_retry_after_is_honoured(printer: PrinterConnection, sim: Simu
 async def test_609_without_reconnect_is_raised(printer: PrinterConnection, sim: Simulator) -> None:
     sim.state.webcam.max_opens = 0
     with pytest.raises(oe_async.WebcamLimitError):
-        async with printer.frames() as frames:
+        async with printer.webcam.frames() as frames:
             await anext(frames)
 
 
@@ -146,14 +146,14 @@ async def test_permanent_errors_end_the_stream(printer: PrinterConnection, sim: 
     sim.state.webcam.frames_per_stream = 4
     got = []
     with pytest.raises(oe_async.AppConnectionRevokedError):
-        async with printer.frames(reconnect=FAST) as frames:
+        async with printer.webcam.frames(reconnect=FAST) as frames:
             async for frame in frames:
                 got.append(frame)
                 if len(got) == 4:
                     sim.revoke()
     assert len(got) == 4
     assert len(sim.requests_to("relay", "/webcam/")) == 2  # no retry of a 604
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
 
 
 async def test_temporary_errors_give_up_after_max_failures(
@@ -161,7 +161,7 @@ async def test_temporary_errors_give_up_after_max_failures(
 ) -> None:
     sim.state.printer_online = False
     with pytest.raises(oe_async.PrinterOfflineError):
-        async with printer.frames(
+        async with printer.webcam.frames(
             reconnect=ReconnectPolicy(max_failures=3, base_delay=0)
         ) as frames:
             await anext(frames)
@@ -173,15 +173,15 @@ async def test_a_stream_without_reconnect_simply_ends(
 ) -> None:
     sim.state.webcam.frames_per_stream = 3
     sim.state.webcam.fps = 0
-    got = [f async for f in printer.frames()]
+    got = [f async for f in printer.webcam.frames()]
     assert len(got) == 3
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
 
 
 async def test_read_timeout_is_per_read(printer: PrinterConnection, sim: Simulator) -> None:
     sim.state.webcam.fps = 0.5  # one frame every 2 s
     with pytest.raises(oe_async.RequestTimeoutError):
-        async with printer.frames(read_timeout=0.3) as frames:
+        async with printer.webcam.frames(read_timeout=0.3) as frames:
             await anext(frames)  # frame 0 arrives at once
             await anext(frames)
 
@@ -189,7 +189,7 @@ async def test_read_timeout_is_per_read(printer: PrinterConnection, sim: Simulat
 async def test_frames_by_plugin_index(printer: PrinterConnection, sim: Simulator) -> None:
     sim.state.webcam.frames_per_stream = 2
     sim.state.webcam.fps = 0
-    async with printer.frames(index=1) as frames:
+    async with printer.webcam.frames(index=1) as frames:
         got = [f async for f in frames]
     assert len(got) == 2
     request = sim.requests_to("relay", "/octoeverywhere-command-api/webcam/stream")[0]
@@ -205,16 +205,16 @@ async def test_bad_frames_arguments(printer: PrinterConnection, sim: Simulator) 
         ({"reconnect": "yes"}, "reconnect"),
     ]:
         with pytest.raises(oe_async.InvalidArgumentError, match=message):
-            printer.frames(**kwargs)  # type: ignore[arg-type]
+            printer.webcam.frames(**kwargs)  # type: ignore[arg-type]
     assert sim.requests == []
 
 
 async def test_a_missing_plugin_webcam_is_a_plugin_error(printer: PrinterConnection) -> None:
     with pytest.raises(oe_async.PluginCommandError, match="no webcam at index 7"):
-        async with printer.frames(index=7) as frames:
+        async with printer.webcam.frames(index=7) as frames:
             await anext(frames)
     with pytest.raises(oe_async.PluginCommandError):
-        await printer.snapshot(index=7)
+        await printer.webcam.snapshot(index=7)
 
 
 async def test_oversized_frames_are_an_mjpeg_error(
@@ -222,39 +222,39 @@ async def test_oversized_frames_are_an_mjpeg_error(
 ) -> None:
     sim.state.webcam.large = True
     with pytest.raises(oe_async.MJPEGError, match="max_frame_size"):
-        async with printer.frames(max_frame_size=10_000) as frames:
+        async with printer.webcam.frames(max_frame_size=10_000) as frames:
             await anext(frames)
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
 
 
 class TestSnapshot:
     async def test_snapshot_url(self, printer: PrinterConnection, sim: Simulator) -> None:
         sim.state.webcam.transform = "flipH"
-        frame = await printer.snapshot()
+        frame = await printer.webcam.snapshot()
         assert frame.data in sim.jpegs
         assert frame.transform == "flipH"
         assert frame.content_type == "image/jpeg"
 
     async def test_snapshot_by_index(self, printer: PrinterConnection, sim: Simulator) -> None:
-        assert (await printer.snapshot(index=0)).data in sim.jpegs
+        assert (await printer.webcam.snapshot(index=0)).data in sim.jpegs
         assert sim.requests_to("relay")[0].path == "/octoeverywhere-command-api/webcam/snapshot"
 
     async def test_first_frame_of_a_stream(
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
-        frame = await printer.snapshot(from_stream=True)
+        frame = await printer.webcam.snapshot(from_stream=True)
         assert frame.data == sim.jpegs[0]
-        assert acquired_connections(printer.client.session) == 0
+        assert acquired_connections(printer.session) == 0
 
     async def test_snapshot_size_cap(self, printer: PrinterConnection, sim: Simulator) -> None:
         sim.state.webcam.large = True
         with pytest.raises(oe_async.MJPEGError, match="larger than"):
-            await printer.snapshot(max_size=10_000)
+            await printer.webcam.snapshot(max_size=10_000)
 
 
 class TestWebcamList:
     async def test_decodes_the_list(self, printer: PrinterConnection) -> None:
-        cams = await printer.webcams()
+        cams = await printer.plugin.webcams()
         assert cams.default_index == 0
         assert cams.default is not None
         assert cams.default.name == "Nozzle cam"
@@ -269,14 +269,14 @@ class TestWebcamList:
             {"Name": "bad", "Rotation": "sideways"},
             {"Name": "ok2"},
         ]
-        cams = await printer.webcams()
+        cams = await printer.plugin.webcams()
         assert [c.name for c in cams.webcams] == ["ok", "ok2"]
 
     async def test_plugin_failure_status(self, printer: PrinterConnection, sim: Simulator) -> None:
         body = json.dumps({"Status": 788, "Error": "Webcams are not supported"}).encode()
         sim.fail(200, path="/octoeverywhere-command-api/webcam/list", body=body)
         with pytest.raises(oe_async.UnsupportedOnPlatformError, match="not supported") as excinfo:
-            await printer.webcams()
+            await printer.plugin.webcams()
         assert excinfo.value.plugin_status == 788
 
 
@@ -287,7 +287,7 @@ async def test_500_open_cancel_cycles_leave_nothing_behind(
     for i in range(500):
 
         async def watch() -> None:
-            async with printer.frames(reconnect=FAST) as frames:
+            async with printer.webcam.frames(reconnect=FAST) as frames:
                 async for _ in frames:
                     await asyncio.sleep(3600)
 
@@ -297,13 +297,13 @@ async def test_500_open_cancel_cycles_leave_nothing_behind(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert acquired_connections(printer.client.session) == 0
+        assert acquired_connections(printer.session) == 0
 
 
 async def test_breaking_a_plain_async_for_releases_the_connection(
     printer: PrinterConnection, sim: Simulator
 ) -> None:
-    async for _ in printer.frames():
+    async for _ in printer.webcam.frames():
         break
     gc.collect()
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0

@@ -94,21 +94,21 @@ class TestApi:
         self, printer: PrinterConnection, sim: Simulator, receiver: Receiver
     ) -> None:
         url = str(receiver.url) + "?tenantId=abc123&printerRef=p%2042"
-        await printer.set_notification_webhook(
+        await printer.app_api.set_notification_webhook(
             url, [EventType.PRINT_STARTED, 3, EventType.PRINT_STARTED]
         )
         assert sim.state.webhook.url == url  # verbatim, query included
         assert sim.state.webhook.event_types == [1, 3]
-        assert await printer.test_notification_webhook() == 200
+        assert await printer.app_api.test_notification_webhook() == 200
         await receiver.receiver.drain()
         assert [e.event_type for e in receiver.events] == [EventType.TEST_NOTIFICATION]
-        await printer.delete_notification_webhook()
+        await printer.app_api.delete_notification_webhook()
         assert sim.state.webhook.url is None
         request = sim.requests_to("app_api", "*/SetNotificationWebhook")[0]
         assert request.headers["AppToken"] == sim.app_token
 
     async def test_all_events_by_default(self, printer: PrinterConnection, sim: Simulator) -> None:
-        await printer.set_notification_webhook("https://hooks.example.com/oe")
+        await printer.app_api.set_notification_webhook("https://hooks.example.com/oe")
         assert sim.state.webhook.event_types == []
 
     @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ class TestApi:
         self, printer: PrinterConnection, sim: Simulator, url: str, message: str
     ) -> None:
         with pytest.raises(oe_async.InvalidArgumentError, match=message):
-            await printer.set_notification_webhook(url)
+            await printer.app_api.set_notification_webhook(url)
         assert sim.requests == []
 
     async def test_event_types_are_validated(
@@ -132,25 +132,27 @@ class TestApi:
     ) -> None:
         for bad in ([0], ["1"], [True]):
             with pytest.raises(oe_async.InvalidArgumentError, match="event_types"):
-                await printer.set_notification_webhook("https://hooks.example.com/oe", bad)  # type: ignore[arg-type]
+                await printer.app_api.set_notification_webhook("https://hooks.example.com/oe", bad)  # type: ignore[arg-type]
         assert sim.requests == []
 
     async def test_http_webhooks_need_loopback_and_the_client_opt_in(self, sim: Simulator) -> None:
         async with sim.client(allow_insecure_loopback=True) as oe:
-            await oe.printer(sim.app_connection()).set_notification_webhook("http://127.0.0.1:9/x")
+            await oe.printer(sim.app_connection()).app_api.set_notification_webhook(
+                "http://127.0.0.1:9/x"
+            )
         assert sim.state.webhook.url == "http://127.0.0.1:9/x"
 
     async def test_api_errors(self, printer: PrinterConnection, sim: Simulator) -> None:
         sim.revoke()
         with pytest.raises(oe_async.AppConnectionRevokedError):
-            await printer.test_notification_webhook()
+            await printer.app_api.test_notification_webhook()
 
 
 class TestReceiver:
     async def test_a_delivered_event_reaches_the_callback_typed(
         self, printer: PrinterConnection, sim: Simulator, receiver: Receiver
     ) -> None:
-        await printer.set_notification_webhook(str(receiver.url))
+        await printer.app_api.set_notification_webhook(str(receiver.url))
         status = await sim.deliver_webhook(
             2, FileName="benchy.gcode", DurationSec=3600, NewField=[1]
         )
@@ -166,14 +168,14 @@ class TestReceiver:
     async def test_filtered_events_are_not_delivered(
         self, printer: PrinterConnection, sim: Simulator, receiver: Receiver
     ) -> None:
-        await printer.set_notification_webhook(str(receiver.url), [EventType.PRINT_FAILED])
+        await printer.app_api.set_notification_webhook(str(receiver.url), [EventType.PRINT_FAILED])
         assert await sim.deliver_webhook(1) is None
         assert await sim.deliver_webhook(3) == 200
 
     async def test_an_unknown_event_type_survives_end_to_end(
         self, printer: PrinterConnection, sim: Simulator, receiver: Receiver
     ) -> None:
-        await printer.set_notification_webhook(str(receiver.url))
+        await printer.app_api.set_notification_webhook(str(receiver.url))
         assert await sim.deliver_webhook(77) == 200
         await receiver.receiver.drain()
         assert int(receiver.events[0].event_type) == 77
@@ -181,7 +183,7 @@ class TestReceiver:
     async def test_a_wrong_secret_key_is_rejected(
         self, printer: PrinterConnection, sim: Simulator, receiver: Receiver
     ) -> None:
-        await printer.set_notification_webhook(str(receiver.url))
+        await printer.app_api.set_notification_webhook(str(receiver.url))
         sim.state.webhook.secret_key = "an-impostor"
         assert await sim.deliver_webhook(1) == 403
         assert receiver.events == []

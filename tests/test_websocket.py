@@ -18,6 +18,7 @@ from oe_async import (
     ReconnectPolicy,
     SubscriptionEvent,
     SubscriptionState,
+    WebSockets,
 )
 from oe_async.testing import Simulator
 from oe_async.websocket import relay_close_code
@@ -48,7 +49,7 @@ async def any_session_printer(
 async def test_handshake_carries_the_relay_auth(
     any_session_printer: PrinterConnection, sim: Simulator
 ) -> None:
-    async with any_session_printer.websocket("/websocket") as ws:
+    async with any_session_printer.websocket.connect("/websocket") as ws:
         await ws.send_json({"jsonrpc": "2.0", "method": "server.info", "id": 1})
         answer = await ws.receive_json()
         assert answer["result"]["klippy_state"] == "ready"
@@ -63,7 +64,7 @@ async def test_a_redirected_handshake_carries_no_secret_elsewhere(
 ) -> None:
     sim.redirect("/websocket", foreign.url / "websocket", status=307)
     with pytest.raises(oe_async.CommunicationError, match="did not accept the upgrade"):
-        async with any_session_printer.websocket("/websocket"):
+        async with any_session_printer.websocket.connect("/websocket"):
             pass
     assert len(foreign.seen) == 1
     assert foreign.secret_headers_seen() == []
@@ -74,7 +75,7 @@ async def test_same_origin_redirects_keep_the_auth(
     any_session_printer: PrinterConnection, sim: Simulator
 ) -> None:
     sim.redirect("/old-socket", "/websocket", status=307)
-    async with any_session_printer.websocket("/old-socket") as ws:
+    async with any_session_printer.websocket.connect("/old-socket") as ws:
         await ws.send_json({"jsonrpc": "2.0", "method": "server.info", "id": 1})
         assert (await ws.receive_json())["id"] == 1
     hops = [r for r in sim.requests if r.origin == "relay"]
@@ -95,19 +96,19 @@ async def test_6xx_handshake_maps(
 ) -> None:
     sim.fail(status, path="/websocket")
     with pytest.raises(error):
-        async with printer.websocket("/websocket"):
+        async with printer.websocket.connect("/websocket"):
             pass
 
 
 async def test_printer_refusing_the_upgrade(printer: PrinterConnection) -> None:
     with pytest.raises(oe_async.PrinterHTTPError) as excinfo:
-        async with printer.websocket("/no-such-socket"):
+        async with printer.websocket.connect("/no-such-socket"):
             pass
     assert excinfo.value.status == 404
 
 
 async def test_6xx_close_code_maps(printer: PrinterConnection, sim: Simulator) -> None:
-    async with printer.websocket("/sockjs/websocket") as ws:
+    async with printer.websocket.connect("/sockjs/websocket") as ws:
         assert "connected" in await ws.receive_json()
         await sim.close_websockets(604)
         with pytest.raises(oe_async.AppConnectionRevokedError):
@@ -116,7 +117,7 @@ async def test_6xx_close_code_maps(printer: PrinterConnection, sim: Simulator) -
 
 
 async def test_a_normal_close_ends_iteration(printer: PrinterConnection, sim: Simulator) -> None:
-    async with printer.websocket("/sockjs/websocket") as ws:
+    async with printer.websocket.connect("/sockjs/websocket") as ws:
         await ws.receive_json()
         await sim.close_websockets(1000)
         assert [m async for m in ws] == []
@@ -135,7 +136,7 @@ def test_relay_close_code_recognises_aiohttps_protocol_error() -> None:
 
 
 def test_heartbeat_is_on_by_default() -> None:
-    for method in (PrinterConnection.websocket, PrinterConnection.subscribe):
+    for method in (WebSockets.connect, WebSockets.subscribe):
         assert inspect.signature(method).parameters["heartbeat"].default == 30.0
 
 
@@ -143,7 +144,7 @@ async def test_1000_open_cancel_cycles_leave_nothing_behind(
     printer: PrinterConnection, sim: Simulator
 ) -> None:
     async def hold() -> None:
-        async with printer.websocket("/sockjs/websocket") as ws:
+        async with printer.websocket.connect("/sockjs/websocket") as ws:
             async for _ in ws:
                 await asyncio.sleep(3600)
 
@@ -162,7 +163,7 @@ async def test_1000_open_cancel_cycles_leave_nothing_behind(
     for _ in range(1000):
         await cycle()
     await asyncio.sleep(0.05)
-    assert acquired_connections(printer.client.session) == 0
+    assert acquired_connections(printer.session) == 0
     assert await open_fds() - fds <= 4
 
 
@@ -173,7 +174,7 @@ class TestSubscription:
         sim.state.ws_interval = 0.02
         events: list[SubscriptionEvent] = []
         updates: list[dict[str, object]] = []
-        sub = printer.subscribe(
+        sub = printer.websocket.subscribe(
             "/websocket",
             lambda m: updates.append(json.loads(m.data)),
             hello=SUBSCRIBE,
@@ -208,7 +209,7 @@ class TestSubscription:
 
     async def test_604_ends_it(self, printer: PrinterConnection, sim: Simulator) -> None:
         events: list[SubscriptionEvent] = []
-        sub = printer.subscribe(
+        sub = printer.websocket.subscribe(
             "/websocket",
             lambda m: None,
             on_state=events.append,
@@ -225,7 +226,7 @@ class TestSubscription:
     async def test_a_604_close_code_ends_it(
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
-        sub = printer.subscribe("/sockjs/websocket", lambda m: None)
+        sub = printer.websocket.subscribe("/sockjs/websocket", lambda m: None)
         await sub.wait_connected(5)
         await sim.close_websockets(604)
         with pytest.raises(oe_async.AppConnectionRevokedError):
@@ -245,7 +246,7 @@ class TestSubscription:
             await ws.send_json({"auth": "user:session"})
             await ws.send_json({"subscribe": {"state": True}})
 
-        sub = printer.subscribe("/sockjs/websocket", on_message, hello=hello)
+        sub = printer.websocket.subscribe("/sockjs/websocket", on_message, hello=hello)
         first = await asyncio.wait_for(received.get(), 5)
         assert "connected" in first
         kinds = set()
@@ -263,7 +264,7 @@ class TestSubscription:
         def on_message(message: aiohttp.WSMessage) -> None:
             raise ValueError("app bug")
 
-        sub = printer.subscribe("/sockjs/websocket", on_message)
+        sub = printer.websocket.subscribe("/sockjs/websocket", on_message)
         with pytest.raises(ValueError, match="app bug"):
             await asyncio.wait_for(sub.wait(), 5)
         assert sub.state is SubscriptionState.STOPPED
@@ -272,7 +273,7 @@ class TestSubscription:
         self, printer: PrinterConnection, sim: Simulator
     ) -> None:
         sim.state.printer_online = False
-        sub = printer.subscribe(
+        sub = printer.websocket.subscribe(
             "/websocket", lambda m: None, reconnect=ReconnectPolicy(max_failures=3, base_delay=0)
         )
         with pytest.raises(oe_async.PrinterOfflineError):
@@ -282,7 +283,7 @@ class TestSubscription:
     async def test_closing_the_client_stops_every_subscription(self, sim: Simulator) -> None:
         oe = sim.client()
         printer = oe.printer(sim.app_connection())
-        subs = [printer.subscribe("/websocket", lambda m: None) for _ in range(5)]
+        subs = [printer.websocket.subscribe("/websocket", lambda m: None) for _ in range(5)]
         for sub in subs:
             await sub.wait_connected(5)
         await oe.close()
@@ -293,4 +294,4 @@ class TestSubscription:
     async def test_bad_callbacks_are_refused(self, oe: OctoEverywhere, sim: Simulator) -> None:
         printer = oe.printer(sim.app_connection())
         with pytest.raises(oe_async.InvalidArgumentError):
-            printer.subscribe("/websocket", "not callable")  # type: ignore[arg-type]
+            printer.websocket.subscribe("/websocket", "not callable")  # type: ignore[arg-type]

@@ -101,7 +101,7 @@ async def cmd_login(args: argparse.Namespace, console: Console) -> CliConfig:
     config = CliConfig(connection=connection, app_id=args.app_id, app_api_url=args.app_api_url)
     if not args.no_verify:
         async with connected(config) as printer:
-            info = await printer.info()
+            info = await printer.app_api.info()
         console.print(
             f"Connected to [bold]"
             f"{shown(info.printer_name or connection.printer_name or 'your printer')}"
@@ -111,8 +111,9 @@ async def cmd_login(args: argparse.Namespace, console: Console) -> CliConfig:
 
 
 async def cmd_info(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async info``: the connection's state and the account limits."""
     async with connected(config) as printer:
-        info = await printer.info()
+        info = await printer.app_api.info()
     if args.json:
         print_json(console, {k.lower().replace(" ", "_"): v for k, v in info_rows(info).items()})
     else:
@@ -120,6 +121,7 @@ async def cmd_info(args: argparse.Namespace, console: Console, config: CliConfig
 
 
 async def cmd_status(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async status``: the printer-agnostic status."""
     async with connected(config) as printer:
         status = await printer.plugin.status()
     if args.json:
@@ -131,6 +133,7 @@ async def cmd_status(args: argparse.Namespace, console: Console, config: CliConf
 
 
 async def cmd_upload(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async upload``: send a file to the printer (plugin API), with progress."""
     source = Path(args.file)
     target = args.to or f"gcode/{source.name}"
     async with connected(config) as printer:
@@ -147,6 +150,7 @@ async def cmd_upload(args: argparse.Namespace, console: Console, config: CliConf
 
 
 async def cmd_download(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async download``: fetch a file atomically, with progress and resume."""
     dest = Path(args.dest) if args.dest else Path(Path(args.path).name)
     async with connected(config) as printer:
         with progress_bar(STATUS, f"download {Path(args.path).name}") as progress:
@@ -159,13 +163,14 @@ async def cmd_download(args: argparse.Namespace, console: Console, config: CliCo
 
 
 async def _default_index(printer: PrinterConnection, index: int | None) -> int:
-    return index if index is not None else (await printer.webcams()).default_index
+    return index if index is not None else (await printer.plugin.webcams()).default_index
 
 
 async def cmd_snapshot(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async snapshot``: save one webcam image."""
     out = Path(args.out)
     async with connected(config) as printer:
-        frame = await printer.snapshot(index=await _default_index(printer, args.index))
+        frame = await printer.webcam.snapshot(index=await _default_index(printer, args.index))
     await asyncio.to_thread(out.write_bytes, frame.data)
     if args.json:
         print_json(
@@ -176,6 +181,7 @@ async def cmd_snapshot(args: argparse.Namespace, console: Console, config: CliCo
 
 
 async def cmd_stream(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async stream``: show (and optionally save) webcam frames with live fps."""
     out = Path(args.out) if args.out else None
     if out is not None:
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -184,7 +190,7 @@ async def cmd_stream(args: argparse.Namespace, console: Console, config: CliConf
     async with connected(config) as printer:
         index = await _default_index(printer, args.index)
         with Live(console=STATUS, transient=True, auto_refresh=False) as live:
-            async with printer.frames(
+            async with printer.webcam.frames(
                 index=index, reconnect=ReconnectPolicy(max_failures=3)
             ) as frames:
                 async for frame in frames:
@@ -211,11 +217,12 @@ async def cmd_stream(args: argparse.Namespace, console: Console, config: CliConf
 
 
 async def cmd_live_link(args: argparse.Namespace, console: Console, config: CliConfig) -> None:
+    """``oe-async live-link``: create a shareable Live Link."""
     async with connected(config) as printer:
         if args.until_print_done:
-            link = await printer.create_live_link(end_when_print_complete=True)
+            link = await printer.app_api.create_live_link(end_when_print_complete=True)
         else:
-            link = await printer.create_live_link(args.hours)
+            link = await printer.app_api.create_live_link(args.hours)
     if args.json:
         print_json(console, {"live_id": link.live_id, "url": link.url, "short_url": link.short_url})
     else:
@@ -223,6 +230,7 @@ async def cmd_live_link(args: argparse.Namespace, console: Console, config: CliC
 
 
 async def cmd_simulate(args: argparse.Namespace, console: Console) -> None:
+    """``oe-async simulate``: run the simulator until interrupted."""
     async with (
         _stop_signals() as stopped,
         Simulator(relay_port=args.port, app_api_port=args.app_api_port) as sim,

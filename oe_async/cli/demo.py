@@ -73,7 +73,7 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
             printer = oe.printer(sim.app_connection())
 
             console.print(Rule("1. Connection info and account limits (App API)"))
-            info = await printer.info()
+            info = await printer.app_api.info()
             console.print(key_value_table("App Connection", info_rows(info)))
 
             console.print(Rule("2. Upload with progress (streamed, file I/O off the event loop)"))
@@ -102,7 +102,9 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
             console.print(Rule("4. Webcam: MJPEG frames with live fps, and a snapshot"))
             count = 0
             t0 = time.monotonic()
-            async with printer.frames(index=0, reconnect=ReconnectPolicy(base_delay=0)) as frames:
+            async with printer.webcam.frames(
+                index=0, reconnect=ReconnectPolicy(base_delay=0)
+            ) as frames:
                 async for _ in frames:
                     count += 1
                     if time.monotonic() - t0 >= 2.0:
@@ -111,13 +113,13 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
             console.print(
                 f"  webcam stream: {count} frames in {elapsed:.1f} s = {count / elapsed:.1f} fps"
             )
-            snapshot = await printer.snapshot(index=0)
+            snapshot = await printer.webcam.snapshot(index=0)
             snapshot_path = out / "snapshot.jpg"
             await asyncio.to_thread(snapshot_path.write_bytes, snapshot.data)
             console.print(f"  snapshot saved as {snapshot_path} ({len(snapshot.data)} bytes JPEG)")
 
             console.print(Rule("5. Live Link"))
-            link = await printer.create_live_link(expiration_hours=2)
+            link = await printer.app_api.create_live_link(expiration_hours=2)
             console.print(f"  Live Link to share: {link.short_url} (expires in 2 hours)")
 
             console.print(Rule("6. Printer status through the printer-agnostic plugin API"))
@@ -126,7 +128,7 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
 
             console.print(Rule("7. WebSocket subscription and a webhook"))
             messages: list[object] = []
-            sub = printer.subscribe(
+            sub = printer.websocket.subscribe(
                 "/websocket",
                 messages.append,
                 hello={
@@ -145,7 +147,9 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
                 f"  WebSocket subscription: {connected}, {len(messages)} status messages in 0.5 s"
             )
             events: list[EventType] = []
-            receiver = WebhookReceiver(lambda e: events.append(e.event_type))
+            receiver = WebhookReceiver(
+                lambda e: events.append(e.event_type), secret_key=sim.state.webhook.secret_key
+            )
             from aiohttp import web  # noqa: PLC0415 (only the demo serves a receiver)
 
             app = web.Application()
@@ -156,7 +160,7 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
             await site.start()
             port = runner.addresses[0][1]
             try:
-                await oe.printer(sim.app_connection()).set_notification_webhook(
+                await oe.printer(sim.app_connection()).app_api.set_notification_webhook(
                     f"http://127.0.0.1:{port}/hook"
                 )
             except OctoEverywhereError as err:  # https is required outside tests
@@ -171,19 +175,19 @@ async def run_demo(console: Console, out: Path) -> None:  # noqa: PLR0915 (a lin
             await _show_error(console, "printer offline", printer.plugin.status())
             sim.state.printer_online = True
             sim.revoke()
-            await _show_error(console, "connection revoked", printer.info())
+            await _show_error(console, "connection revoked", printer.app_api.info())
             sim.state.connection = "ok"
             sim.state.limits = PrinterLimits(
                 max_upload_bytes=8 * MiB, max_download_bytes=2**31, max_webcam_stream_seconds=300
             )
-            await printer.info()  # the client remembers the new, smaller limit
+            await printer.app_api.info()  # the client remembers the new, smaller limit
             await _show_error(
                 console,
                 "over-limit upload (checked before sending)",
                 printer.plugin.upload_file("gcode/too-big.gcode", source),
             )
             sim.state.supporter = False
-            await _show_error(console, "supporter perks lost", printer.info())
+            await _show_error(console, "supporter perks lost", printer.app_api.info())
 
     await asyncio.to_thread(os.remove, source)
     console.print(Rule())

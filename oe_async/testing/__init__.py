@@ -6,9 +6,10 @@ For pytest, add ``pytest_plugins = ["oe_async.testing.pytest_plugin"]`` to your 
 get the ``oe_simulator``, ``oe_client`` and ``oe_printer`` fixtures.
 """
 
+from ._core import Fault, RecordedRequest, Redirect, SimulatorState
 from .canary import SECRET_MARKER
 from .resolver import LoopbackResolver
-from .simulator import Fault, RecordedRequest, Redirect, Simulator, SimulatorState
+from .simulator import Simulator
 
 __all__ = [
     "SECRET_MARKER",

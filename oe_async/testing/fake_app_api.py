@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .simulator import relay_status, simulator_of
+from ._core import relay_status, simulator_of
 
 _ALNUM = string.ascii_letters + string.digits
 

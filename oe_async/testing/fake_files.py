@@ -15,8 +15,8 @@ from typing import Final
 
 from aiohttp import BodyPartReader, web
 
+from oe_async.testing._core import relay_status, simulator_of
 from oe_async.testing.files import CHUNK, SimFile
-from oe_async.testing.simulator import relay_status, simulator_of
 
 _RANGE_RE: Final = re.compile(r"^bytes=(\d+)-(\d*)$")
 

@@ -7,15 +7,15 @@ from typing import Any
 
 from aiohttp import web
 
+from oe_async.testing._core import SimulatorCore, simulator_of
 from oe_async.testing.files import SimFile
-from oe_async.testing.simulator import Simulator, simulator_of
 
 PREFIX = "/octoeverywhere-command-api/"
 _ROOTS = {"gcode", "config", "logs"}
 
 
 def envelope(
-    sim: Simulator, status: int, result: Any = None, error: str | None = None
+    sim: SimulatorCore, status: int, result: Any = None, error: str | None = None
 ) -> web.Response:
     """A plugin answer: always HTTP 200, the outcome in ``Status``."""
     body: dict[str, Any] = {"Status": status}
@@ -36,7 +36,7 @@ async def _args(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _status_result(sim: Simulator, *, with_materials: bool) -> dict[str, Any]:
+def _status_result(sim: SimulatorCore, *, with_materials: bool) -> dict[str, Any]:
     plugin = sim.state.plugin
     job: dict[str, Any] = {
         "State": plugin.job_state,
@@ -105,7 +105,7 @@ def _entry(simfile: SimFile, path: str, name: str) -> dict[str, Any]:
     }
 
 
-def _tree(sim: Simulator, root: str | None) -> list[dict[str, Any]]:
+def _tree(sim: SimulatorCore, root: str | None) -> list[dict[str, Any]]:
     """The stored files as nested folders (roots: gcode, config, logs)."""
     roots: dict[str, dict[str, Any]] = {}
     for path, simfile in sorted(sim.files.files.items()):
@@ -141,11 +141,11 @@ def _tree(sim: Simulator, root: str | None) -> list[dict[str, Any]]:
     return listify(roots)
 
 
-Handler = Callable[[Simulator, web.Request, dict[str, Any]], web.Response]
+Handler = Callable[[SimulatorCore, web.Request, dict[str, Any]], web.Response]
 
 
 def _transition(allowed: tuple[str, ...], new_state: str, refusal: str) -> Handler:
-    def handle(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+    def handle(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
         plugin = sim.state.plugin
         if plugin.job_state not in allowed:
             return envelope(sim, 786, error=refusal)
@@ -155,18 +155,18 @@ def _transition(allowed: tuple[str, ...], new_state: str, refusal: str) -> Handl
     return handle
 
 
-def _status(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _status(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     flag = request.query.get("IncludeMaterialSystem", "false").lower() in ("true", "1")
     return envelope(sim, 200, _status_result(sim, with_materials=flag))
 
 
-def _webcams(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _webcams(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     settings = sim.state.webcam
     result = {"DefaultIndex": settings.default_index, "Webcams": settings.webcams}
     return envelope(sim, 200, result)
 
 
-def _start(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _start(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     plugin = sim.state.plugin
     if plugin.job_state in ("printing", "paused"):
         return envelope(sim, 786, error="The printer is busy")
@@ -177,7 +177,7 @@ def _start(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Re
     return envelope(sim, 200, {})
 
 
-def _set_light(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _set_light(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     light = next(
         (item for item in sim.state.plugin.lights if item["Name"] == args.get("Name")), None
     )
@@ -191,19 +191,19 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _move_axis(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _move_axis(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     if args.get("Axis") not in ("X", "Y", "Z") or not _is_number(args.get("DistanceMm")):
         return envelope(sim, 400, error="No axis specified or invalid type")
     return envelope(sim, 200, {})
 
 
-def _extrude(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _extrude(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     if type(args.get("Extruder")) is not int or not _is_number(args.get("DistanceMm")):
         return envelope(sim, 400, error="No extruder specified or invalid type")
     return envelope(sim, 200, {})
 
 
-def _set_temp(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _set_temp(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     limits = {"BedC": 75, "ChamberC": 75, "ToolC": 260}
     given = {k: v for k, v in args.items() if k in limits}
     if not given or not all(_is_number(v) for v in given.values()):
@@ -213,18 +213,18 @@ def _set_temp(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web
     return envelope(sim, 200, {})
 
 
-def _ok(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _ok(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     return envelope(sim, 200, {})
 
 
-def _files_list(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _files_list(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     root = request.query.get("root")
     if root is not None and root not in _ROOTS:
         return envelope(sim, 751, error="Unknown root")
     return envelope(sim, 200, _tree(sim, root))
 
 
-def _files_details(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _files_details(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     path = request.query.get("path", "")
     if path not in sim.files:
         return envelope(sim, 404, error="File not found")
@@ -239,7 +239,7 @@ def _files_details(sim: Simulator, request: web.Request, args: dict[str, Any]) -
     return envelope(sim, 200, details)
 
 
-def _files_delete(sim: Simulator, request: web.Request, args: dict[str, Any]) -> web.Response:
+def _files_delete(sim: SimulatorCore, request: web.Request, args: dict[str, Any]) -> web.Response:
     path = request.query.get("path", "")
     if path not in sim.files:
         return envelope(sim, 404, error="File not found")

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from .simulator import simulator_of
+from ._core import simulator_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -9,13 +9,13 @@ import time
 
 from aiohttp import web
 
+from oe_async.testing._core import SimulatorCore, relay_status, simulator_of
 from oe_async.testing.mjpeg_source import (
     QUIRKS,
     build_part,
     closing,
     content_type,
 )
-from oe_async.testing.simulator import Simulator, relay_status, simulator_of
 
 TRANSFORM_HEADER = "x-oe-webcam-transform"
 
@@ -34,7 +34,7 @@ def _frames(request: web.Request) -> list[bytes]:
     return [sim.large_jpeg] if sim.state.webcam.large else sim.jpegs
 
 
-def _part(sim: Simulator, frames: list[bytes], quirks: frozenset[str], number: int) -> bytes:
+def _part(sim: SimulatorCore, frames: list[bytes], quirks: frozenset[str], number: int) -> bytes:
     """The bytes of part ``number``; cached unless they carry a timestamp."""
     frame = frames[number % len(frames)]
     if "timestamp" in quirks:

@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from oe_async.testing.simulator import Simulator, simulator_of
+from oe_async.testing._core import SimulatorCore, simulator_of
 
 
-def _current(sim: Simulator) -> dict[str, Any]:
+def _current(sim: SimulatorCore) -> dict[str, Any]:
     printing = sim.state.active_print
     return {
         "current": {
@@ -33,7 +33,7 @@ def _current(sim: Simulator) -> dict[str, Any]:
     }
 
 
-def _status(sim: Simulator) -> dict[str, Any]:
+def _status(sim: SimulatorCore) -> dict[str, Any]:
     return {
         "print_stats": {"state": "printing" if sim.state.active_print else "standby"},
         "extruder": {"temperature": 214.8, "target": 215.0},
@@ -78,7 +78,7 @@ async def _serve(request: web.Request, handle: Any, push: Any) -> web.WebSocketR
 
 
 async def _octoprint_handle(
-    ws: web.WebSocketResponse, sim: Simulator, data: Any, state: dict[str, Any]
+    ws: web.WebSocketResponse, sim: SimulatorCore, data: Any, state: dict[str, Any]
 ) -> None:
     if data is None:
         await ws.send_json(
@@ -89,7 +89,9 @@ async def _octoprint_handle(
         await ws.send_json({"event": {"type": "Subscribed", "payload": data}})
 
 
-async def _octoprint_push(ws: web.WebSocketResponse, sim: Simulator, state: dict[str, Any]) -> None:
+async def _octoprint_push(
+    ws: web.WebSocketResponse, sim: SimulatorCore, state: dict[str, Any]
+) -> None:
     await ws.send_json(_current(sim))
 
 
@@ -99,7 +101,7 @@ async def octoprint_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def _moonraker_handle(
-    ws: web.WebSocketResponse, sim: Simulator, data: Any, state: dict[str, Any]
+    ws: web.WebSocketResponse, sim: SimulatorCore, data: Any, state: dict[str, Any]
 ) -> None:
     if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
         if data is not None:
@@ -135,7 +137,9 @@ async def _moonraker_handle(
     await ws.send_json({"jsonrpc": "2.0", "result": result, "id": ident})
 
 
-async def _moonraker_push(ws: web.WebSocketResponse, sim: Simulator, state: dict[str, Any]) -> None:
+async def _moonraker_push(
+    ws: web.WebSocketResponse, sim: SimulatorCore, state: dict[str, Any]
+) -> None:
     if state.get("subscribed"):
         await ws.send_json(
             {

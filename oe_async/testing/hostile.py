@@ -113,8 +113,8 @@ class HostileServer:
         self.chunk_rate: Final = chunk_rate
         self.stall_after: Final = stall_after
         #: Connections accepted so far (always 0 for ``no_accept``).
-        self.connections = 0
-        self.url = URL()
+        self.connections: int = 0
+        self.url: URL = URL()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None

@@ -239,12 +239,12 @@ class StandInRelay:
             f"{SECRET_MARKER}-relay-user-{secrets.token_hex(4)}",
             f"{SECRET_MARKER}-relay-pw-{secrets.token_urlsafe(18)}",
         )
-        self.app_token = f"{SECRET_MARKER}-relay-app-{secrets.token_urlsafe(18)}"
-        self.limits = PrinterLimits()
+        self.app_token: str = f"{SECRET_MARKER}-relay-app-{secrets.token_urlsafe(18)}"
+        self.limits: PrinterLimits = PrinterLimits()
         self.requests: list[RelayedRequest] = []
         self.faults: list[RelayFault] = []
-        self.url = URL()
-        self.app_api_url = URL()
+        self.url: URL = URL()
+        self.app_api_url: URL = URL()
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._api_runner: web.AppRunner | None = None

@@ -16,122 +16,47 @@ request is recorded (``requests``) so tests can count calls and check what each 
 from __future__ import annotations
 
 import asyncio
-import collections
 import fnmatch
-import secrets
 import socket
 import ssl as ssl_module
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-import attrs
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from oe_async.auth import BasicAuth, BearerAuth, is_loopback_host
+from oe_async.auth import BasicAuth, is_loopback_host
 from oe_async.client import OctoEverywhere
-from oe_async.models import AppConnection, PrinterLimits
-from oe_async.testing.canary import SECRET_MARKER
-from oe_async.testing.files import FileStore, SimFile, TransferFaults
-from oe_async.testing.mjpeg_source import WebcamSettings, load_jpegs
-from oe_async.testing.plugin_state import GadgetSettings, PluginSettings, WebhookSettings
+from oe_async.models import AppConnection
+from oe_async.testing import (
+    fake_app_api,
+    fake_files,
+    fake_plugin,
+    fake_printer,
+    fake_webcam,
+    fake_websockets,
+)
+from oe_async.testing._core import (
+    ORIGIN_KEY,
+    SIM_KEY,
+    Fault,
+    Handler,
+    OriginName,
+    RecordedRequest,
+    Redirect,
+    SimulatorCore,
+    SimulatorState,
+    relay_status,
+)
+from oe_async.testing.mjpeg_source import load_jpegs
 
 if TYPE_CHECKING:
     import aiohttp
 
 __all__ = ["Fault", "RecordedRequest", "Redirect", "Simulator", "SimulatorState"]
-
-OriginName = Literal["relay", "app_api", "lan"]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-ORIGIN_KEY: Final = web.AppKey("oe_origin", str)
-
-
-@attrs.define(kw_only=True)
-class RecordedRequest:
-    """One request as a simulator origin received it."""
-
-    origin: str
-    method: str
-    path: str
-    query: str
-    headers: CIMultiDictProxy[str]
-    at: float
-
-    @property
-    def authorization(self) -> str | None:
-        """The ``Authorization`` header, if any."""
-        return self.headers.get("Authorization")
-
-
-@attrs.define(kw_only=True)
-class Fault:
-    """Answer ``status`` instead of the real route, ``times`` times (None: until cleared)."""
-
-    status: int
-    path: str = "*"
-    origin: OriginName | Literal["any"] = "any"
-    times: int | None = None
-    headers: dict[str, str] = attrs.field(factory=dict)
-    body: bytes = b""
-    method: str | None = None
-
-    def matches(self, origin: str, method: str, path: str) -> bool:
-        """True when this fault applies to the request."""
-        if self.times is not None and self.times <= 0:
-            return False
-        if self.origin not in ("any", origin):
-            return False
-        if self.method is not None and self.method.upper() != method:
-            return False
-        return fnmatch.fnmatchcase(path, self.path)
-
-
-@attrs.define(kw_only=True)
-class Redirect:
-    """Answer a redirect to ``location`` for matching requests (``times``: None = always)."""
-
-    path: str
-    location: str
-    status: int = 302
-    origin: OriginName | Literal["any"] = "relay"
-    times: int | None = None
-
-
-@attrs.define(kw_only=True)
-class SimulatorState:
-    """Everything the simulator's behaviour depends on; change it at any time."""
-
-    connection: Literal["ok", "revoked", "not_found"] = "ok"
-    supporter: bool = True
-    printer_online: bool = True
-    latency: float = 0.0
-    limits: PrinterLimits = attrs.field(
-        factory=lambda: PrinterLimits(
-            max_download_bytes=2 * 1024**3,
-            max_upload_bytes=1 * 1024**3,
-            max_webcam_stream_seconds=300,
-        )
-    )
-    printer_name: str = "Simulated Printer"
-    local_ip: str | None = "127.0.0.1"
-    last_connection_time: str = "2026-11-23T08:00:00.1234567Z"
-    last_disconnect_time: str = "2026-11-22T22:15:00Z"
-    active_print: bool = True
-    #: When set, the fake OctoPrint API requires this ``X-Api-Key`` (403 otherwise).
-    octoprint_api_key: str | None = None
-    transfer: TransferFaults = attrs.field(factory=TransferFaults)
-    webcam: WebcamSettings = attrs.field(factory=WebcamSettings)
-    plugin: PluginSettings = attrs.field(factory=PluginSettings)
-    gadget: GadgetSettings = attrs.field(factory=GadgetSettings)
-    webhook: WebhookSettings = attrs.field(factory=WebhookSettings)
-    #: Seconds between pushed WebSocket messages (OctoPrint "current", Moonraker status).
-    ws_interval: float = 0.5
-    faults: list[Fault] = attrs.field(factory=list)
-    redirects: list[Redirect] = attrs.field(factory=list)
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
@@ -145,7 +70,7 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class Simulator:
+class Simulator(SimulatorCore):
     """The OctoEverywhere simulator. Use as ``async with Simulator() as sim``.
 
     Args:
@@ -169,41 +94,15 @@ class Simulator:
         relay_port: int = 0,
         app_api_port: int = 0,
     ) -> None:
-        self.host = host
+        super().__init__(auth=auth, app_id=app_id)
+        self.host: str = host
         self._ports = {"relay": relay_port, "app_api": app_api_port}
-        self.app_id = app_id
-        self.state = SimulatorState()
-        self.requests: list[RecordedRequest] = []
         self._ssl = ssl
-        self._auth_kind = auth
-        self.basic_auth = BasicAuth(
-            f"{SECRET_MARKER}-user-{secrets.token_hex(4)}",
-            f"{SECRET_MARKER}-pw-{secrets.token_urlsafe(18)}",
-        )
-        self.bearer_auth = BearerAuth(f"{SECRET_MARKER}-tok-{secrets.token_urlsafe(24)}")
-        self.app_token = f"{SECRET_MARKER}-app-{secrets.token_urlsafe(24)}"
         self._runners: list[web.AppRunner] = []
-        self.relay_url = URL()
-        self.app_api_url = URL()
-        #: The fake printer's files (uploads land here; add files to download).
-        self.files = FileStore()
-        #: Every completed upload, in order.
-        self.uploads: list[SimFile] = []
-        #: The packaged JPEG frames (loaded off the event loop in start()).
-        self.jpegs: list[bytes] = []
-        self.large_jpeg = b""
-        #: When webcam streams were opened (for the 609 rate limit) and how many were served.
-        self.webcam_opens: collections.deque[float] = collections.deque()
-        self.webcam_streams = 0
-        self.webcam_part_cache: dict[object, bytes] = {}
-        #: Open server-side WebSockets, and every JSON message they received (path, data).
-        self.websockets: list[tuple[web.WebSocketResponse, web.Request]] = []
-        self.ws_received: list[tuple[str, object]] = []
-        #: OctoPrint control commands the fake printer accepted (path, JSON body), in order.
-        self.printer_commands: list[tuple[str, dict[str, object]]] = []
+        self.relay_url: URL = URL()
+        self.app_api_url: URL = URL()
         #: The second instance playing the printer's LAN address (see start_lan()).
         self.lan_url: URL | None = None
-        self._webhook_session: aiohttp.ClientSession | None = None
         self._lan_runner: web.AppRunner | None = None
         self._lan_port = 0
 
@@ -223,11 +122,9 @@ class Simulator:
 
     async def start(self) -> None:
         """Start both servers on free loopback ports."""
-        from . import fake_app_api  # noqa: PLC0415 (it imports this module)
-
-        self.jpegs, self.large_jpeg = await asyncio.get_running_loop().run_in_executor(
-            None, load_jpegs
-        )
+        jpegs, large = await asyncio.get_running_loop().run_in_executor(None, load_jpegs)
+        self.jpegs = jpegs
+        self.large_jpeg = large
         relay = self._make_app("relay", _printer_routes)
         api = self._make_app("app_api", fake_app_api.setup)
         self.relay_url = await self._serve(relay, self._ports["relay"])
@@ -235,8 +132,7 @@ class Simulator:
 
     async def close(self) -> None:
         """Stop every server (open connections are closed)."""
-        if self._webhook_session is not None:
-            await self._webhook_session.close()
+        await self.close_webhook_session()
         await self.stop_lan()
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
@@ -267,59 +163,6 @@ class Simulator:
         if runner is not None:
             await runner.cleanup()
 
-    async def deliver_webhook(self, event_type: int, **fields: object) -> int | None:
-        """POST a notification to the registered webhook, as OctoEverywhere would.
-
-        Returns the status the webhook answered, or None when no webhook is set, the event
-        is filtered out, or the call failed. Only loopback URLs are called.
-        """
-        settings = self.state.webhook
-        if settings.url is None:
-            return None
-        if settings.event_types and event_type not in settings.event_types and event_type != 16:
-            return None
-        url = URL(settings.url)
-        if not is_loopback_host(url.host):
-            raise RuntimeError("the simulator only delivers webhooks to loopback URLs")
-        payload: dict[str, object] = {
-            "PrinterId": settings.printer_id,
-            "SecretKey": settings.secret_key,
-            "PrintId": "sim-print-1",
-            "EventType": event_type,
-            "PrinterName": self.state.printer_name,
-            "QuickViewUrl": "https://octoeverywhere.com/quickview/sim",
-            **fields,
-        }
-        if self._webhook_session is None:
-            import aiohttp  # noqa: PLC0415 (only needed when webhooks are delivered)
-
-            self._webhook_session = aiohttp.ClientSession()
-        status: int | None
-        try:
-            async with self._webhook_session.post(settings.url, json=payload) as resp:
-                status = resp.status
-        except OSError:
-            status = None
-        except Exception:  # noqa: BLE001 (a receiver that misbehaves is reported as None)
-            status = None
-        settings.deliveries.append((event_type, status))
-        return status
-
-    async def kill_websockets(self) -> int:
-        """Drop every open WebSocket without a close frame; return how many."""
-        sockets = list(self.websockets)
-        for _, request in sockets:
-            if request.transport is not None:
-                request.transport.abort()
-        return len(sockets)
-
-    async def close_websockets(self, code: int = 1000, message: bytes = b"") -> int:
-        """Close every open WebSocket with ``code`` (e.g. 604); return how many."""
-        sockets = list(self.websockets)
-        for ws, _ in sockets:
-            await ws.close(code=code, message=message)
-        return len(sockets)
-
     def _make_app(self, origin: str, setup: Callable[[web.Application], None]) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**3)
         app[SIM_KEY] = self
@@ -340,11 +183,6 @@ class Simulator:
         return URL(f"{scheme}://{host}:{port}/")
 
     # ------------------------------------------------------------------ client helpers
-
-    @property
-    def auth(self) -> BasicAuth | BearerAuth:
-        """The credentials the relay accepts."""
-        return self.basic_auth if self._auth_kind == "basic" else self.bearer_auth
 
     def app_connection(self, **overrides: Any) -> AppConnection:
         """An :class:`AppConnection` for this simulator (override any field)."""
@@ -521,32 +359,10 @@ class Simulator:
         return next((status for failed, status in checks if failed), None)
 
 
-def relay_status(status: int) -> web.Response:
-    """A bare OctoEverywhere status answer, as the relay sends it."""
-    return web.Response(status=status, text=f"OctoEverywhere status {status}")
-
-
-SIM_KEY: Final = web.AppKey("oe_simulator", Simulator)
-
-
 def _printer_routes(app: web.Application) -> None:
     """The fake printer, served by the relay and by the LAN instance alike."""
-    # The route modules import this one for simulator_of(); import them late.
-    from . import (  # noqa: PLC0415
-        fake_files,
-        fake_plugin,
-        fake_printer,
-        fake_webcam,
-        fake_websockets,
-    )
-
     fake_printer.setup(app)
     fake_files.setup(app)
     fake_webcam.setup(app)
     fake_websockets.setup(app)
     fake_plugin.setup(app)  # last: its catch-all must not shadow the raw file/webcam routes
-
-
-def simulator_of(request: web.Request) -> Simulator:
-    """The :class:`Simulator` serving ``request``."""
-    return request.app[SIM_KEY]

@@ -113,7 +113,7 @@ async def test_wrong_relay_credentials_are_606_and_never_reach_octoprint(
     with pytest.raises(InvalidCredentialsError):
         await intruder.get_json("/api/version")
     with pytest.raises(InvalidCredentialsError):
-        async with intruder.websocket("/sockjs/websocket"):
+        async with intruder.websocket.connect("/sockjs/websocket"):
             pass
     assert [(r.status, r.forwarded) for r in relay.requests] == [(606, False), (606, False)]
 
@@ -234,18 +234,21 @@ async def test_upload_list_download_and_delete(
     name = unique_name("upload")
     remote_files.append(name)
     source = await _write(tmp_path / name, SMALL_GCODE)
-    answer = await printer.upload("/api/files/local", source, form={"select": True, "print": False})
-    assert answer["done"] is True
-    assert answer["effectiveSelect"] is True
-    assert answer["effectivePrint"] is False
-    local = answer["files"]["local"]
+    answer = await printer.files.upload(
+        "/api/files/local", source, form={"select": True, "print": False}
+    )
+    assert answer.status == 201
+    assert answer.data["done"] is True
+    assert answer.data["effectiveSelect"] is True
+    assert answer.data["effectivePrint"] is False
+    local = answer.data["files"]["local"]
     assert (local["name"], local["origin"], local["path"]) == (name, "local", name)
     # refs are absolute URLs on OctoPrint's own address (the Host it saw), not the relay's.
     download = URL(local["refs"]["download"])
     assert download.path == f"/downloads/files/local/{name}"
     assert download.origin() != relay.url.origin()
     with pytest.raises(InvalidArgumentError):  # the library will not send credentials there
-        await printer.download_to(str(download), tmp_path / "elsewhere.gcode")
+        await printer.files.download_to(str(download), tmp_path / "elsewhere.gcode")
     upload = relay.requests_to("/api/files/local")[0]
     assert (upload.method, upload.status) == ("POST", 201)
 
@@ -256,7 +259,7 @@ async def test_upload_list_download_and_delete(
     job = await printer.get_json("/api/job")
     assert job["job"]["file"]["name"] == name  # select=true
 
-    dest = await printer.download_to(download.path, tmp_path / "back.gcode")
+    dest = await printer.files.download_to(download.path, tmp_path / "back.gcode")
     assert await _file_sha256(dest) == _sha256(SMALL_GCODE)
 
     async with printer.request("DELETE", f"/api/files/local/{name}") as resp:
@@ -275,7 +278,7 @@ async def test_an_upload_without_content_length_is_411(
 
     name = unique_name("chunked")
     with pytest.raises(PrinterHTTPError) as refused:
-        await printer.upload("/api/files/local", chunks(), filename=name)
+        await printer.files.upload("/api/files/local", chunks(), filename=name)
     assert refused.value.status == 411
     assert relay.requests_to("/api/files/local")[0].forwarded
     assert name not in await _local_names(printer)
@@ -292,8 +295,8 @@ async def test_a_download_resumes_after_the_relay_restarts_mid_body(
     line = b"; padding so the download outlives the socket buffers " + b"." * 64 + b"\n"
     data = b"G28\n" + line * (24 * MIB // len(line)) + b"M84\n"
     source = await _write(tmp_path / name, data)
-    answer = await printer.upload("/api/files/local", source, form={"select": False})
-    assert answer["done"] is True
+    answer = await printer.files.upload("/api/files/local", source, form={"select": False})
+    assert answer.data["done"] is True
     path = f"/downloads/files/local/{name}"
 
     async with printer.request("GET", path, headers={"Range": "bytes=4-9"}) as resp:
@@ -309,7 +312,7 @@ async def test_a_download_resumes_after_the_relay_restarts_mid_body(
             restarted.append(done)
             await relay.restart()  # drops the download's connection mid-body
 
-    dest = await printer.download_to(path, tmp_path / "resumed.gcode", progress=progress)
+    dest = await printer.files.download_to(path, tmp_path / "resumed.gcode", progress=progress)
     assert restarted
     assert await _file_sha256(dest) == _sha256(data)
     statuses = [r.status for r in relay.requests_to(path)]
@@ -332,15 +335,15 @@ async def test_a_virtual_print_watched_over_the_push_socket(
     events: list[str] = []
     states: list[str] = []
     kinds: set[str] = set()
-    async with printer.websocket("/sockjs/websocket") as ws:
+    async with printer.websocket.connect("/sockjs/websocket") as ws:
         hello = await ws.receive_json(timeout=10)
         assert "connected" in hello
         assert hello["connected"]["version"].startswith("1.11.")
         await _authenticate(printer, ws)
-        answer = await printer.upload(
+        answer = await printer.files.upload(
             "/api/files/local", source, form={"select": True, "print": True}
         )
-        assert (answer["effectiveSelect"], answer["effectivePrint"]) == (True, True)
+        assert (answer.data["effectiveSelect"], answer.data["effectivePrint"]) == (True, True)
         async with asyncio.timeout(60):
             while "PrintDone" not in events:
                 message = await ws.receive_json()
@@ -368,7 +371,7 @@ async def test_a_virtual_print_watched_over_the_push_socket(
 async def test_the_push_socket_says_nothing_before_authentication(
     printer: PrinterConnection,
 ) -> None:
-    async with printer.websocket("/sockjs/websocket") as ws:
+    async with printer.websocket.connect("/sockjs/websocket") as ws:
         assert "connected" in await ws.receive_json(timeout=10)
         with pytest.raises(TimeoutError):  # RequestTimeoutError is also a TimeoutError
             await ws.receive_json(timeout=1.5)
@@ -391,7 +394,7 @@ async def test_a_subscription_reauthenticates_after_the_relay_restarts(
         if "history" in data:
             authed.append(data["history"]["state"]["text"])
 
-    sub = printer.subscribe(
+    sub = printer.websocket.subscribe(
         "/sockjs/websocket",
         on_message,
         hello=hello,

@@ -1,0 +1,543 @@
+"""The request funnel: the one way a printer connection talks to the network.
+
+A :class:`Funnel` belongs to one printer connection. It builds and validates a
+:class:`Call`, picks the route (LAN or relay, :mod:`oe_async.routing`), pins every secret
+header to its origin (:class:`~oe_async.auth.AuthMiddleware`), applies timeouts and the
+retry policy, and translates every failure into an :class:`~oe_async.OctoEverywhereError`.
+It is the only code that calls aiohttp for a printer or the App API: HTTP requests through
+:meth:`Funnel.open` / :meth:`Funnel.send` / :meth:`Funnel.json`, WebSocket handshakes
+through :meth:`Funnel.websocket`. It knows nothing about uploads, webcams or webhooks; the
+features (:mod:`oe_async.transfer`, :mod:`oe_async.webcam`, ...) are built on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import aiohttp
+import attrs
+from multidict import CIMultiDict
+from yarl import URL
+
+from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
+from ._plugin_wire import is_plugin_path
+from ._transport import HANDSHAKE_AUTH, Transport, as_timeout
+from .auth import AuthMiddleware, Origin, origin_of, redact_url
+from .errors import (
+    CommunicationError,
+    InvalidArgumentError,
+    OctoEverywhereError,
+    http_error,
+    is_relay_status,
+)
+from .models import AppConnection
+from .retry import IDEMPOTENT_METHODS, RetryPolicy
+from .routing import Route, RoutePolicy, Router, RoutingOptions, check_lan_url, lan_url_from_ip
+
+__all__ = ["MISSING", "Call", "Funnel", "Target"]
+
+_LOGGER = logging.getLogger(__package__)
+
+#: How much of an error response body is kept (for messages and plugin error decoding).
+ERROR_BODY_LIMIT: Final = 64 * 1024
+# RFC 9110 "tchar": what a method or header name may contain.
+_TOKEN_CHARS: Final = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+class Target(enum.Enum):
+    """Which origin a request is for."""
+
+    PRINTER = "printer"  # the active route (LAN or relay; the plugin API: relay only)
+    LAN = "lan"  # always the LAN (route probes)
+    APP_API = "app_api"
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
+#: "No JSON body" (``None`` is a valid JSON body: ``null``).
+MISSING: Final = _Missing.MISSING
+#: Failures that prove the request never reached the server.
+_NEVER_SENT: Final = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+
+def _is_replayable(data: object) -> bool:
+    if data is None or callable(data):
+        return True
+    if isinstance(data, bytes | bytearray | memoryview | str):
+        return True
+    return isinstance(data, Mapping)  # url-encoded form of plain values
+
+
+@attrs.define(slots=True, kw_only=True)
+class Call:
+    """Everything the funnel needs to (re)send one request. Build with :meth:`Funnel.call`."""
+
+    method: str
+    target: Target
+    path: str | URL
+    params: Any = None
+    headers: Mapping[str, str] | None = None
+    json: Any = MISSING
+    data: Any = None
+    timeout: aiohttp.ClientTimeout
+    retry: RetryPolicy
+    idempotent: bool
+    allow_redirects: bool = True
+    raise_for_status: bool = True
+
+    @property
+    def replayable(self) -> bool:
+        """True when the body can be sent again (JSON, bytes, a form, or a factory)."""
+        return self.json is not MISSING or _is_replayable(self.data)
+
+
+def _check_headers(
+    headers: Mapping[str, str] | None, *, what: str, managed: frozenset[str]
+) -> dict[str, str]:
+    """Validate caller-supplied headers; later spellings of a name replace earlier ones."""
+    merged: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not isinstance(name, str) or not name or not set(name) <= _TOKEN_CHARS:
+            raise InvalidArgumentError(f"{what}: invalid header name {name!r}")
+        if name.lower() in managed:
+            raise InvalidArgumentError(f"{what}: header {name!r} is managed by oe_async")
+        if not isinstance(value, str):
+            raise InvalidArgumentError(f"{what}: header {name!r} must be a string")
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise InvalidArgumentError(f"{what}: header {name!r} contains control characters")
+        for existing in [k for k in merged if k.lower() == name.lower()]:
+            del merged[existing]
+        merged[name] = value
+    return merged
+
+
+_MANAGED_HEADERS: Final = frozenset({"authorization", "apptoken", "host"})
+
+
+class Funnel:
+    """Sends every request of one printer connection; see the module docstring.
+
+    Args:
+        transport: the client's shared session, defaults and task owner.
+        app_connection: the App Connection (relay URL and credentials, App API token).
+        headers: printer-level headers sent to the printer on the relay and the LAN
+            (e.g. ``X-Api-Key``); pinned to those origins like the relay credentials.
+        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
+        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
+        routing: LAN probe timing.
+
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        app_connection: AppConnection,
+        *,
+        headers: Mapping[str, str] | None = None,
+        lan_url: str | URL | None = None,
+        route: RoutePolicy | str | None = None,
+        routing: RoutingOptions | None = None,
+    ) -> None:
+        self._transport = transport
+        self._app_connection = app_connection
+        self._printer_headers = self._merge_printer_headers(app_connection, headers)
+        if lan_url is not None:
+            lan: URL | None = check_lan_url(lan_url)
+        elif app_connection.local_ip:
+            lan = lan_url_from_ip(app_connection.local_ip)
+        else:
+            lan = None
+        if route is None:
+            policy = RoutePolicy.PREFER_LOCAL if lan is not None else RoutePolicy.RELAY
+        else:
+            try:
+                policy = RoutePolicy(route)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"route must be one of {[p.value for p in RoutePolicy]}"
+                ) from None
+        self._router = Router(
+            app_connection.url,
+            lan,
+            policy,
+            routing or RoutingOptions(),
+            lan_from_ip=lan_url is None and lan is not None,
+        )
+        self._auth = self._pin_secrets()
+        #: The last failure's class and message (secret-free), for diagnostics.
+        self.last_error: dict[str, str] | None = None
+
+    @staticmethod
+    def _merge_printer_headers(
+        app_connection: AppConnection, headers: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        if app_connection.octoprint_api_key:
+            merged["X-Api-Key"] = app_connection.octoprint_api_key
+        for name, value in _check_headers(
+            headers, what="printer headers", managed=_MANAGED_HEADERS
+        ).items():
+            for existing in [k for k in merged if k.lower() == name.lower()]:
+                del merged[existing]
+            merged[name] = value
+        return merged
+
+    def _pin_secrets(self) -> AuthMiddleware:
+        """Pin each secret header to its origin: relay credentials never reach the LAN."""
+        conn = self._app_connection
+        relay, app_api = origin_of(conn.url), origin_of(self._transport.app_api_url)
+        if relay == app_api:
+            raise InvalidArgumentError("the App Connection URL and the App API share an origin")
+        pins: dict[Origin, dict[str, str]] = {
+            relay: {"Authorization": conn.auth.header_value, **self._printer_headers},
+            app_api: {"AppToken": conn.app_token},
+        }
+        lan = self._router.lan_url
+        if lan is not None and self._router.policy is not RoutePolicy.RELAY:
+            if origin_of(lan) in pins:
+                raise InvalidArgumentError("the LAN URL must differ from the relay and App API")
+            pins[origin_of(lan)] = dict(self._printer_headers)
+        return AuthMiddleware(pins)
+
+    def __repr__(self) -> str:
+        return f"<Funnel {redact_url(self._app_connection.url)} route={self.route.value}>"
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def app_id(self) -> str:
+        """The client's app id (605 recovery URLs)."""
+        return self._transport.app_id
+
+    @property
+    def app_connection(self) -> AppConnection:
+        """The App Connection requests go through."""
+        return self._app_connection
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session requests are sent on."""
+        return self._transport.session
+
+    @property
+    def stream_timeout(self) -> aiohttp.ClientTimeout:
+        """The client's default timeout for streams."""
+        return self._transport.stream_timeout
+
+    @property
+    def allow_insecure_loopback(self) -> bool:
+        """Whether the client allows plain http to loopback hosts (tests only)."""
+        return self._transport.allow_insecure_loopback
+
+    @property
+    def route(self) -> Route:
+        """Where requests to the printer go now."""
+        return self._router.route
+
+    @property
+    def route_policy(self) -> RoutePolicy:
+        """The routing policy."""
+        return self._router.policy
+
+    @property
+    def lan_url(self) -> URL | None:
+        """The printer's LAN base URL, when known."""
+        return self._router.lan_url
+
+    def learn_local_ip(self, ip: str | None) -> None:
+        """The Info API reported the printer's LAN IP: follow it if ours came from an IP."""
+        previous = self._router.lan_url
+        self._router.learn_local_ip(ip)
+        if self._router.lan_url != previous:
+            self._auth = self._pin_secrets()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start a background task owned by the client (cancelled when it closes)."""
+        return self._transport.spawn(coro, name=name)
+
+    # ------------------------------------------------------------------ building a call
+
+    def call(
+        self,
+        method: str,
+        path: str | URL,
+        *,
+        target: Target = Target.PRINTER,
+        params: Any = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = MISSING,
+        data: Any = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        stream: bool = False,
+        retry: RetryPolicy | None = None,
+        idempotent: bool | None = None,
+        allow_redirects: bool = True,
+        raise_for_status: bool = True,
+    ) -> Call:
+        """Validate the arguments of one request and fill in the client's defaults.
+
+        ``stream`` picks the stream timeout (no total limit) as the default. Raises
+        :class:`~oe_async.InvalidArgumentError` before anything is sent.
+        """
+        if not isinstance(method, str):
+            raise InvalidArgumentError("method must be a string")
+        method = method.upper()
+        if not method or not set(method) <= _TOKEN_CHARS:
+            raise InvalidArgumentError(f"invalid HTTP method {method!r}")
+        if json is not MISSING and data is not None:
+            raise InvalidArgumentError("pass json or data, not both")
+        if not isinstance(path, str | URL):
+            raise InvalidArgumentError(f"path must be a str or yarl.URL, not {type(path).__name__}")
+        transport = self._transport
+        return Call(
+            method=method,
+            target=target,
+            path=path,
+            params=params,
+            headers=_check_headers(headers, what="headers", managed=_MANAGED_HEADERS) or None,
+            json=json,
+            data=data,
+            timeout=as_timeout(timeout, transport.stream_timeout if stream else transport.timeout),
+            retry=retry if retry is not None else transport.retry,
+            idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            allow_redirects=allow_redirects,
+            raise_for_status=raise_for_status,
+        )
+
+    # ------------------------------------------------------------------ routing
+
+    async def _resolve(self, call: Call) -> tuple[URL, Route | None]:
+        """The URL for one attempt of ``call`` and the printer route it takes (if any)."""
+        if call.target is Target.APP_API:
+            return join_url(self._transport.app_api_url, call.path), None
+        route = await self._route_for(call)
+        base = self._router.base(route)
+        path = call.path
+        if isinstance(path, str) and "://" in path:
+            path = URL(path)
+        if isinstance(path, URL) and path.absolute:
+            # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
+            # put them on the active route, dropping LAN ports on the relay side.
+            same = origin_of(path) in (origin_of(self._router.relay_url), origin_of(base))
+            if same or self._router.is_lan_host(path):
+                path = path.relative()
+        return join_url(base, path), route
+
+    async def _route_for(self, call: Call) -> Route:
+        if call.target is Target.LAN:
+            return Route.LAN
+        if is_plugin_path(str(call.path)):
+            return Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
+        return await self._router.choose(self._probe_lan, self._spawn_probe)
+
+    async def _probe_lan(self, lan_url: URL) -> bool:
+        """Any HTTP answer from the LAN base URL means the printer is there."""
+        options = self._router.options
+        call = self.call(
+            "GET",
+            options.probe_path,
+            target=Target.LAN,
+            timeout=aiohttp.ClientTimeout(total=options.probe_timeout),
+            retry=RetryPolicy.never(),
+            allow_redirects=False,
+            raise_for_status=False,
+        )
+        try:
+            resp = await self.open(call)
+        except CommunicationError:
+            return False
+        resp.release()
+        return True
+
+    def _spawn_probe(self, coro: Coroutine[Any, Any, None]) -> object:
+        try:
+            return self.spawn(coro, name="oe_async LAN re-probe")
+        except OctoEverywhereError:  # the client is closing: no more probes
+            return None
+
+    def _lan_failed(self, route: Route | None, call: Call) -> bool:
+        """Note a LAN connection failure; True when the call may move to the relay."""
+        if route is not Route.LAN or call.target is not Target.PRINTER:
+            return False
+        self._router.lan_failed()
+        return self._router.route is Route.RELAY
+
+    # ------------------------------------------------------------------ sending
+
+    def _headers_for(self, call: Call) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict(call.headers or {})
+        headers.setdefault("User-Agent", self._transport.user_agent)
+        return headers
+
+    async def open(self, call: Call) -> aiohttp.ClientResponse:
+        """Send ``call`` (with retries) and return the successful response.
+
+        The caller owns the response and must release or close it. Every failure is an
+        :class:`~oe_async.OctoEverywhereError`; cancellation passes through untouched.
+        """
+        session = self._transport.session
+        headers = self._headers_for(call)
+        retryable_request = call.idempotent and call.replayable
+        attempt = 0
+        while True:
+            attempt += 1
+            url, route = await self._resolve(call)
+            path = display_path(url)
+            data = call.data() if callable(call.data) else call.data
+            kwargs: dict[str, Any] = {}
+            if call.json is not MISSING:
+                kwargs["json"] = call.json
+            try:
+                resp = await session.request(
+                    call.method,
+                    url,
+                    params=call.params,
+                    data=data,
+                    headers=headers,
+                    timeout=call.timeout,
+                    allow_redirects=call.allow_redirects,
+                    raise_for_status=False,
+                    middlewares=(self._auth,),
+                    **kwargs,
+                )
+            except TRANSPORT_ERRORS as err:
+                error: OctoEverywhereError = transport_error(err, call.method, path)
+                # A request that never left can always go through the relay instead; one
+                # that may have reached the printer only if it may be repeated.
+                if self._lan_failed(route, call) and (
+                    isinstance(err, _NEVER_SENT) or retryable_request
+                ):
+                    _LOGGER.debug("%s %s: LAN unreachable, using the relay", call.method, path)
+                    attempt -= 1
+                    continue
+            else:
+                status = resp.status
+                if status < 400 or not (call.raise_for_status or is_relay_status(status)):
+                    _LOGGER.debug("%s %s -> %d", call.method, path, status)
+                    return resp
+                try:
+                    body = await read_capped(resp, ERROR_BODY_LIMIT)
+                finally:
+                    resp.release()
+                error = http_error(
+                    status,
+                    resp.headers,
+                    body,
+                    app_id=self._transport.app_id,
+                    method=call.method,
+                    path=path,
+                    printer=call.target is not Target.APP_API,
+                )
+            delay = (
+                call.retry.delay(attempt, error)
+                if retryable_request
+                and attempt < call.retry.attempts
+                and RetryPolicy.is_retryable_error(error)
+                else None
+            )
+            if delay is None:
+                _LOGGER.debug("%s %s failed: %s", call.method, path, error)
+                self.last_error = {"type": type(error).__name__, "message": str(error)}
+                raise error from None
+            _LOGGER.debug(
+                "%s %s failed (%s); attempt %d of %d in %.2f s",
+                call.method,
+                path,
+                type(error).__name__,
+                attempt + 1,
+                call.retry.attempts,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def send(self, call: Call) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`open` as a context manager: the response is released however it exits.
+
+        Network failures while the caller reads the body are translated too.
+        """
+        resp = await self.open(call)
+        try:
+            yield resp
+        except TRANSPORT_ERRORS as err:
+            if isinstance(err, OctoEverywhereError):
+                raise
+            raise transport_error(err, call.method, display_path(resp.url)) from None
+        finally:
+            resp.release()
+
+    async def json(self, call: Call) -> Any:
+        """Send ``call`` and decode its JSON answer (None for an empty body)."""
+        async with self.send(call) as resp:
+            return await read_json(resp, call.method)
+
+    @asynccontextmanager
+    async def websocket(
+        self,
+        call: Call,
+        *,
+        protocols: tuple[str, ...],
+        heartbeat: float | None,
+        receive_timeout: float | None,
+        handshake_timeout: float,
+        max_msg_size: int,
+    ) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str]]:
+        """Open a WebSocket for ``call`` (a GET); yield it with its display path.
+
+        The handshake carries the pinned headers by the same origin rule as every request,
+        on every redirect hop; a LAN that cannot be reached falls back to the relay. A
+        refused handshake raises the mapped error. The socket is closed on exit.
+        """
+        if not handshake_timeout > 0:
+            raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
+        transport = self._transport
+        while True:
+            url, route = await self._resolve(call)
+            path = display_path(url)
+            token = HANDSHAKE_AUTH.set(self._auth)
+            try:
+                async with asyncio.timeout(handshake_timeout):
+                    ws = await transport.handshake_session().ws_connect(
+                        url,
+                        protocols=protocols,
+                        heartbeat=heartbeat,
+                        timeout=aiohttp.ClientWSTimeout(ws_receive=receive_timeout, ws_close=10.0),
+                        headers=self._headers_for(call),
+                        max_msg_size=max_msg_size,
+                    )
+            except aiohttp.WSServerHandshakeError as err:
+                if err.status < 400:
+                    raise CommunicationError(
+                        f"WebSocket {path}: the server did not accept the upgrade "
+                        f"(HTTP {err.status})"
+                    ) from None
+                raise http_error(
+                    err.status,
+                    err.headers or {},
+                    b"",
+                    app_id=transport.app_id,
+                    method="GET",
+                    path=path,
+                ) from None
+            except TRANSPORT_ERRORS as err:
+                if self._lan_failed(route, call):
+                    continue  # the handshake did not happen: try the relay
+                raise transport_error(err, "WebSocket", path) from None
+            finally:
+                HANDSHAKE_AUTH.reset(token)
+            break
+        try:
+            yield ws, path
+        finally:
+            with contextlib.suppress(*TRANSPORT_ERRORS):
+                await ws.close()

@@ -1,0 +1,75 @@
+"""The wire format of OctoEverywhere's plugin command API. Pure functions, no I/O.
+
+Commands answer HTTP 200 with an envelope ``{"Status": <int>, "Result": {...}}`` or
+``{"Status": <int>, "Error": "..."}``; ``Status`` 200 is success. Raw endpoints (webcam
+stream/snapshot, file download) return content directly and may use a real HTTP error
+status with a JSON error body. Both failure shapes map to :class:`PluginCommandError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from yarl import URL
+
+from .errors import (
+    PluginCommandError,
+    PrinterHTTPError,
+    UnexpectedResponseError,
+    plugin_error,
+)
+
+__all__ = ["PLUGIN_PREFIX", "is_plugin_path", "plugin_error_from_http", "unwrap_envelope"]
+
+#: The path prefix of the plugin command API beneath the App Connection URL.
+PLUGIN_PREFIX: Final = "/octoeverywhere-command-api/"
+#: One public example writes the key with a stray colon; accept both spellings.
+_RESULT_KEYS: Final = ("Result", "Result:")
+
+
+def unwrap_envelope(data: Any, *, command: str) -> Any:
+    """Return an envelope's ``Result``, or raise the :class:`PluginCommandError` it carries.
+
+    Pure function. A body that is not an envelope raises :class:`UnexpectedResponseError`.
+    """
+    if not isinstance(data, Mapping) or "Status" not in data:
+        raise UnexpectedResponseError(f"plugin command {command!r} did not answer an envelope")
+    status = data["Status"]
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise UnexpectedResponseError(f"plugin command {command!r} answered a non-integer Status")
+    if status != 200:
+        message = data.get("Error")
+        raise plugin_error(status, message if isinstance(message, str) else None)
+    for key in _RESULT_KEYS:
+        if key in data:
+            return data[key]
+    return None
+
+
+def plugin_error_from_http(err: PrinterHTTPError) -> PluginCommandError | None:
+    """A raw endpoint's HTTP error with a JSON error body, as a plugin error (else None)."""
+    try:
+        body = json.loads(err.body)
+    except ValueError:
+        return None
+    if not isinstance(body, Mapping):
+        return None
+    message = body.get("Error") or body.get("error")
+    status = body.get("Status")
+    if isinstance(status, int) and not isinstance(status, bool) and status != 200:
+        return plugin_error(status, message if isinstance(message, str) else None)
+    if isinstance(message, str):
+        return plugin_error(err.status, message)
+    return None
+
+
+def is_plugin_path(path: str) -> bool:
+    """True for a path (or URL) of OctoEverywhere's plugin API, which only the relay serves."""
+    if path.startswith(PLUGIN_PREFIX):
+        return True
+    try:
+        return URL(path).path.startswith(PLUGIN_PREFIX)
+    except ValueError:
+        return False
