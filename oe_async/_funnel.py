@@ -30,6 +30,7 @@ from ._plugin_wire import is_plugin_path
 from ._transport import HANDSHAKE_AUTH, Transport, as_timeout
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .errors import (
+    ClientClosedError,
     CommunicationError,
     InvalidArgumentError,
     OctoEverywhereError,
@@ -261,6 +262,22 @@ class Funnel:
         if self._router.lan_url != previous:
             self._auth = self._pin_secrets()
 
+    @property
+    def client_closed(self) -> bool:
+        """True once the client was closed: every stream in progress is being ended."""
+        return self._transport.closed
+
+    def error_for(self, err: BaseException, method: str, path: str) -> OctoEverywhereError:
+        """The library error for a network failure while sending or reading ``method path``.
+
+        :class:`~oe_async.ClientClosedError` when the client was closed meanwhile (that is
+        why the stream failed), else a :class:`~oe_async.CommunicationError` naming the
+        failure without the host.
+        """
+        if self._transport.closed:
+            return ClientClosedError(f"{method} {path}: the OctoEverywhere client was closed")
+        return transport_error(err, method, path)
+
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Start a background task owned by the client (cancelled when it closes)."""
         return self._transport.spawn(coro, name=name)
@@ -411,11 +428,13 @@ class Funnel:
                     **kwargs,
                 )
             except TRANSPORT_ERRORS as err:
-                error: OctoEverywhereError = transport_error(err, call.method, path)
+                error: OctoEverywhereError = self.error_for(err, call.method, path)
                 # A request that never left can always go through the relay instead; one
                 # that may have reached the printer only if it may be repeated.
-                if self._lan_failed(route, call) and (
-                    isinstance(err, _NEVER_SENT) or retryable_request
+                if (
+                    not self._transport.closed
+                    and self._lan_failed(route, call)
+                    and (isinstance(err, _NEVER_SENT) or retryable_request)
                 ):
                     _LOGGER.debug("%s %s: LAN unreachable, using the relay", call.method, path)
                     attempt -= 1
@@ -424,6 +443,7 @@ class Funnel:
                 status = resp.status
                 if status < 400 or not (call.raise_for_status or is_relay_status(status)):
                     _LOGGER.debug("%s %s -> %d", call.method, path, status)
+                    self._transport.track(resp)
                     return resp
                 try:
                     body = await read_capped(resp, ERROR_BODY_LIMIT)
@@ -441,6 +461,7 @@ class Funnel:
             delay = (
                 call.retry.delay(attempt, error)
                 if retryable_request
+                and not isinstance(error, ClientClosedError)
                 and attempt < call.retry.attempts
                 and RetryPolicy.is_retryable_error(error)
                 else None
@@ -472,7 +493,7 @@ class Funnel:
         except TRANSPORT_ERRORS as err:
             if isinstance(err, OctoEverywhereError):
                 raise
-            raise transport_error(err, call.method, display_path(resp.url)) from None
+            raise self.error_for(err, call.method, display_path(resp.url)) from None
         finally:
             resp.release()
 
@@ -530,12 +551,13 @@ class Funnel:
                     path=path,
                 ) from None
             except TRANSPORT_ERRORS as err:
-                if self._lan_failed(route, call):
+                if not self._transport.closed and self._lan_failed(route, call):
                     continue  # the handshake did not happen: try the relay
-                raise transport_error(err, "WebSocket", path) from None
+                raise self.error_for(err, "WebSocket", path) from None
             finally:
                 HANDSHAKE_AUTH.reset(token)
             break
+        self._transport.track(ws)
         try:
             yield ws, path
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Coroutine
 from contextvars import ContextVar
 from typing import Any, Final
@@ -18,7 +19,7 @@ import aiohttp
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from yarl import URL
 
-from .errors import InvalidArgumentError, OctoEverywhereError
+from .errors import ClientClosedError, InvalidArgumentError
 from .retry import RetryPolicy
 
 __all__ = ["DEFAULT_STREAM_TIMEOUT", "DEFAULT_TIMEOUT", "HANDSHAKE_AUTH", "Transport", "as_timeout"]
@@ -29,6 +30,9 @@ _LOGGER = logging.getLogger(__package__)
 DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
 #: Streams (downloads, webcams): no total limit, but every read must make progress in 30 s.
 DEFAULT_STREAM_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+
+#: How long close() lets open WebSockets finish their closing handshake (seconds).
+WEBSOCKET_CLOSE_BOUND: Final = 0.5
 
 #: The printer auth for a WebSocket handshake in progress. ``ws_connect`` takes no
 #: per-request middlewares, so the sessions oe_async uses for handshakes carry one session
@@ -99,6 +103,11 @@ class Transport:
         self._handshake_child: aiohttp.ClientSession | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Responses being streamed and open WebSockets: close() ends them, so a stream in
+        # progress stops at once (a borrowed session stays open; an owned one would not
+        # wake every reader). Weak: a released response needs no bookkeeping.
+        self._responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
+        self._websockets: weakref.WeakSet[aiohttp.ClientWebSocketResponse] = weakref.WeakSet()
 
     @property
     def closed(self) -> bool:
@@ -109,7 +118,7 @@ class Transport:
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session in use (created on first access when owned)."""
         if self._closed:
-            raise OctoEverywhereError("This OctoEverywhere client is closed")
+            raise ClientClosedError("This OctoEverywhere client is closed")
         if self._session is None:
             # raise_for_status stays off: the funnel decodes every status itself. The
             # session middleware only acts during WebSocket handshakes (HANDSHAKE_AUTH);
@@ -118,7 +127,7 @@ class Transport:
                 timeout=self.timeout, middlewares=(_handshake_middleware,)
             )
         elif self._session.closed:
-            raise OctoEverywhereError("The aiohttp session given to OctoEverywhere is closed")
+            raise ClientClosedError("The aiohttp session given to OctoEverywhere is closed")
         return self._session
 
     def handshake_session(self) -> aiohttp.ClientSession:
@@ -143,22 +152,42 @@ class Transport:
         """Start a background task that is owned here and cancelled by :meth:`close`.
 
         Raises:
-            OctoEverywhereError: the client is closed (the coroutine is closed unstarted).
+            ClientClosedError: the client is closed (the coroutine is closed unstarted).
 
         """
         if self._closed:
             coro.close()
-            raise OctoEverywhereError("This OctoEverywhere client is closed")
+            raise ClientClosedError("This OctoEverywhere client is closed")
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def track(self, stream: aiohttp.ClientResponse | aiohttp.ClientWebSocketResponse) -> None:
+        """Remember an open response or WebSocket so that :meth:`close` ends it."""
+        if isinstance(stream, aiohttp.ClientWebSocketResponse):
+            self._websockets.add(stream)
+        else:
+            self._responses.add(stream)
+
     async def close(self) -> None:
-        """Cancel the background tasks; close the session only if it is owned. Idempotent."""
+        """End everything in progress, cancel the background tasks, close an owned session.
+
+        Open responses are closed (their readers fail at once) and open WebSockets get
+        :data:`WEBSOCKET_CLOSE_BOUND` seconds for a clean close; the features turn what
+        their callers see into :class:`~oe_async.ClientClosedError`. Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
+        for response in list(self._responses):
+            response.close()
+        closing = [asyncio.ensure_future(ws.close()) for ws in list(self._websockets)]
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=WEBSOCKET_CLOSE_BOUND)
+            for future in late:
+                future.cancel()  # aiohttp then drops the connection
+            await asyncio.gather(*closing, return_exceptions=True)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

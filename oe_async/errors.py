@@ -4,6 +4,7 @@ The hierarchy, in the order an app usually catches it::
 
     OctoEverywhereError
     ├── InvalidArgumentError (also ValueError)      bad input, raised before anything is sent
+    ├── ClientClosedError                             the client was closed (calls, open streams)
     │   └── PortalError                              a completion URL that cannot be used
     ├── CommunicationError                            network failure, connection dropped
     │   └── RequestTimeoutError (also TimeoutError)
@@ -37,6 +38,7 @@ __all__ = [
     "AppAPIError",
     "AppConnectionNotFoundError",
     "AppConnectionRevokedError",
+    "ClientClosedError",
     "CommunicationError",
     "DownloadLimitError",
     "HTTPStatusError",
@@ -97,6 +99,15 @@ class InvalidArgumentError(OctoEverywhereError, ValueError):
 
 class PortalError(InvalidArgumentError):
     """The portal's completion URL reports a failure or lacks what a connection needs."""
+
+
+class ClientClosedError(OctoEverywhereError):
+    """The :class:`~oe_async.OctoEverywhere` client was closed.
+
+    Raised by every call made after ``close()``, and by every stream, download, WebSocket
+    and subscription that was still running when it closed (they end within a second).
+    Not temporary: this client will never work again; make a new one.
+    """
 
 
 class CommunicationError(OctoEverywhereError):

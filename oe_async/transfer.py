@@ -38,9 +38,9 @@ from ._http import (
     read_chunk,
     read_json,
     read_limited,
-    transport_error,
 )
 from .errors import (
+    ClientClosedError,
     CommunicationError,
     DownloadLimitError,
     InvalidArgumentError,
@@ -479,8 +479,10 @@ class DownloadStream:
         offset: int,
         method: str,
         path: str,
+        funnel: Funnel,
     ) -> None:
         self._resp = resp
+        self._funnel = funnel
         self._limit = limit
         self._progress = progress
         self._offset = offset
@@ -513,8 +515,10 @@ class DownloadStream:
                     if chunk or not end_of_chunk:
                         break
         except TRANSPORT_ERRORS as err:
-            raise transport_error(err, *self._where) from None
+            raise self._funnel.error_for(err, *self._where) from None
         if not chunk:
+            if self._funnel.client_closed:  # close() cut it short: never a silent truncation
+                raise ClientClosedError(f"{' '.join(self._where)}: the client was closed")
             await self._progress.finish()
             raise StopAsyncIteration
         self.received += len(chunk)
@@ -852,6 +856,7 @@ class Files:
                 offset=offset,
                 method="GET",
                 path=resp.url.path,
+                funnel=self._funnel,
             )
             stream.check_declared_size()
             yield stream

@@ -18,9 +18,10 @@ from typing import Any, Final, Self
 import aiohttp
 
 from ._funnel import Call, Funnel
-from ._http import TRANSPORT_ERRORS, transport_error
+from ._http import TRANSPORT_ERRORS
 from ._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http
 from .errors import (
+    ClientClosedError,
     CommunicationError,
     InvalidArgumentError,
     OctoEverywhereError,
@@ -147,7 +148,7 @@ class FrameStream:
             try:
                 chunk = await self._resp.content.readany()
             except TRANSPORT_ERRORS as err:
-                error = transport_error(err, self._call.method, self._resp.url.path)
+                error = self._funnel.error_for(err, self._call.method, self._resp.url.path)
                 await self._stream_ended(error)
                 continue
             if chunk:
@@ -172,6 +173,9 @@ class FrameStream:
         """The server ended (or dropped) the stream: renew it or finish."""
         had_frames = self._frames_this_stream > 0
         self._drop_response()
+        if self._funnel.client_closed:  # close() ended it: never renew, always say why
+            self._finished = True
+            raise ClientClosedError("the webcam stream ended: the OctoEverywhere client was closed")
         if self._policy is None:
             self._finished = True
             if error is not None:

@@ -28,8 +28,9 @@ import aiohttp
 import attrs
 
 from ._funnel import Funnel
-from ._http import TRANSPORT_ERRORS, transport_error
+from ._http import TRANSPORT_ERRORS
 from .errors import (
+    ClientClosedError,
     CommunicationError,
     InvalidArgumentError,
     OctoEverywhereError,
@@ -87,13 +88,14 @@ class PrinterWebSocket:
 
     Iterating yields TEXT and BINARY messages and stops at a normal close. A close or error
     that carries an OctoEverywhere 6xx status raises its :class:`~oe_async.RelayError`;
-    other failures raise :class:`~oe_async.CommunicationError`.
+    closing the client raises :class:`~oe_async.ClientClosedError`; other failures raise
+    :class:`~oe_async.CommunicationError`. Create with ``printer.websocket.connect()``.
     """
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, path: str, app_id: str) -> None:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, path: str, funnel: Funnel) -> None:
         self._ws = ws
         self._path = path
-        self._app_id = app_id
+        self._funnel = funnel
 
     @property
     def raw(self) -> aiohttp.ClientWebSocketResponse:
@@ -131,7 +133,7 @@ class PrinterWebSocket:
         try:
             await sending
         except TRANSPORT_ERRORS as err:
-            raise transport_error(err, "WebSocket send on", self._path) from None
+            raise self._funnel.error_for(err, "WebSocket send on", self._path) from None
 
     async def receive(self, timeout: float | None = None) -> aiohttp.WSMessage:
         """The next message (CLOSE/CLOSED messages included, as aiohttp returns them).
@@ -146,10 +148,12 @@ class PrinterWebSocket:
         except TimeoutError:
             raise RequestTimeoutError(f"WebSocket {self._path}: no message in time") from None
         except TRANSPORT_ERRORS as err:
-            raise transport_error(err, "WebSocket", self._path) from None
+            raise self._funnel.error_for(err, "WebSocket", self._path) from None
+        if message.type in _CLOSED_TYPES and self._funnel.client_closed:
+            raise ClientClosedError(f"WebSocket {self._path}: the OctoEverywhere client was closed")
         code = relay_close_code(message)
         if code is not None:
-            raise relay_error(code, app_id=self._app_id)
+            raise relay_error(code, app_id=self._funnel.app_id)
         if message.type is aiohttp.WSMsgType.ERROR:
             kind = type(message.data).__name__ if message.data is not None else "error"
             raise CommunicationError(f"WebSocket {self._path} failed ({kind})")
@@ -341,6 +345,10 @@ class Subscription:
         except asyncio.CancelledError:
             self._state = SubscriptionState.STOPPED
             self._connected.clear()
+            if self._websockets.client_closed:  # not sub.close(): wait() says why it stopped
+                self._error = ClientClosedError(
+                    f"subscription {self._path}: the OctoEverywhere client was closed"
+                )
             raise
         except Exception as err:  # noqa: BLE001 (an on_message/on_state callback failed)
             self._error = err
@@ -399,7 +407,7 @@ class WebSockets:
             handshake_timeout=handshake_timeout,
             max_msg_size=max_msg_size,
         ) as (ws, where):
-            yield PrinterWebSocket(ws, path=where, app_id=self._funnel.app_id)
+            yield PrinterWebSocket(ws, path=where, funnel=self._funnel)
 
     def subscribe(
         self,
@@ -444,3 +452,8 @@ class WebSockets:
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run ``coro`` (a subscription's loop) in a task the client owns."""
         return self._funnel.spawn(coro, name=name)
+
+    @property
+    def client_closed(self) -> bool:
+        """True once the client was closed."""
+        return self._funnel.client_closed
