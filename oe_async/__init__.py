@@ -4,7 +4,7 @@ Start with :class:`OctoEverywhere` (one per app), get a :class:`PrinterConnectio
 printer with :meth:`OctoEverywhere.printer`, and catch :class:`OctoEverywhereError`.
 """
 
-from ._transport import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT
+from ._transport import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT, ConnectionBudget
 from ._version import __version__
 from .app_api import AppAPI
 from .auth import BasicAuth, BearerAuth
@@ -17,6 +17,7 @@ from .errors import (
     AppConnectionRevokedError,
     ClientClosedError,
     CommunicationError,
+    ConnectionPoolExhaustedError,
     DownloadLimitError,
     HTTPStatusError,
     InvalidArgumentError,
@@ -115,7 +116,9 @@ __all__ = [
     "BearerAuth",
     "ClientClosedError",
     "CommunicationError",
+    "ConnectionBudget",
     "ConnectionInfo",
+    "ConnectionPoolExhaustedError",
     "CurrentPrint",
     "DownloadLimitError",
     "DownloadStream",

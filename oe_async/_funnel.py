@@ -27,15 +27,18 @@ from yarl import URL
 
 from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
 from ._plugin_wire import is_plugin_path
-from ._transport import HANDSHAKE_AUTH, Transport, as_timeout
+from ._transport import HANDSHAKE_AUTH, Pool, Transport, as_timeout
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .errors import (
     ClientClosedError,
     CommunicationError,
     InvalidArgumentError,
     OctoEverywhereError,
+    PrinterHTTPError,
+    RequestTimeoutError,
     http_error,
     is_relay_status,
+    parse_retry_after,
 )
 from .models import AppConnection
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
@@ -95,6 +98,7 @@ class Call:
     idempotent: bool
     allow_redirects: bool = True
     raise_for_status: bool = True
+    pool: Pool = Pool.REQUESTS
 
     @property
     def replayable(self) -> bool:
@@ -236,6 +240,11 @@ class Funnel:
         return self._transport.stream_timeout
 
     @property
+    def precheck_limits(self) -> bool:
+        """Whether transfers are checked against the account limits before sending."""
+        return self._transport.precheck_limits
+
+    @property
     def allow_insecure_loopback(self) -> bool:
         """Whether the client allows plain http to loopback hosts (tests only)."""
         return self._transport.allow_insecure_loopback
@@ -303,7 +312,9 @@ class Funnel:
     ) -> Call:
         """Validate the arguments of one request and fill in the client's defaults.
 
-        ``stream`` picks the stream timeout (no total limit) as the default. Raises
+        ``stream`` picks the stream timeout (no total limit) as the default and the stream
+        connection pool (the caller holds the response). A ``total`` timeout is the whole
+        call's deadline, every retry included. Raises
         :class:`~oe_async.InvalidArgumentError` before anything is sent.
         """
         if not isinstance(method, str):
@@ -329,6 +340,7 @@ class Funnel:
             idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
             allow_redirects=allow_redirects,
             raise_for_status=raise_for_status,
+            pool=Pool.STREAMS if stream else Pool.REQUESTS,
         )
 
     # ------------------------------------------------------------------ routing
@@ -402,7 +414,31 @@ class Funnel:
         The caller owns the response and must release or close it. Every failure is an
         :class:`~oe_async.OctoEverywhereError`; cancellation passes through untouched.
         """
-        session = self._transport.session
+        deadline = self._deadline(call)
+        async with self._transport.slot(call.pool, wait=self._remaining(deadline)):
+            return await self._attempts(call, deadline)
+
+    @staticmethod
+    def _deadline(call: Call) -> float | None:
+        total = call.timeout.total
+        return None if total is None else asyncio.get_running_loop().time() + total
+
+    @staticmethod
+    def _remaining(deadline: float | None) -> float | None:
+        return None if deadline is None else deadline - asyncio.get_running_loop().time()
+
+    def _attempt_timeout(self, call: Call, deadline: float | None) -> aiohttp.ClientTimeout:
+        """The attempt's timeout: what is left of the call's deadline, pool wait bounded."""
+        timeout = call.timeout
+        remaining = self._remaining(deadline)
+        if remaining is not None:
+            timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
+        return self._transport.with_pool_wait(timeout)
+
+    async def _attempts(self, call: Call, deadline: float | None) -> aiohttp.ClientResponse:
+        transport = self._transport
+        session = transport.session_for(call.pool)
+        loop = asyncio.get_running_loop()
         headers = self._headers_for(call)
         retryable_request = call.idempotent and call.replayable
         attempt = 0
@@ -414,6 +450,7 @@ class Funnel:
             kwargs: dict[str, Any] = {}
             if call.json is not MISSING:
                 kwargs["json"] = call.json
+            started = loop.time()
             try:
                 resp = await session.request(
                     call.method,
@@ -421,18 +458,20 @@ class Funnel:
                     params=call.params,
                     data=data,
                     headers=headers,
-                    timeout=call.timeout,
+                    timeout=self._attempt_timeout(call, deadline),
                     allow_redirects=call.allow_redirects,
                     raise_for_status=False,
                     middlewares=(self._auth,),
                     **kwargs,
                 )
             except TRANSPORT_ERRORS as err:
-                error: OctoEverywhereError = self.error_for(err, call.method, path)
+                error: OctoEverywhereError = transport.pool_full_error(
+                    call.pool, err, loop.time() - started
+                ) or self.error_for(err, call.method, path)
                 # A request that never left can always go through the relay instead; one
                 # that may have reached the printer only if it may be repeated.
                 if (
-                    not self._transport.closed
+                    not transport.closed
                     and self._lan_failed(route, call)
                     and (isinstance(err, _NEVER_SENT) or retryable_request)
                 ):
@@ -441,23 +480,18 @@ class Funnel:
                     continue
             else:
                 status = resp.status
-                if status < 400 or not (call.raise_for_status or is_relay_status(status)):
+                # OctoEverywhere's 6xx codes mean something only from the relay and the
+                # App API: on the plain-http LAN they are any device's ordinary answer.
+                relay_status = is_relay_status(status) and route is not Route.LAN
+                if status < 400 or not (call.raise_for_status or relay_status):
                     _LOGGER.debug("%s %s -> %d", call.method, path, status)
-                    self._transport.track(resp)
+                    transport.track(resp, call.pool)
                     return resp
                 try:
                     body = await read_capped(resp, ERROR_BODY_LIMIT)
                 finally:
                     resp.release()
-                error = http_error(
-                    status,
-                    resp.headers,
-                    body,
-                    app_id=self._transport.app_id,
-                    method=call.method,
-                    path=path,
-                    printer=call.target is not Target.APP_API,
-                )
+                error = self._http_error(resp, body, call, path, relay=route is not Route.LAN)
             delay = (
                 call.retry.delay(attempt, error)
                 if retryable_request
@@ -466,9 +500,24 @@ class Funnel:
                 and RetryPolicy.is_retryable_error(error)
                 else None
             )
+            remaining = self._remaining(deadline)
+            if delay is not None and remaining is not None and delay >= remaining:
+                _LOGGER.debug(
+                    "%s %s: no time left for attempt %d (%.2f s left)",
+                    call.method,
+                    path,
+                    attempt + 1,
+                    remaining,
+                )
+                delay = None
             if delay is None:
                 _LOGGER.debug("%s %s failed: %s", call.method, path, error)
                 self.last_error = {"type": type(error).__name__, "message": str(error)}
+                if attempt > 1 and isinstance(error, RequestTimeoutError) and deadline is not None:
+                    error = RequestTimeoutError(
+                        f"{call.method} {path}: no answer within the call's "
+                        f"{call.timeout.total:g} s deadline ({attempt} attempts)"
+                    )
                 raise error from None
             _LOGGER.debug(
                 "%s %s failed (%s); attempt %d of %d in %.2f s",
@@ -481,13 +530,57 @@ class Funnel:
             )
             await asyncio.sleep(delay)
 
+    def _http_error(
+        self,
+        resp: aiohttp.ClientResponse,
+        body: bytes,
+        call: Call,
+        path: str,
+        *,
+        relay: bool,
+    ) -> OctoEverywhereError:
+        if not relay and is_relay_status(resp.status):
+            return PrinterHTTPError(
+                resp.status,
+                reason=resp.reason or "",
+                method=call.method,
+                path=path,
+                body=body,
+                retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            )
+        return http_error(
+            resp.status,
+            resp.headers,
+            body,
+            app_id=self._transport.app_id,
+            method=call.method,
+            path=path,
+            printer=call.target is not Target.APP_API,
+        )
+
     @asynccontextmanager
     async def send(self, call: Call) -> AsyncIterator[aiohttp.ClientResponse]:
         """:meth:`open` as a context manager: the response is released however it exits.
 
-        Network failures while the caller reads the body are translated too.
+        Network failures while the caller reads the body are translated too. An ordinary
+        request counts against its connection pool until the response is released.
         """
-        resp = await self.open(call)
+        if call.pool is Pool.STREAMS:
+            # A stream counts as a live stream once open, not as a request in flight.
+            resp = await self.open(call)
+            async with self._released(call, resp) as held:
+                yield held
+            return
+        deadline = self._deadline(call)
+        async with self._transport.slot(call.pool, wait=self._remaining(deadline)):
+            resp = await self._attempts(call, deadline)
+            async with self._released(call, resp) as held:
+                yield held
+
+    @asynccontextmanager
+    async def _released(
+        self, call: Call, resp: aiohttp.ClientResponse
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         try:
             yield resp
         except TRANSPORT_ERRORS as err:
@@ -501,6 +594,69 @@ class Funnel:
         """Send ``call`` and decode its JSON answer (None for an empty body)."""
         async with self.send(call) as resp:
             return await read_json(resp, call.method)
+
+    async def _handshake(
+        self,
+        call: Call,
+        *,
+        protocols: tuple[str, ...],
+        heartbeat: float | None,
+        receive_timeout: float | None,
+        handshake_timeout: float,
+        max_msg_size: int,
+    ) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+        """One WebSocket handshake (LAN falling back to the relay), errors translated.
+
+        Every error is raised *outside* the ``except`` block that caught aiohttp's: its
+        exceptions record the request headers (relay ``Authorization``, ``X-Api-Key``), and
+        one raised inside the block would keep them reachable as ``__context__``.
+        """
+        transport = self._transport
+        while True:
+            url, route = await self._resolve(call)
+            path = display_path(url)
+            error: OctoEverywhereError | None = None
+            token = HANDSHAKE_AUTH.set(self._auth)
+            try:
+                async with asyncio.timeout(handshake_timeout):
+                    ws = await transport.handshake_session().ws_connect(
+                        url,
+                        protocols=protocols,
+                        heartbeat=heartbeat,
+                        timeout=aiohttp.ClientWSTimeout(ws_receive=receive_timeout, ws_close=10.0),
+                        headers=self._headers_for(call),
+                        max_msg_size=max_msg_size,
+                    )
+            except aiohttp.WSServerHandshakeError as err:
+                error = self._handshake_refused(err.status, err.headers, path, route)
+            except TRANSPORT_ERRORS as err:
+                if not transport.closed and self._lan_failed(route, call):
+                    continue  # the handshake did not happen: try the relay
+                error = self.error_for(err, "WebSocket", path)
+            finally:
+                HANDSHAKE_AUTH.reset(token)
+            if error is not None:
+                raise error
+            return ws, path
+
+    def _handshake_refused(
+        self, status: int, headers: Mapping[str, str] | None, path: str, route: Route | None
+    ) -> OctoEverywhereError:
+        if status < 400:
+            return CommunicationError(
+                f"WebSocket {path}: the server did not accept the upgrade (HTTP {status})"
+            )
+        if route is Route.LAN and is_relay_status(status):
+            # 6xx means OctoEverywhere only when the relay says it (see _attempts).
+            return PrinterHTTPError(status, method="GET", path=path)
+        return http_error(
+            status,
+            headers or {},
+            b"",
+            app_id=self._transport.app_id,
+            method="GET",
+            path=path,
+        )
 
     @asynccontextmanager
     async def websocket(
@@ -522,42 +678,16 @@ class Funnel:
         if not handshake_timeout > 0:
             raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
         transport = self._transport
-        while True:
-            url, route = await self._resolve(call)
-            path = display_path(url)
-            token = HANDSHAKE_AUTH.set(self._auth)
-            try:
-                async with asyncio.timeout(handshake_timeout):
-                    ws = await transport.handshake_session().ws_connect(
-                        url,
-                        protocols=protocols,
-                        heartbeat=heartbeat,
-                        timeout=aiohttp.ClientWSTimeout(ws_receive=receive_timeout, ws_close=10.0),
-                        headers=self._headers_for(call),
-                        max_msg_size=max_msg_size,
-                    )
-            except aiohttp.WSServerHandshakeError as err:
-                if err.status < 400:
-                    raise CommunicationError(
-                        f"WebSocket {path}: the server did not accept the upgrade "
-                        f"(HTTP {err.status})"
-                    ) from None
-                raise http_error(
-                    err.status,
-                    err.headers or {},
-                    b"",
-                    app_id=transport.app_id,
-                    method="GET",
-                    path=path,
-                ) from None
-            except TRANSPORT_ERRORS as err:
-                if not self._transport.closed and self._lan_failed(route, call):
-                    continue  # the handshake did not happen: try the relay
-                raise self.error_for(err, "WebSocket", path) from None
-            finally:
-                HANDSHAKE_AUTH.reset(token)
-            break
-        self._transport.track(ws)
+        async with transport.slot(Pool.STREAMS, wait=handshake_timeout):
+            ws, path = await self._handshake(
+                call,
+                protocols=protocols,
+                heartbeat=heartbeat,
+                receive_timeout=receive_timeout,
+                handshake_timeout=handshake_timeout,
+                max_msg_size=max_msg_size,
+            )
+            self._transport.track(ws)
         try:
             yield ws, path
         finally:

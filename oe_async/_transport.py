@@ -9,20 +9,31 @@ The request funnel (:mod:`oe_async._funnel`) is the only code that sends through
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import weakref
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, Final
 
 import aiohttp
+import attrs
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from yarl import URL
 
-from .errors import ClientClosedError, InvalidArgumentError
+from .errors import ClientClosedError, ConnectionPoolExhaustedError, InvalidArgumentError
 from .retry import RetryPolicy
 
-__all__ = ["DEFAULT_STREAM_TIMEOUT", "DEFAULT_TIMEOUT", "HANDSHAKE_AUTH", "Transport", "as_timeout"]
+__all__ = [
+    "DEFAULT_STREAM_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "HANDSHAKE_AUTH",
+    "ConnectionBudget",
+    "Pool",
+    "Transport",
+    "as_timeout",
+]
 
 _LOGGER = logging.getLogger(__package__)
 
@@ -64,6 +75,62 @@ def as_timeout(
     return aiohttp.ClientTimeout(total=float(value))
 
 
+def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(f"ConnectionBudget.{attribute.name} must be an integer >= 1")
+
+
+def _non_negative_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgumentError(f"ConnectionBudget.{attribute.name} must be an integer >= 0")
+
+
+def _positive_seconds(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InvalidArgumentError(f"ConnectionBudget.{attribute.name} must be seconds > 0")
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionBudget:
+    """How many connections oe_async may hold, and how long it waits for a free one.
+
+    Long-lived streams (webcam ``frames()``, downloads in flight, WebSockets and
+    subscriptions) hold a connection for minutes or hours, so they never share a pool with
+    ordinary requests without a bound:
+
+    * **Owned session** (``OctoEverywhere(session=None)``): two connection pools, one for
+      ordinary requests (``requests`` connections) and one for streams (``streams``). A
+      webcam wall can never take the connections a status poll needs.
+    * **Borrowed session**: one pool, the session's (``TCPConnector(limit=...)``, 100 by
+      default; Home Assistant's shared session allows 4096 in all and 100 per host).
+      oe_async's streams may hold at most ``limit - reserve`` of it, so ``reserve``
+      connections always stay free for requests.
+
+    Every wait for a connection (streams included) ends after ``pool_timeout`` seconds
+    with :class:`~oe_async.ConnectionPoolExhaustedError`, naming the pool, its limit and how
+    many connections were busy.
+
+    Args:
+        requests: owned session: connections for ordinary requests (default 100).
+        streams: owned session: connections for long-lived streams (default 500).
+        reserve: borrowed session: connections kept free for requests (default 10).
+        pool_timeout: the longest wait for a free connection, in seconds (default 10).
+
+    """
+
+    requests: int = attrs.field(default=100, validator=_positive_int)
+    streams: int = attrs.field(default=500, validator=_positive_int)
+    reserve: int = attrs.field(default=10, validator=_non_negative_int)
+    pool_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+
+
+class Pool(enum.Enum):
+    """Which connection pool a request uses."""
+
+    REQUESTS = "requests"  # answered and released within the call
+    STREAMS = "streams"  # held by the caller (webcams, downloads, WebSockets)
+
+
 class Transport:
     """The session, defaults and background tasks shared by every printer of one client.
 
@@ -76,6 +143,8 @@ class Transport:
         retry: the default retry policy.
         allow_insecure_loopback: whether plain http to loopback hosts was allowed.
         user_agent: the User-Agent header sent with every request.
+        budget: the connection pools' sizes and the longest wait for a connection.
+        precheck_limits: whether transfers are checked against the account limits first.
 
     """
 
@@ -90,6 +159,8 @@ class Transport:
         retry: RetryPolicy,
         allow_insecure_loopback: bool,
         user_agent: str,
+        budget: ConnectionBudget | None = None,
+        precheck_limits: bool = True,
     ) -> None:
         self.app_id: Final = app_id
         self.app_api_url: Final = app_api_url
@@ -99,7 +170,14 @@ class Transport:
         self.allow_insecure_loopback: Final = allow_insecure_loopback
         self.user_agent: Final = user_agent
         self.owns_session: Final = session is None
+        self.budget: Final = budget if budget is not None else ConnectionBudget()
+        self.precheck_limits: Final = precheck_limits
         self._session = session
+        self._stream_session: aiohttp.ClientSession | None = None
+        # Requests being sent or read, and streams being opened: with the tracked streams
+        # below, what oe_async holds of each pool (for the pool-exhausted error).
+        self._in_flight: dict[Pool, int] = dict.fromkeys(Pool, 0)
+        self._gate: asyncio.Semaphore | None = None
         self._handshake_child: aiohttp.ClientSession | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -107,6 +185,7 @@ class Transport:
         # progress stops at once (a borrowed session stays open; an owned one would not
         # wake every reader). Weak: a released response needs no bookkeeping.
         self._responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
+        self._stream_responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._websockets: weakref.WeakSet[aiohttp.ClientWebSocketResponse] = weakref.WeakSet()
 
     @property
@@ -114,39 +193,204 @@ class Transport:
         """True once :meth:`close` has run."""
         return self._closed
 
+    def _new_session(self, limit: int) -> aiohttp.ClientSession:
+        # raise_for_status stays off: the funnel decodes every status itself. The session
+        # middleware only acts during WebSocket handshakes (HANDSHAKE_AUTH); every other
+        # request passes its own middlewares, which replace it. No cookie jar: nothing a
+        # relay, a LAN device or the App API sets can reach another origin (or plain http).
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=self.timeout,
+            middlewares=(_handshake_middleware,),
+        )
+
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session in use (created on first access when owned)."""
+        """The aiohttp session in use (created on first access when owned).
+
+        For an owned session this is the one for ordinary requests; streams use a second
+        one with its own pool (:attr:`stream_session`).
+        """
         if self._closed:
             raise ClientClosedError("This OctoEverywhere client is closed")
         if self._session is None:
-            # raise_for_status stays off: the funnel decodes every status itself. The
-            # session middleware only acts during WebSocket handshakes (HANDSHAKE_AUTH);
-            # every other request passes its own middlewares, which replace it.
-            self._session = aiohttp.ClientSession(
-                timeout=self.timeout, middlewares=(_handshake_middleware,)
-            )
+            self._session = self._new_session(self.budget.requests)
         elif self._session.closed:
             raise ClientClosedError("The aiohttp session given to OctoEverywhere is closed")
         return self._session
 
+    @property
+    def stream_session(self) -> aiohttp.ClientSession:
+        """The session for long-lived streams: an owned pool of its own, or the borrowed one."""
+        session = self.session
+        if not self.owns_session:
+            return session
+        if self._stream_session is None:
+            self._stream_session = self._new_session(self.budget.streams)
+        return self._stream_session
+
+    def session_for(self, pool: Pool) -> aiohttp.ClientSession:
+        """The session whose pool ``pool`` names."""
+        return self.stream_session if pool is Pool.STREAMS else self.session
+
     def handshake_session(self) -> aiohttp.ClientSession:
-        """The session for WebSocket handshakes: ours, or a child of a borrowed one.
+        """The session for WebSocket handshakes: our stream session, or a child of a borrowed one.
 
         The child shares the borrowed session's connector (same pool, TLS and DNS setup)
         and adds the handshake middleware, so the borrowed session itself is untouched.
         """
         session = self.session
         if self.owns_session:
-            return session
+            return self.stream_session
         if self._handshake_child is None or self._handshake_child.closed:
+            # Same connector (pool, TLS, DNS) and the same proxy choice as the borrowed
+            # session, so a handshake takes the route its HTTP requests take.
             self._handshake_child = aiohttp.ClientSession(
                 connector=session.connector,
                 connector_owner=False,
                 timeout=self.timeout,
                 middlewares=(_handshake_middleware,),
+                trust_env=session.trust_env,
+                proxy=_session_proxy(session),
+                proxy_auth=_session_proxy_auth(session),
             )
         return self._handshake_child
+
+    # ------------------------------------------------------------------ the connection budget
+
+    def _live_streams(self) -> int:
+        return sum(1 for r in list(self._stream_responses) if not r.closed) + sum(
+            1 for ws in list(self._websockets) if not ws.closed
+        )
+
+    def busy(self, pool: Pool) -> int:
+        """How many connections of ``pool`` oe_async holds or is acquiring now."""
+        held = self._live_streams() if pool is Pool.STREAMS else 0
+        return held + self._in_flight[pool]
+
+    def limit(self, pool: Pool) -> int | None:
+        """How many connections ``pool`` may hold (None: unlimited).
+
+        For a borrowed session both pools are its one pool; streams may use all but
+        :attr:`ConnectionBudget.reserve` of it.
+        """
+        if self.owns_session:
+            return self.budget.streams if pool is Pool.STREAMS else self.budget.requests
+        connector = self.session.connector
+        total = connector.limit if connector is not None else 0
+        if not total:
+            return None
+        if pool is Pool.STREAMS:
+            return max(1, total - self.budget.reserve)
+        return total
+
+    def exhausted(self, pool: Pool, waited: float) -> ConnectionPoolExhaustedError:
+        """The error for a wait of ``waited`` seconds on a full ``pool``."""
+        limit = self.limit(pool) or 0
+        busy = self.busy(pool)
+        if self.owns_session:
+            where, name, whose = f"the {pool.value} pool", pool.value, ""
+        else:
+            name = "session"
+            where = "the borrowed session's pool"
+            if pool is Pool.STREAMS:
+                where += f" (streams may use all but {self.budget.reserve} of it)"
+            whose = " held by oe_async"
+        return ConnectionPoolExhaustedError(
+            f"no free connection after {waited:.1f} s: {where} allows {limit} "
+            f"and {busy} were busy{whose}",
+            pool=name,
+            limit=limit,
+            busy=busy,
+        )
+
+    def with_pool_wait(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+        """``timeout`` with its ``connect`` bound (pool wait + connect) filled in."""
+        if timeout.connect is not None:
+            return timeout
+        connect = self.budget.pool_timeout + (timeout.sock_connect or self.budget.pool_timeout)
+        return attrs.evolve(timeout, connect=connect)
+
+    def pool_full_error(
+        self, pool: Pool, err: BaseException, elapsed: float
+    ) -> ConnectionPoolExhaustedError | None:
+        """The pool error when ``err`` came from waiting on a full pool, else None.
+
+        aiohttp raises the same ``ConnectionTimeoutError`` for a slow connect and for a
+        wait on its pool; the socket connect is bounded by ``sock_connect`` alone, so a
+        connect timeout that took ``pool_timeout`` or longer was (also) a pool wait. This
+        matters for a borrowed session, whose other users oe_async cannot count.
+        """
+        if not isinstance(err, aiohttp.ConnectionTimeoutError):
+            return None
+        if elapsed < self.budget.pool_timeout or self.limit(pool) is None:
+            return None
+        return self.exhausted(pool, elapsed)
+
+    @asynccontextmanager
+    async def slot(self, pool: Pool, *, wait: float | None = None) -> AsyncIterator[None]:
+        """Count one request (or a stream being opened) against ``pool`` while it runs.
+
+        The wait for room is bounded by :attr:`ConnectionBudget.pool_timeout` (or ``wait``,
+        what is left of the call's deadline, when shorter), then
+        :class:`~oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a
+        semaphore sized to their pool; streams hold connections beyond the call, so their
+        room is what the live streams leave.
+        """
+        bound = (
+            self.budget.pool_timeout
+            if wait is None
+            else max(0.0, min(wait, self.budget.pool_timeout))
+        )
+        if pool is Pool.STREAMS:
+            await self._wait_for_stream_room(bound)
+            self._in_flight[pool] += 1
+            try:
+                yield
+            finally:
+                self._in_flight[pool] -= 1
+            return
+        gate = self._request_gate()
+        if gate is not None and gate.locked():
+            try:
+                async with asyncio.timeout(bound):
+                    await gate.acquire()
+            except TimeoutError:
+                raise self.exhausted(pool, bound) from None
+        elif gate is not None:
+            await gate.acquire()  # free: returns at once
+        self._in_flight[pool] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[pool] -= 1
+            if gate is not None:
+                gate.release()
+
+    def _request_gate(self) -> asyncio.Semaphore | None:
+        if self._gate is None:
+            limit = self.limit(Pool.REQUESTS)
+            if limit is None:
+                return None
+            self._gate = asyncio.Semaphore(limit)
+        return self._gate
+
+    async def _wait_for_stream_room(self, bound: float) -> None:
+        limit = self.limit(Pool.STREAMS)
+        if limit is None or self.busy(Pool.STREAMS) < limit:
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        # Streams end whenever their readers let go, with no notification to hook: look
+        # again every 50 ms. Only a full pool pays this, and only for pool_timeout.
+        while self.busy(Pool.STREAMS) >= limit:
+            if self._closed:
+                raise ClientClosedError("This OctoEverywhere client is closed")
+            waited = loop.time() - start
+            if waited >= bound:
+                raise self.exhausted(Pool.STREAMS, waited)
+            await asyncio.sleep(min(0.05, bound - waited))
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Start a background task that is owned here and cancelled by :meth:`close`.
@@ -163,12 +407,22 @@ class Transport:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def track(self, stream: aiohttp.ClientResponse | aiohttp.ClientWebSocketResponse) -> None:
-        """Remember an open response or WebSocket so that :meth:`close` ends it."""
+    def track(
+        self,
+        stream: aiohttp.ClientResponse | aiohttp.ClientWebSocketResponse,
+        pool: Pool = Pool.REQUESTS,
+    ) -> None:
+        """Remember an open response or WebSocket so that :meth:`close` ends it.
+
+        Responses of the stream pool (and every WebSocket) count against the stream
+        allowance until they are released or closed.
+        """
         if isinstance(stream, aiohttp.ClientWebSocketResponse):
             self._websockets.add(stream)
         else:
             self._responses.add(stream)
+            if pool is Pool.STREAMS:
+                self._stream_responses.add(stream)
 
     async def close(self) -> None:
         """End everything in progress, cancel the background tasks, close an owned session.
@@ -195,6 +449,20 @@ class Transport:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._handshake_child is not None:
             await self._handshake_child.close()  # never closes the borrowed connector
+        if self._stream_session is not None:
+            await self._stream_session.close()
         if self.owns_session and self._session is not None:
             await self._session.close()
         _LOGGER.debug("OctoEverywhere client closed (%d background task(s) cancelled)", len(tasks))
+
+
+# aiohttp keeps a session's own ``proxy=``/``proxy_auth=`` with no public accessor; read
+# them (None if a later aiohttp renames them: tests/test_close.py pins the behaviour).
+def _session_proxy(session: aiohttp.ClientSession) -> str | URL | None:
+    value = getattr(session, "_default_proxy", None)
+    return value if isinstance(value, str | URL) else None
+
+
+def _session_proxy_auth(session: aiohttp.ClientSession) -> aiohttp.BasicAuth | None:
+    value = getattr(session, "_default_proxy_auth", None)
+    return value if isinstance(value, aiohttp.BasicAuth) else None

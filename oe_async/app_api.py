@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+import aiohttp
 from yarl import URL
 
 from ._convert import structure
@@ -24,6 +25,7 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .models import ConnectionInfo, LiveLink, PrinterLimits
+from .retry import RetryPolicy
 from .routing import Route
 from .webhooks import EventType
 
@@ -40,6 +42,10 @@ _TEST_STATUS_KEYS: Final = ("StatusCode", "WebhookStatusCode", "HttpStatusCode",
 LIVE_LINK_PATH: Final = "/api/live/createfromappconnection"
 MIN_LIVE_LINK_HOURS: Final = 1
 MAX_LIVE_LINK_HOURS: Final = 17520
+#: The transfer pre-check's whole budget for the Info API (one attempt, no retries).
+PRECHECK_TIMEOUT: Final = 1.5
+#: How long a failed pre-check is remembered (no App API call, no wait) before trying again.
+PRECHECK_BACKOFF: Final = 60.0
 
 
 def check_webhook_url(url: str, *, allow_insecure_loopback: bool) -> str:
@@ -75,34 +81,68 @@ class AppAPI:
     """The App Connection's own API (``AppToken``): ``printer.app_api``.
 
     Its base is ``https://octoeverywhere.com`` (a different service from the relay), so its
-    failures never stop printer traffic: the transfer pre-check skips the limits when the
-    App API cannot be reached.
+    failures never stop printer traffic: the transfer pre-check asks it once, for at most
+    :data:`PRECHECK_TIMEOUT` seconds with no retries, and when that fails it goes ahead
+    without the limits (the relay still answers 607/608) and does not ask again for
+    :data:`PRECHECK_BACKOFF` seconds.
+
+    Every call takes ``timeout=`` (seconds or ``aiohttp.ClientTimeout``; the whole call's
+    deadline, retries included) and ``retry=`` (a :class:`~oe_async.RetryPolicy`).
     """
 
-    __slots__ = ("_funnel", "_limits", "_limits_lock")
+    __slots__ = ("_failed_until", "_funnel", "_limits", "_limits_lock")
 
     def __init__(self, funnel: Funnel) -> None:
         self._funnel = funnel
         self._limits: PrinterLimits | None = None
         self._limits_lock: asyncio.Lock | None = None
+        self._failed_until = 0.0
 
     def __repr__(self) -> str:
         return f"<AppAPI of {self._funnel!r}>"
 
     async def _json(
-        self, method: str, path: str, *, json: Any = MISSING, idempotent: bool | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = MISSING,
+        idempotent: bool | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Any:
         call = self._funnel.call(
-            method, path, target=Target.APP_API, json=json, idempotent=idempotent
+            method,
+            path,
+            target=Target.APP_API,
+            json=json,
+            idempotent=idempotent,
+            timeout=timeout,
+            retry=retry,
         )
         return await self._funnel.json(call)
 
     @property
     def limits(self) -> PrinterLimits | None:
-        """The account limits from the last :meth:`info` call, or None before the first."""
+        """The account limits from the last :meth:`info` call, or None before the first.
+
+        Set it to limits the app already has (e.g. from its own ``info()`` call at set-up):
+        the transfer pre-check then uses them without calling the App API.
+        """
         return self._limits
 
-    async def info(self) -> ConnectionInfo:
+    @limits.setter
+    def limits(self, value: PrinterLimits | None) -> None:
+        if value is not None and not isinstance(value, PrinterLimits):
+            raise InvalidArgumentError("limits must be a PrinterLimits or None")
+        self._limits = value
+
+    async def info(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> ConnectionInfo:
         """Fetch the App Connection's state and the account limits (Info API).
 
         The limits are remembered (:attr:`limits`) for the transfer pre-checks, and a
@@ -114,35 +154,51 @@ class AppAPI:
             AppAPIError: e.g. 400 when the App API rejects the request.
 
         """
-        data = await self._json("GET", INFO_PATH)
+        data = await self._json("GET", INFO_PATH, timeout=timeout, retry=retry)
         info = structure(data, ConnectionInfo, what="Info API answer")
         self._limits = info.limits
         self._funnel.learn_local_ip(info.local_ip)
         return info
 
     async def precheck_limits(self) -> PrinterLimits | None:
-        """The account limits for a transfer pre-check, fetched once with :meth:`info`.
+        """The account limits for a transfer pre-check, or None to go ahead without them.
 
-        Relay errors (603/604/605...) propagate: the transfer would fail the same way. When
-        the App API cannot be reached the pre-check is skipped (logged); the relay still
-        enforces the limits with 607/608. On the LAN route there is no account limit.
+        Fetched once with :meth:`info` (one attempt of at most :data:`PRECHECK_TIMEOUT`
+        seconds). Relay errors (603/604/605...) propagate: the transfer would fail the same
+        way. When the App API cannot be reached, or answers oddly, the pre-check is skipped
+        (logged) and not tried again for :data:`PRECHECK_BACKOFF` seconds. On the LAN route,
+        or with ``OctoEverywhere(precheck_limits=False)``, there is no pre-check.
         """
-        if self._funnel.route is Route.LAN:
-            return None  # the account limits apply to the relay only
+        if not self._funnel.precheck_limits or self._funnel.route is Route.LAN:
+            return None  # opted out / the account limits apply to the relay only
         if self._limits is not None:
             return self._limits
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._failed_until:
+            return None
         if self._limits_lock is None:
             self._limits_lock = asyncio.Lock()
         async with self._limits_lock:
-            if self._limits is None:
+            if self._limits is None and loop.time() >= self._failed_until:
                 try:
-                    await self.info()
+                    await self.info(timeout=PRECHECK_TIMEOUT, retry=RetryPolicy.never())
                 except (CommunicationError, AppAPIError, UnexpectedResponseError) as err:
-                    _LOGGER.debug("limits unavailable, skipping the pre-check: %s", err)
+                    self._failed_until = loop.time() + PRECHECK_BACKOFF
+                    _LOGGER.info(
+                        "App API unavailable (%s): transfers go ahead without the limits "
+                        "pre-check for %.0f s",
+                        type(err).__name__,
+                        PRECHECK_BACKOFF,
+                    )
         return self._limits
 
     async def create_live_link(
-        self, expiration_hours: float = 24, *, end_when_print_complete: bool = False
+        self,
+        expiration_hours: float = 24,
+        *,
+        end_when_print_complete: bool = False,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> LiveLink:
         """Create a shareable Live Link to the printer.
 
@@ -150,6 +206,8 @@ class AppAPI:
             expiration_hours: 1-17520 hours (ignored by the service when
                 ``end_when_print_complete`` is true).
             end_when_print_complete: follow the current print and end with it.
+            timeout: the whole call's deadline (seconds or ``ClientTimeout``).
+            retry: the retry policy for this call (default: the client's).
 
         Raises:
             InvalidArgumentError: hours out of range (nothing is sent).
@@ -169,11 +227,16 @@ class AppAPI:
             "ExpirationHours": expiration_hours,
             "EndWhenCurrentPrintIsComplete": end_when_print_complete,
         }
-        data = await self._json("POST", LIVE_LINK_PATH, json=body)
+        data = await self._json("POST", LIVE_LINK_PATH, json=body, timeout=timeout, retry=retry)
         return structure(data, LiveLink, what="Live Link answer")
 
     async def set_notification_webhook(
-        self, url: str, event_types: Iterable[EventType | int] | None = None
+        self,
+        url: str,
+        event_types: Iterable[EventType | int] | None = None,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """Have OctoEverywhere POST this printer's notifications to ``url`` (https).
 
@@ -189,15 +252,27 @@ class AppAPI:
         types = _event_filter(event_types)
         if types is not None:
             body["InclusiveEventTypesFilter"] = types
-        await self._json("POST", SET_WEBHOOK_PATH, json=body, idempotent=True)
+        await self._json(
+            "POST", SET_WEBHOOK_PATH, json=body, idempotent=True, timeout=timeout, retry=retry
+        )
 
-    async def delete_notification_webhook(self) -> None:
+    async def delete_notification_webhook(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Stop the notification webhook."""
-        await self._json("POST", DELETE_WEBHOOK_PATH, idempotent=True)
+        await self._json("POST", DELETE_WEBHOOK_PATH, idempotent=True, timeout=timeout, retry=retry)
 
-    async def test_notification_webhook(self) -> int:
+    async def test_notification_webhook(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> int:
         """Ask OctoEverywhere to call the webhook now; return the status code it answered."""
-        data = await self._json("GET", TEST_WEBHOOK_PATH)
+        data = await self._json("GET", TEST_WEBHOOK_PATH, timeout=timeout, retry=retry)
         if isinstance(data, Mapping):
             for key in _TEST_STATUS_KEYS:
                 value = data.get(key)

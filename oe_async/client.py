@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Final, Self
@@ -10,7 +11,13 @@ from typing import Final, Self
 import aiohttp
 from yarl import URL
 
-from ._transport import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT, Transport, as_timeout
+from ._transport import (
+    DEFAULT_STREAM_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    ConnectionBudget,
+    Transport,
+    as_timeout,
+)
 from ._version import __version__
 from .connection import PrinterConnection
 from .errors import InvalidArgumentError
@@ -44,6 +51,15 @@ class OctoEverywhere:
         stream_timeout: default for streams (downloads, webcams); keep ``total=None``.
         retry: the default :class:`RetryPolicy` for every request.
         allow_insecure_loopback: accept an ``http://`` ``app_api_url`` on a loopback host.
+        connections: the connection pools and the longest wait for a free connection
+            (:class:`ConnectionBudget`: 100 for requests and 500 for streams on an owned
+            session; 10 kept free for requests on a borrowed one; 10 s).
+        precheck_limits: check a transfer's size against the account limits (from the App
+            API) before sending it. The check is quick (1.5 s, no retries) and skipped for a
+            minute after the App API fails; the relay still enforces the limits (607/608).
+        allow_unverified_tls: accept a borrowed session that does not verify TLS
+            certificates (``TCPConnector(ssl=False)``). Off by default: relay credentials
+            are then refused rather than sent to whoever answers.
 
     """
 
@@ -57,9 +73,27 @@ class OctoEverywhere:
         stream_timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
         allow_insecure_loopback: bool = False,
+        connections: ConnectionBudget | None = None,
+        precheck_limits: bool = True,
+        allow_unverified_tls: bool = False,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidArgumentError("session must be an aiohttp.ClientSession or None")
+        if connections is not None and not isinstance(connections, ConnectionBudget):
+            raise InvalidArgumentError("connections must be a ConnectionBudget or None")
+        for name, flag in (
+            ("precheck_limits", precheck_limits),
+            ("allow_unverified_tls", allow_unverified_tls),
+            ("allow_insecure_loopback", allow_insecure_loopback),
+        ):
+            if not isinstance(flag, bool):
+                raise InvalidArgumentError(f"{name} must be True or False")
+        if session is not None and not allow_unverified_tls and _skips_tls_checks(session):
+            raise InvalidArgumentError(
+                "the borrowed session does not verify TLS certificates (ssl=False or an "
+                "unverified SSLContext): oe_async will not send relay credentials over it. "
+                "Pass allow_unverified_tls=True to accept that risk."
+            )
         self.app_id: Final[str] = check_app_id(app_id)
         #: The App APIs' base URL.
         self.app_api_url: Final[URL] = check_base_url(
@@ -88,6 +122,8 @@ class OctoEverywhere:
             retry=self.retry,
             allow_insecure_loopback=allow_insecure_loopback,
             user_agent=self.user_agent,
+            budget=connections,
+            precheck_limits=precheck_limits,
         )
 
     def __repr__(self) -> str:
@@ -110,6 +146,11 @@ class OctoEverywhere:
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
         return self._transport.closed
+
+    @property
+    def connections(self) -> ConnectionBudget:
+        """The connection budget in use."""
+        return self._transport.budget
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -158,3 +199,17 @@ class OctoEverywhere:
         Safe to call more than once. A borrowed session is left open.
         """
         await self._transport.close()
+
+
+def _skips_tls_checks(session: aiohttp.ClientSession) -> bool:
+    """Whether a borrowed session's connector was told not to verify certificates.
+
+    aiohttp keeps the connector's ``ssl=`` choice without a public accessor; an unknown
+    shape (a later aiohttp) counts as verified, which is aiohttp's default.
+    """
+    value = getattr(session.connector, "_ssl", True)
+    if value is False:
+        return True
+    if isinstance(value, ssl.SSLContext):
+        return value.verify_mode == ssl.CERT_NONE or not value.check_hostname
+    return False

@@ -40,6 +40,7 @@ __all__ = [
     "AppConnectionRevokedError",
     "ClientClosedError",
     "CommunicationError",
+    "ConnectionPoolExhaustedError",
     "DownloadLimitError",
     "HTTPStatusError",
     "InvalidArgumentError",
@@ -121,6 +122,24 @@ class CommunicationError(OctoEverywhereError):
 
 class RequestTimeoutError(CommunicationError, TimeoutError):
     """A connect, read or total timeout expired. Also a built-in ``TimeoutError``."""
+
+
+class ConnectionPoolExhaustedError(CommunicationError):
+    """Every connection oe_async may use was busy for the whole wait (temporary).
+
+    The message names the pool, its limit and how many connections were busy. Raise the
+    limit (``OctoEverywhere(connections=ConnectionBudget(...))``, or a bigger
+    ``TCPConnector(limit=...)`` on a borrowed session) or run fewer long-lived streams.
+    """
+
+    def __init__(self, message: str, *, pool: str, limit: int, busy: int) -> None:
+        super().__init__(message)
+        #: ``"requests"`` or ``"streams"`` (or ``"session"`` for a borrowed session).
+        self.pool: str = pool
+        #: The number of connections that pool may hold.
+        self.limit: int = limit
+        #: How many were busy when the wait ended.
+        self.busy: int = busy
 
 
 class UnexpectedResponseError(OctoEverywhereError):

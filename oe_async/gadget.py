@@ -14,11 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
+import aiohttp
+
 from ._convert import structure
 from ._funnel import Funnel, Target
 from .errors import InvalidArgumentError, OctoEverywhereError
 from .models import GadgetState, GadgetStatus
-from .retry import is_temporary
+from .retry import RetryPolicy, is_temporary
 
 __all__ = ["MIN_GADGET_INTERVAL", "Gadget", "GadgetPoller", "StatusHandler"]
 
@@ -49,14 +51,27 @@ class Gadget:
     def __repr__(self) -> str:
         return f"<Gadget of {self._funnel!r}>"
 
-    async def status(self) -> GadgetStatus:
+    async def status(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> GadgetStatus:
         """Gadget AI failure detection for the current print (one App API call).
 
         Poll at most every 10 s, only while printing and visible: :meth:`poller` does
-        that for you.
+        that for you. ``timeout`` is the whole call's deadline (retries included),
+        ``retry`` its retry policy (default: the client's).
         """
         # A read, though the App API wants POST: safe to retry.
-        call = self._funnel.call("POST", GADGET_PATH, target=Target.APP_API, idempotent=True)
+        call = self._funnel.call(
+            "POST",
+            GADGET_PATH,
+            target=Target.APP_API,
+            idempotent=True,
+            timeout=timeout,
+            retry=retry,
+        )
         data = await self._funnel.json(call)
         return structure(data, GadgetStatus, what="Gadget status answer")
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlencode
 
+import aiohttp
+
 from ._convert import structure, structure_list
 from ._funnel import MISSING, Funnel
 from ._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http, unwrap_envelope
@@ -26,12 +28,15 @@ from .errors import (
 )
 from .models import WebcamList
 from .plugin_models import Features, FileEntry, PluginFile, PrinterStatus
+from .retry import RetryPolicy
 from .transfer import DownloadStream, Files, ProgressCallback, UploadSource
 
 __all__ = ["PLUGIN_PREFIX", "PluginAPI", "plugin_error_from_http", "unwrap_envelope"]
 
 DOWNLOAD_PATH: Final = PLUGIN_PREFIX + "files/download"
 _AXES: Final = frozenset({"X", "Y", "Z"})
+#: A command's per-call ``(timeout, retry)``, or None for the client's defaults.
+_IO = tuple[float | aiohttp.ClientTimeout | None, RetryPolicy | None] | None
 _ROOTS: Final = frozenset({"gcode", "config", "logs"})
 MAX_BED_C: Final = 75.0
 MAX_CHAMBER_C: Final = 75.0
@@ -95,6 +100,10 @@ class PluginAPI:
     :meth:`status` lacked raises :class:`~oe_async.UnsupportedOnPlatformError` without
     sending. Failures the plugin reports raise :class:`~oe_async.PluginCommandError`
     subclasses (785-789...), the relay's own raise :class:`~oe_async.RelayError`.
+
+    Every command takes ``timeout=`` (seconds or ``aiohttp.ClientTimeout``: the whole
+    call's deadline, retries included) and ``retry=`` (a :class:`~oe_async.RetryPolicy`;
+    commands that change the printer are never repeated).
     """
 
     def __init__(self, funnel: Funnel, files: Files) -> None:
@@ -113,13 +122,18 @@ class PluginAPI:
         *,
         params: Mapping[str, Any] | None = None,
         body: Mapping[str, object] | None = None,
+        io: _IO = None,
     ) -> Any:
         """Run a JSON command through the funnel and return its ``Result``.
 
-        Commands change the printer: only reads (GET) are retried.
+        Commands change the printer: only reads (GET) are retried (unless ``retry`` says
+        otherwise, which only ever repeats what may be repeated).
         """
         json = MISSING if method == "GET" else (body or None)  # None: no body at all
-        call = self._funnel.call(method, PLUGIN_PREFIX + name, params=params, json=json)
+        timeout, retry = io if io is not None else (None, None)
+        call = self._funnel.call(
+            method, PLUGIN_PREFIX + name, params=params, json=json, timeout=timeout, retry=retry
+        )
         try:
             data = await self._funnel.json(call)
         except PrinterHTTPError as err:
@@ -135,8 +149,9 @@ class PluginAPI:
         body: Mapping[str, object] | None = None,
         *,
         params: Mapping[str, Any] | None = None,
+        io: _IO = None,
     ) -> Any:
-        return await self._run("POST", name, body=body, params=params)
+        return await self._run("POST", name, body=body, params=params, io=io)
 
     def _require(self, feature: Features, action: str) -> None:
         status = self.last_status
@@ -149,19 +164,30 @@ class PluginAPI:
 
     # ------------------------------------------------------------------ status
 
-    async def status(self, *, include_material_system: bool = False) -> PrinterStatus:
+    async def status(
+        self,
+        *,
+        include_material_system: bool = False,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> PrinterStatus:
         """The printer-agnostic status; remembered in :attr:`last_status` for feature checks."""
         params = (
             {"IncludeMaterialSystem": "true"}
             if _flag("include_material_system", include_material_system)
             else None
         )
-        result = await self._run("GET", "status", params=params)
+        result = await self._run("GET", "status", params=params, io=(timeout, retry))
         status = structure(result, PrinterStatus, what="plugin status")
         self.last_status = status
         return status
 
-    async def webcams(self) -> WebcamList:
+    async def webcams(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> WebcamList:
         """The printer's webcams (name, flips, rotation, URLs, default index).
 
         Stream one with ``printer.webcam.frames(index=...)``.
@@ -170,7 +196,7 @@ class PluginAPI:
             PluginCommandError: the plugin answered a failure ``Status``.
 
         """
-        result = await self._run("GET", "webcam/list")
+        result = await self._run("GET", "webcam/list", io=(timeout, retry))
         return structure(result, WebcamList, what="webcam list")
 
     # ------------------------------------------------------------------ controls
@@ -185,6 +211,8 @@ class PluginAPI:
         retract_filament_mm: float | None = None,
         suppress_notification: bool | None = None,
         show_smart_pause_popup: bool | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """Pause the print; with ``smart_pause`` also cool, lift and retract as asked.
 
@@ -202,20 +230,35 @@ class PluginAPI:
             SuppressNotification=_maybe(_flag, "suppress_notification", suppress_notification),
             ShowSmartPausePopup=_maybe(_flag, "show_smart_pause_popup", show_smart_pause_popup),
         )
-        await self._command("pause", body)
+        await self._command("pause", body, io=(timeout, retry))
 
-    async def resume(self) -> None:
+    async def resume(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Resume a paused print."""
-        await self._command("resume")
+        await self._command("resume", io=(timeout, retry))
 
-    async def cancel(self) -> None:
+    async def cancel(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Cancel the current print."""
-        await self._command("cancel")
+        await self._command("cancel", io=(timeout, retry))
 
-    async def home(self) -> None:
+    async def home(
+        self,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Home all axes."""
         self._require(Features.HOMING, "homing")
-        await self._command("home")
+        await self._command("home", io=(timeout, retry))
 
     async def start(
         self,
@@ -230,6 +273,8 @@ class PluginAPI:
         bed_leveling: bool | None = None,
         vibration_calibration: bool | None = None,
         layer_inspect: bool | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """Start printing the file at ``path`` (a ``VirtualPath`` from :meth:`list_files`).
 
@@ -256,14 +301,32 @@ class PluginAPI:
             VibrationCali=_maybe(_flag, "vibration_calibration", vibration_calibration),
             LayerInspect=_maybe(_flag, "layer_inspect", layer_inspect),
         )
-        await self._command("start", body)
+        await self._command("start", body, io=(timeout, retry))
 
-    async def set_light(self, name: str, on: bool) -> None:  # noqa: FBT001 (reads as set_light("x", True))
+    async def set_light(
+        self,
+        name: str,
+        on: bool,  # noqa: FBT001 (reads as set_light("x", True))
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Switch a light (its name from ``status().job.lights``) on or off."""
         self._require(Features.LIGHT, "light control")
-        await self._command("set-light", {"Name": _text("name", name), "On": _flag("on", on)})
+        await self._command(
+            "set-light",
+            {"Name": _text("name", name), "On": _flag("on", on)},
+            io=(timeout, retry),
+        )
 
-    async def move_axis(self, axis: str, mm: float) -> None:
+    async def move_axis(
+        self,
+        axis: str,
+        mm: float,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Move ``axis`` ("X", "Y" or "Z") by ``mm`` (negative moves back)."""
         self._require(Features.AXIS_MOVEMENT, "axis movement")
         upper = _text("axis", axis).upper()
@@ -272,16 +335,27 @@ class PluginAPI:
         distance = _number("mm", mm, low=-1000, high=1000)
         if distance == 0:
             raise InvalidArgumentError("mm must not be 0")
-        await self._command("move-axis", {"Axis": upper, "DistanceMm": distance})
+        await self._command(
+            "move-axis", {"Axis": upper, "DistanceMm": distance}, io=(timeout, retry)
+        )
 
-    async def extrude(self, mm: float, extruder: int = 0) -> None:
+    async def extrude(
+        self,
+        mm: float,
+        extruder: int = 0,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Extrude ``mm`` of filament (negative retracts) on tool ``extruder``."""
         self._require(Features.EXTRUSION, "extrusion")
         distance = _number("mm", mm, low=-1000, high=1000)
         if distance == 0:
             raise InvalidArgumentError("mm must not be 0")
         await self._command(
-            "extrude", {"Extruder": _integer("extruder", extruder), "DistanceMm": distance}
+            "extrude",
+            {"Extruder": _integer("extruder", extruder), "DistanceMm": distance},
+            io=(timeout, retry),
         )
 
     async def set_temp(
@@ -291,6 +365,8 @@ class PluginAPI:
         chamber: float | None = None,
         tool: float | None = None,
         tool_number: int | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         """Set target temperatures in Celsius (0 turns a heater off).
 
@@ -308,12 +384,17 @@ class PluginAPI:
             ToolC=_maybe(_number, "tool", tool, low=0, high=MAX_TOOL_C),
             ToolNumber=_maybe(_integer, "tool_number", tool_number),
         )
-        await self._command("set-temp", body)
+        await self._command("set-temp", body, io=(timeout, retry))
 
     # ------------------------------------------------------------------ files
 
     async def list_files(
-        self, root: str | None = None, *, path: str | None = None
+        self,
+        root: str | None = None,
+        *,
+        path: str | None = None,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> list[FileEntry]:
         """The printer's files as a tree (``root``: "gcode", "config" or "logs")."""
         params: dict[str, str] = {}
@@ -323,11 +404,21 @@ class PluginAPI:
             params["root"] = root
         if path is not None:
             params["path"] = _text("path", path)
-        return _entries(await self._run("GET", "files/list", params=params or None))
+        return _entries(
+            await self._run("GET", "files/list", params=params or None, io=(timeout, retry))
+        )
 
-    async def file_details(self, path: str) -> dict[str, Any]:
+    async def file_details(
+        self,
+        path: str,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> dict[str, Any]:
         """Normalised slicer metadata for a file (unknown fields are omitted by the plugin)."""
-        result = await self._run("GET", "files/details", params={"path": _text("path", path)})
+        result = await self._run(
+            "GET", "files/details", params={"path": _text("path", path)}, io=(timeout, retry)
+        )
         if not isinstance(result, Mapping):
             raise UnexpectedResponseError("files/details did not answer an object")
         return dict(result)
@@ -390,7 +481,15 @@ class PluginAPI:
                 raise mapped from None
             raise
 
-    async def delete_file(self, path: str) -> PluginFile:
+    async def delete_file(
+        self,
+        path: str,
+        *,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> PluginFile:
         """Delete the file at ``path``."""
-        result = await self._command("files/delete", params={"path": _text("path", path)})
+        result = await self._command(
+            "files/delete", params={"path": _text("path", path)}, io=(timeout, retry)
+        )
         return structure(result, PluginFile, what="files/delete answer")

@@ -278,7 +278,10 @@ class Webcam:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=base.sock_connect, sock_read=read_timeout
         )
-        return self._funnel.call("GET", path, params=params, timeout=timeout, retry=retry)
+        # A stream holds its connection for its life: the stream pool (snapshots: requests).
+        return self._funnel.call(
+            "GET", path, params=params, timeout=timeout, retry=retry, stream=not snapshot
+        )
 
     def frames(
         self,
