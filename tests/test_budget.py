@@ -30,7 +30,7 @@ from oe_async import (
     RequestTimeoutError,
     RetryPolicy,
 )
-from oe_async.testing import Simulator
+from oe_async.testing import Fault, Simulator
 
 from .helpers import Blackhole
 
@@ -171,9 +171,7 @@ async def test_the_deadline_leaves_no_time_for_a_hopeless_retry(sim: Simulator) 
         assert time.monotonic() - began < 1
 
 
-def _fault(status: int, **kwargs: object) -> object:
-    from oe_async.testing import Fault
-
+def _fault(status: int, **kwargs: object) -> Fault:
     return Fault(status=status, path=STATUS, **kwargs)  # type: ignore[arg-type]
 
 

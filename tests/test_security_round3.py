@@ -130,14 +130,17 @@ class RecordingProxy:
 
 
 async def test_websocket_handshakes_take_the_borrowed_sessions_proxy(sim: Simulator) -> None:
-    async with RecordingProxy() as proxy, aiohttp.ClientSession(proxy=proxy.url) as session:
-        async with sim.client(session=session) as oe:
-            printer = oe.printer(sim.app_connection())
-            with pytest.raises(OctoEverywhereError):
-                await printer.get_json("/api/printer")
-            with pytest.raises(OctoEverywhereError):
-                async with printer.websocket.connect("/sockjs/websocket"):
-                    pass
+    async with (
+        RecordingProxy() as proxy,
+        aiohttp.ClientSession(proxy=proxy.url) as session,
+        sim.client(session=session) as oe,
+    ):
+        printer = oe.printer(sim.app_connection())
+        with pytest.raises(OctoEverywhereError):
+            await printer.get_json("/api/printer")
+        with pytest.raises(OctoEverywhereError):
+            async with printer.websocket.connect("/sockjs/websocket"):
+                pass
     assert any("/api/printer" in line for line in proxy.lines), proxy.lines
     assert any("/sockjs/websocket" in line for line in proxy.lines), proxy.lines
     assert not [r for r in sim.requests if r.path.endswith("/sockjs/websocket")]

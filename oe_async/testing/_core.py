@@ -12,7 +12,7 @@ import collections
 import fnmatch
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import aiohttp
 import attrs
@@ -21,7 +21,7 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from oe_async.auth import BasicAuth, BearerAuth, is_loopback_host
-from oe_async.models import PrinterLimits
+from oe_async.models import AppConnection, PrinterLimits
 from oe_async.testing.canary import SECRET_MARKER
 from oe_async.testing.files import FileStore, SimFile, TransferFaults
 from oe_async.testing.mjpeg_source import WebcamSettings
@@ -143,6 +143,10 @@ class SimulatorCore:
 
     def __init__(self, *, auth: Literal["basic", "bearer"], app_id: str) -> None:
         self.app_id: str = app_id
+        #: The App Connection's id (``sim-<this>``); distinct per simulated printer.
+        self.connection_id: str = app_id
+        #: The relay URL of this printer (set when its server starts).
+        self.relay_url: URL = URL()
         #: Everything the simulator's behaviour depends on; change it at any time.
         self.state: SimulatorState = SimulatorState()
         #: Every request each origin received, in order.
@@ -178,6 +182,40 @@ class SimulatorCore:
     def auth(self) -> BasicAuth | BearerAuth:
         """The credentials the relay accepts."""
         return self.basic_auth if self._auth_kind == "basic" else self.bearer_auth
+
+    def app_connection(self, **overrides: Any) -> AppConnection:
+        """An :class:`AppConnection` for this simulated printer (override any field)."""
+        fields: dict[str, Any] = {
+            "url": self.relay_url,
+            "auth": self.auth,
+            "app_token": self.app_token,
+            "id": "sim-" + self.connection_id,
+            "printer_name": self.state.printer_name,
+            "local_ip": None,
+        }
+        fields.update(overrides)
+        if "allow_insecure_loopback" not in fields:
+            # The relay is on loopback (http, or https with a test CA): the one place an
+            # App Connection may leave octoeverywhere.com, and only with this opt-in.
+            try:
+                fields["allow_insecure_loopback"] = is_loopback_host(URL(str(fields["url"])).host)
+            except ValueError:  # a bad url override: let AppConnection name the problem
+                fields["allow_insecure_loopback"] = False
+        return AppConnection(**fields)
+
+    def relay_status_for(self, request: web.Request) -> int | None:
+        """What the relay answers for this printer before the printer sees ``request``."""
+        state = self.state
+        limit = state.limits.max_upload_bytes
+        checks = (
+            (state.connection == "not_found", 603),
+            (request.headers.get("Authorization") != self.auth.header_value, 606),
+            (state.connection == "revoked", 604),
+            (not state.supporter, 605),
+            (not state.printer_online, 601),
+            (limit is not None and (request.content_length or 0) > limit, 608),
+        )
+        return next((status for failed, status in checks if failed), None)
 
     async def deliver_webhook(self, event_type: int, **fields: object) -> int | None:
         """POST a notification to the registered webhook, as OctoEverywhere would.
@@ -244,6 +282,11 @@ def relay_status(status: int) -> web.Response:
 SIM_KEY: Final = web.AppKey("oe_simulator", SimulatorCore)
 
 
+#: Where the simulator's middleware puts the printer a request is for (many-printer mode).
+CORE_KEY: Final = web.RequestKey("oe_simulator_printer", SimulatorCore)
+
+
 def simulator_of(request: web.Request) -> SimulatorCore:
-    """The simulator serving ``request``."""
-    return request.app[SIM_KEY]
+    """The simulated printer (state, credentials, records) serving ``request``."""
+    core = request.get(CORE_KEY)
+    return core if core is not None else request.app[SIM_KEY]

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+import attrs
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from oe_async.auth import BasicAuth, is_loopback_host
+from oe_async.auth import BasicAuth
 from oe_async.client import OctoEverywhere
-from oe_async.models import AppConnection
 from oe_async.testing import (
     fake_app_api,
     fake_files,
@@ -40,6 +40,7 @@ from oe_async.testing import (
     fake_websockets,
 )
 from oe_async.testing._core import (
+    CORE_KEY,
     ORIGIN_KEY,
     SIM_KEY,
     Fault,
@@ -68,6 +69,14 @@ def _bound_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+class SimulatedPrinter(SimulatorCore):
+    """One more printer of a :class:`Simulator` (see :meth:`Simulator.add_printer`).
+
+    It has its own relay host, credentials, App API token, state, files and records
+    (``requests``); :meth:`app_connection` gives the App Connection an app would store.
+    """
 
 
 class Simulator(SimulatorCore):
@@ -105,6 +114,11 @@ class Simulator(SimulatorCore):
         self.lan_url: URL | None = None
         self._lan_runner: web.AppRunner | None = None
         self._lan_port = 0
+        self._relay_runner: web.AppRunner | None = None
+        #: Printers added with add_printer(), each with its own relay host and secrets.
+        self.printers: list[SimulatedPrinter] = []
+        self._by_host: dict[str, SimulatedPrinter] = {}
+        self._by_token: dict[str, SimulatedPrinter] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,6 +142,7 @@ class Simulator(SimulatorCore):
         relay = self._make_app("relay", _printer_routes)
         api = self._make_app("app_api", fake_app_api.setup)
         self.relay_url = await self._serve(relay, self._ports["relay"])
+        self._relay_runner = self._runners[-1]
         self.app_api_url = await self._serve(api, self._ports["app_api"])
 
     async def close(self) -> None:
@@ -135,6 +150,7 @@ class Simulator(SimulatorCore):
         await self.close_webhook_session()
         await self.stop_lan()
         runners, self._runners = self._runners, []
+        self._relay_runner = None
         for runner in reversed(runners):
             await runner.cleanup()
 
@@ -183,26 +199,6 @@ class Simulator(SimulatorCore):
         return URL(f"{scheme}://{host}:{port}/")
 
     # ------------------------------------------------------------------ client helpers
-
-    def app_connection(self, **overrides: Any) -> AppConnection:
-        """An :class:`AppConnection` for this simulator (override any field)."""
-        fields: dict[str, Any] = {
-            "url": self.relay_url,
-            "auth": self.auth,
-            "app_token": self.app_token,
-            "id": "sim-" + self.app_id,
-            "printer_name": self.state.printer_name,
-            "local_ip": None,
-        }
-        fields.update(overrides)
-        if "allow_insecure_loopback" not in fields:
-            # The relay is on 127.0.0.1 (http, or https with a test CA): the one place an
-            # App Connection may leave octoeverywhere.com, and only with this opt-in.
-            try:
-                fields["allow_insecure_loopback"] = is_loopback_host(URL(str(fields["url"])).host)
-            except ValueError:  # a bad url override: let AppConnection name the problem
-                fields["allow_insecure_loopback"] = False
-        return AppConnection(**fields)
 
     def client(self, session: aiohttp.ClientSession | None = None, **kwargs: Any) -> OctoEverywhere:
         """An :class:`OctoEverywhere` pointed at this simulator's App API."""
@@ -295,14 +291,19 @@ class Simulator(SimulatorCore):
         Each also contains :data:`SECRET_MARKER`, except the encoded ``Authorization``
         header values, which are listed as they travel.
         """
-        return (
-            self.basic_auth.username,
-            self.basic_auth.password,
-            self.basic_auth.header_value,
-            self.bearer_auth.token,
-            self.bearer_auth.header_value,
-            self.app_token,
-            self.state.webhook.secret_key,
+        cores: list[SimulatorCore] = [self, *self.printers]
+        return tuple(
+            secret
+            for core in cores
+            for secret in (
+                core.basic_auth.username,
+                core.basic_auth.password,
+                core.basic_auth.header_value,
+                core.bearer_auth.token,
+                core.bearer_auth.header_value,
+                core.app_token,
+                core.state.webhook.secret_key,
+            )
         )
 
     # ------------------------------------------------------------------ request pipeline
@@ -310,7 +311,9 @@ class Simulator(SimulatorCore):
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.app[ORIGIN_KEY]
-        self.requests.append(
+        core = self._printer_for(request, origin)
+        request[CORE_KEY] = core
+        core.requests.append(
             RecordedRequest(
                 origin=origin,
                 method=request.method,
@@ -320,43 +323,75 @@ class Simulator(SimulatorCore):
                 at=time.monotonic(),
             )
         )
-        if self.state.latency:
-            await asyncio.sleep(self.state.latency)
-        for rule in self.state.redirects:
+        state = core.state
+        if state.latency:
+            await asyncio.sleep(state.latency)
+        for rule in state.redirects:
             if rule.origin in ("any", origin) and fnmatch.fnmatchcase(request.path, rule.path):
                 if rule.times is not None:
                     if rule.times <= 0:
                         continue
                     rule.times -= 1
                 return web.Response(status=rule.status, headers={"Location": rule.location})
-        for fault in self.state.faults:
+        for fault in state.faults:
             if fault.matches(origin, request.method, request.path):
                 if fault.times is not None:
                     fault.times -= 1
                 return web.Response(status=fault.status, body=fault.body, headers=fault.headers)
         if origin == "relay":  # the LAN instance knows nothing of OctoEverywhere
-            refusal = self._relay_refusal(request)
-            if refusal is not None:
-                return refusal
-        return await handler(request)
+            status = core.relay_status_for(request)
+            if status is not None:
+                return relay_status(status)
+        try:
+            return await handler(request)
+        except ConnectionError:
+            # The client left mid-answer (an aborted download or stream): a normal event,
+            # not a server error worth a traceback.
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)
+            raise
 
-    def _relay_refusal(self, request: web.Request) -> web.Response | None:
-        """What the relay answers before the printer sees the request, if anything."""
-        status = self._relay_status(request)
-        return relay_status(status) if status is not None else None
+    def _printer_for(self, request: web.Request, origin: str) -> SimulatorCore:
+        """The simulated printer a request is for: by relay host, or by ``AppToken``."""
+        if not self.printers:
+            return self
+        if origin == "app_api":
+            token = request.headers.get("AppToken")
+            return self._by_token.get(token, self) if token else self
+        return self._by_host.get(request.host.lower(), self)
 
-    def _relay_status(self, request: web.Request) -> int | None:
-        state = self.state
-        limit = state.limits.max_upload_bytes
-        checks = (
-            (state.connection == "not_found", 603),
-            (request.headers.get("Authorization") != self.auth.header_value, 606),
-            (state.connection == "revoked", 604),
-            (not state.supporter, 605),
-            (not state.printer_online, 601),
-            (limit is not None and (request.content_length or 0) > limit, 608),
-        )
-        return next((status for failed, status in checks if failed), None)
+    async def add_printer(self, **state: Any) -> SimulatedPrinter:
+        """Add a printer with its own relay host, credentials, App API token and state.
+
+        One simulator then serves many App Connections, as OctoEverywhere does: printer
+        ``k`` has the relay ``http(s)://127.1.x.y:<relay port>/`` (a loopback address of its
+        own, so every printer is a distinct host for the client's connection pool) and is
+        told apart by the App API by its ``AppToken``. ``state`` sets fields of its
+        :class:`SimulatorState` (e.g. ``printer_name="Voron"``).
+        """
+        if self._relay_runner is None:
+            raise RuntimeError("start the simulator before adding printers")
+        if ":" in self.host:
+            raise RuntimeError("add_printer() needs an IPv4 loopback host")
+        index = len(self.printers)
+        if index >= 250 * 250:
+            raise RuntimeError("the simulator serves at most 62,500 printers")
+        address = f"127.1.{index // 250 + 1}.{index % 250 + 1}"
+        port = self.relay_url.port
+        assert port is not None  # noqa: S101
+        sock = _bound_socket(address, port)
+        await web.SockSite(self._relay_runner, sock, ssl_context=self._ssl).start()
+        printer = SimulatedPrinter(auth=self._auth_kind, app_id=self.app_id)
+        printer.connection_id = f"{self.app_id}-{index + 1}"
+        scheme = "https" if self._ssl is not None else "http"
+        printer.relay_url = URL(f"{scheme}://{address}:{port}/")
+        printer.jpegs, printer.large_jpeg = self.jpegs, self.large_jpeg
+        state.setdefault("printer_name", f"Printer {index + 1}")
+        printer.state = attrs.evolve(printer.state, **state)
+        self.printers.append(printer)
+        self._by_host[f"{address}:{port}"] = printer
+        self._by_token[printer.app_token] = printer
+        return printer
 
 
 def _printer_routes(app: web.Application) -> None:
