@@ -42,12 +42,14 @@ from .errors import (
 )
 from .models import AppConnection
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
-from .routing import Route, RoutePolicy, Router, RoutingOptions, check_lan_url, lan_url_from_ip
+from .routing import Route, RoutePolicy, Router, RoutingOptions, check_lan_url, local_lan_url
 
 __all__ = ["MISSING", "Call", "Funnel", "Target"]
 
 _LOGGER = logging.getLogger(__package__)
 
+#: Server errors in a row on the LAN route after which it is given up for the relay.
+LAN_FAILURES: Final = 3
 #: How much of an error response body is kept (for messages and plugin error decoding).
 ERROR_BODY_LIMIT: Final = 64 * 1024
 # RFC 9110 "tchar": what a method or header name may contain.
@@ -61,6 +63,7 @@ class Target(enum.Enum):
 
     PRINTER = "printer"  # the active route (LAN or relay; the plugin API: relay only)
     LAN = "lan"  # always the LAN (route probes)
+    RELAY = "relay"  # always the relay (the probe's reference answer)
     APP_API = "app_api"
 
 
@@ -159,7 +162,7 @@ class Funnel:
         if lan_url is not None:
             lan: URL | None = check_lan_url(lan_url)
         elif app_connection.local_ip:
-            lan = lan_url_from_ip(app_connection.local_ip)
+            lan = local_lan_url(app_connection.local_ip, what="AppConnection.local_ip")
         else:
             lan = None
         if route is None:
@@ -179,6 +182,9 @@ class Funnel:
             lan_from_ip=lan_url is None and lan is not None,
         )
         self._auth = self._pin_secrets()
+        self._relay_fingerprint: tuple[int, str] | None = None
+        self._lan_mismatch_logged = False
+        self._lan_errors = 0
         #: The last failure's class and message (secret-free), for diagnostics.
         self.last_error: dict[str, str] | None = None
 
@@ -365,28 +371,72 @@ class Funnel:
     async def _route_for(self, call: Call) -> Route:
         if call.target is Target.LAN:
             return Route.LAN
+        if call.target is Target.RELAY:
+            return Route.RELAY
         if is_plugin_path(str(call.path)):
             return Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
         return await self._router.choose(self._probe_lan, self._spawn_probe)
 
     async def _probe_lan(self, lan_url: URL) -> bool:
-        """Any HTTP answer from the LAN base URL means the printer is there."""
+        """Is the printer at the LAN address? Its answer must match the relay's.
+
+        Any answer used to do: a proxy's 502 (with ``HTTP_PROXY`` set) or another device now
+        holding the stored IP kept the route on the LAN, and received the printer headers.
+        Now the probe path's answer on the LAN (below 500) must have the same status and
+        media type as the same request through the relay, which reaches the real printer.
+        The relay's answer is asked once and remembered; while it cannot be had, the LAN is
+        not trusted.
+        """
+        lan = await self._probe_answer(Target.LAN)
+        if lan is None or lan[0] >= 500:
+            return False
+        if self._relay_fingerprint is None:
+            self._relay_fingerprint = await self._probe_answer(Target.RELAY)
+        if self._relay_fingerprint is None:
+            return False
+        if lan != self._relay_fingerprint:
+            if not self._lan_mismatch_logged:
+                self._lan_mismatch_logged = True
+                _LOGGER.warning(
+                    "%r: the LAN address answers unlike the printer (HTTP %d %s, the relay: "
+                    "HTTP %d %s); staying on the relay",
+                    self,
+                    *lan,
+                    *self._relay_fingerprint,
+                )
+            return False
+        return True
+
+    async def _probe_answer(self, target: Target) -> tuple[int, str] | None:
+        """``(status, media type)`` of the probe path on ``target``, None if it failed."""
         options = self._router.options
         call = self.call(
             "GET",
             options.probe_path,
-            target=Target.LAN,
+            target=target,
             timeout=aiohttp.ClientTimeout(total=options.probe_timeout),
             retry=RetryPolicy.never(),
             allow_redirects=False,
             raise_for_status=False,
         )
         try:
-            resp = await self.open(call)
-        except CommunicationError:
-            return False
-        resp.release()
-        return True
+            async with self.send(call) as resp:
+                return resp.status, resp.content_type
+        except OctoEverywhereError:
+            return None
+
+    def _lan_answered(self, route: Route | None, status: int) -> None:
+        """Give the LAN up after :data:`LAN_FAILURES` server errors in a row there."""
+        if route is not Route.LAN:
+            return
+        if status < 500:
+            self._lan_errors = 0
+            return
+        self._lan_errors += 1
+        if self._lan_errors >= LAN_FAILURES:
+            self._lan_errors = 0
+            _LOGGER.debug("%r: %d server errors in a row on the LAN", self, LAN_FAILURES)
+            self._router.lan_failed()
 
     def _spawn_probe(self, coro: Coroutine[Any, Any, None]) -> object:
         try:
@@ -480,6 +530,7 @@ class Funnel:
                     continue
             else:
                 status = resp.status
+                self._lan_answered(route, status)
                 # OctoEverywhere's 6xx codes mean something only from the relay and the
                 # App API: on the plain-http LAN they are any device's ordinary answer.
                 relay_status = is_relay_status(status) and route is not Route.LAN

@@ -29,6 +29,7 @@ __all__ = [
     "ChunkFloodGuard",
     "display_path",
     "join_url",
+    "path_of",
     "read_capped",
     "read_chunk",
     "read_json",
@@ -41,14 +42,27 @@ def join_url(base: URL, path: str | URL) -> URL:
     """Join ``path`` beneath ``base`` with yarl; refuse anything that leaves base's origin.
 
     ``path`` may start with ``/`` (it is still taken below ``base``'s path), carry a query
-    string, or be an absolute URL on the same origin.
+    string after ``?``, or be an absolute URL on the same origin. A ``#`` is refused rather
+    than silently cutting the path (percent-encode it as ``%23`` in a file name), and so is
+    a backslash (``%5C``).
     """
     if isinstance(path, URL):
         target = path
+        if target.raw_fragment:
+            raise InvalidArgumentError(_FRAGMENT)
     elif isinstance(path, str):
         if path.startswith("//"):
             raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
-        target = URL(path)
+        if "#" in path:
+            raise InvalidArgumentError(_FRAGMENT)
+        if "\\" in path:
+            raise InvalidArgumentError(
+                "path must not contain a backslash (percent-encode one in a file name as %5C)"
+            )
+        try:
+            target = URL(path)
+        except ValueError:
+            raise InvalidArgumentError("path is not a valid URL path") from None
     else:
         raise InvalidArgumentError(f"path must be a str or yarl.URL, not {type(path).__name__}")
     if target.absolute:
@@ -65,10 +79,53 @@ def join_url(base: URL, path: str | URL) -> URL:
     return base.join(rel)
 
 
+_FRAGMENT: Final = (
+    "path contains '#', which would end the path there (a fragment is never sent): "
+    "percent-encode it as %23 in a file name"
+)
+
+
+def path_of(url: str | URL) -> str:
+    """The path and query of a URL a printer handed out, to request on the current route.
+
+    OctoPrint's ``refs.download`` and Moonraker's file URLs name the printer's own idea of
+    its host (``http://127.0.0.1:5000/...``). Only the path and query are kept: the request
+    then goes to the App Connection (or the LAN route) like any other, never to that host.
+
+    Raises:
+        InvalidArgumentError: not an absolute http(s) URL or a path, or it has a fragment.
+
+    """
+    try:
+        parsed = URL(str(url))
+    except ValueError:
+        raise InvalidArgumentError("not a valid URL") from None
+    if parsed.raw_fragment:
+        raise InvalidArgumentError(_FRAGMENT)
+    if parsed.absolute and parsed.scheme not in ("http", "https"):
+        raise InvalidArgumentError("only http(s) URLs can be followed on the printer's route")
+    if not parsed.absolute and parsed.scheme:
+        raise InvalidArgumentError("not an http(s) URL or a path")
+    path = parsed.raw_path or "/"
+    return path + (f"?{parsed.raw_query_string}" if parsed.raw_query_string else "")
+
+
 def display_path(url: URL) -> str:
     """The part of a URL that is safe in messages and logs: its path, no host or query."""
     return url.path or "/"
 
+
+#: Connection failures that deserve their own words (before "cannot connect (errno)").
+_CONNECT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
+    (
+        aiohttp.ClientConnectorCertificateError,
+        "the server's TLS certificate could not be verified (untrusted, expired or for "
+        "another host)",
+    ),
+    (aiohttp.ClientConnectorSSLError, "the TLS handshake failed"),
+    (aiohttp.ClientSSLError, "the TLS handshake failed"),
+    (aiohttp.ClientConnectorDNSError, "cannot resolve the host name"),
+)
 
 _TRANSPORT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (aiohttp.TooManyRedirects, "too many redirects"),
@@ -85,6 +142,9 @@ def transport_error(err: BaseException, method: str, path: str) -> Communication
     what = f"{method} {path}"
     if isinstance(err, TimeoutError):  # includes aiohttp's ServerTimeoutError family
         return RequestTimeoutError(f"{what} timed out ({type(err).__name__})")
+    for cls, message in _CONNECT_MESSAGES:
+        if isinstance(err, cls):
+            return CommunicationError(f"{what}: {message}")
     if isinstance(err, aiohttp.ClientConnectorError):
         return CommunicationError(f"{what}: cannot connect ({_os_reason(err.os_error)})")
     for cls, message in _TRANSPORT_MESSAGES:

@@ -25,6 +25,7 @@ import aiohttp
 from yarl import URL
 
 from ._funnel import MISSING, Funnel
+from ._http import path_of
 from ._transport import Transport
 from .app_api import AppAPI
 from .auth import redact_url
@@ -145,6 +146,22 @@ class PrinterConnection:
 
     # ------------------------------------------------------------------ the printer's API
 
+    @staticmethod
+    def path_of(url: str | URL) -> str:
+        """The path and query of a URL the printer handed out, to use on the current route.
+
+        OctoPrint's upload answer carries ``refs.download`` =
+        ``http://127.0.0.1:5000/downloads/files/local/x.gcode`` (its own idea of its host);
+        Moonraker's file URLs are alike. ``printer.files.download(printer.path_of(ref))``
+        fetches it through the App Connection (or the LAN route): only the path and query
+        are kept, never the foreign host, so no credential goes anywhere new.
+
+        Raises:
+            InvalidArgumentError: not an http(s) URL or a path, or it has a fragment.
+
+        """
+        return path_of(url)
+
     def request(
         self,
         method: str,
@@ -169,13 +186,16 @@ class PrinterConnection:
         Args:
             method: HTTP method.
             path: the printer path (``/api/job``), joined beneath the App Connection URL;
-                an absolute URL must be on the printer's origin.
+                an absolute URL must be on the printer's origin (for a URL the printer
+                handed out with its own host, use :meth:`path_of`). Text after ``?`` is the
+                query; a ``#`` is refused (percent-encode it as ``%23`` in a file name).
             params: query parameters (merged with any in ``path``).
             headers: extra headers for this request only.
             json: a JSON body (mutually exclusive with ``data``).
             data: a body as aiohttp accepts it, or a zero-argument callable returning a
                 fresh body for each attempt (which makes a stream body retryable).
-            timeout: seconds or ``ClientTimeout``; default: the client's.
+            timeout: seconds or ``ClientTimeout``, the whole call's deadline with every
+                retry; default: the client's.
             stream: use the client's stream timeout (no total limit) by default.
             retry: override the client's :class:`RetryPolicy` for this request.
             idempotent: force (True) or forbid (False) retries regardless of the method;

@@ -16,6 +16,7 @@ octoeverywhere.com (checked by :class:`~oe_async.AppConnection`).
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -23,10 +24,13 @@ from urllib.parse import parse_qsl
 
 from yarl import URL
 
+from ._lan import local_lan_url
 from .auth import BasicAuth, BearerAuth
 from .errors import InvalidArgumentError, PortalError
 
 __all__ = ["DEFAULT_PORTAL_URL", "STATE_KEY", "check_state", "parse_completion_url", "portal_url"]
+
+_LOGGER = logging.getLogger(__package__)
 
 DEFAULT_PORTAL_URL: Final = URL("https://octoeverywhere.com/appportal/v1/")
 _APP_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -263,9 +267,21 @@ def parse_completion_url(url: str | URL, *, state: str | None = None) -> dict[st
         "app_token": params["appapitoken"],
         "id": params["id"],
         "printer_name": params.get("printername") or None,
-        "local_ip": params.get("printerlastknownlocalip") or None,
+        "local_ip": _local_ip(params.get("printerlastknownlocalip")),
         "octoprint_api_key": params.get("octoprintapikey") or None,
     }
+
+
+def _local_ip(value: str | None) -> str | None:
+    """The portal's last known LAN IP, when it is a local address (else None, logged)."""
+    if not value:
+        return None
+    try:
+        url = local_lan_url(value, what="the completion URL's printerLastKnownLocalIp")
+    except InvalidArgumentError as err:
+        _LOGGER.warning("%s; ignored", err)
+        return None
+    return value.strip() if url is not None else None
 
 
 def completion_query(fields: Mapping[str, str]) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -24,10 +23,18 @@ from typing import Any, Final
 import attrs
 from yarl import URL
 
+from ._lan import is_local_host, lan_url_from_ip, local_lan_url
 from .auth import origin_of
 from .errors import InvalidArgumentError
 
-__all__ = ["Route", "RoutePolicy", "RoutingOptions", "lan_url_from_ip"]
+__all__ = [
+    "Route",
+    "RoutePolicy",
+    "RoutingOptions",
+    "is_local_host",
+    "lan_url_from_ip",
+    "local_lan_url",
+]
 
 _LOGGER = logging.getLogger(__package__)
 
@@ -61,19 +68,6 @@ class RoutingOptions:
     def __attrs_post_init__(self) -> None:
         if not self.probe_timeout > 0 or not self.reprobe_interval >= 0:
             raise InvalidArgumentError("probe_timeout must be > 0 and reprobe_interval >= 0")
-
-
-def lan_url_from_ip(ip: str) -> URL:
-    """``http://<ip>/`` for a LAN IP address or host name (IPv6 gets brackets)."""
-    host = ip.strip()
-    if not host or any(ch in host for ch in "/?#@ "):
-        raise InvalidArgumentError("local IP must be an IP address or a host name")
-    try:
-        if ipaddress.ip_address(host.strip("[]")).version == 6:
-            host = f"[{host.strip('[]')}]"
-    except ValueError:
-        pass  # a host name
-    return URL(f"http://{host}/")
 
 
 def check_lan_url(url: str | URL) -> URL:
@@ -123,6 +117,7 @@ class Router:
         self._last_probe = -float("inf")
         self._first_probe: asyncio.Lock | None = None
         self._background: asyncio.Task[None] | None = None
+        self._ignored_ip: str | None = None
 
     @property
     def route(self) -> Route:
@@ -186,9 +181,15 @@ class Router:
         """The Info API reported the printer's LAN IP: follow it if ours came from an IP."""
         if not ip or not self._lan_from_ip or self.lan_url is None:
             return
+        if ip == self._ignored_ip:
+            return  # already reported once
         try:
-            candidate = lan_url_from_ip(ip)
-        except InvalidArgumentError:
+            candidate = local_lan_url(ip, what="the Info API's PrinterLocalIp")
+        except InvalidArgumentError as err:
+            _LOGGER.warning("%s; the LAN route keeps its address", err)
+            candidate = None
+        if candidate is None:
+            self._ignored_ip = ip
             return
         if origin_of(candidate) != origin_of(self.lan_url):
             self.lan_url = candidate

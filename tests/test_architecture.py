@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "oe_async.retry": 0,
     "oe_async.mjpeg": 0,
     "oe_async.models": 0,
+    "oe_async._lan": 0,
     "oe_async.portal": 0,
     "oe_async.plugin_models": 0,
     "oe_async._plugin_wire": 0,

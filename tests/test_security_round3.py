@@ -6,20 +6,30 @@ Each test fails on the code before the fix and runs against real loopback server
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from oe_async import (
+    AppConnection,
     AppConnectionRevokedError,
+    CommunicationError,
+    InvalidArgumentError,
     OctoEverywhereError,
+    PrinterConnection,
     PrinterHTTPError,
     RelayError,
+    RetryPolicy,
 )
+from oe_async._lan import is_local_host, lan_url_from_ip
 from oe_async.testing import Fault, Simulator
 
 
@@ -166,3 +176,175 @@ async def test_the_owned_session_keeps_no_cookies(sim: Simulator) -> None:
         assert len(oe.session.cookie_jar) == 0
     sent = [r for r in sim.requests if "Cookie" in r.headers]
     assert not sent
+
+
+# ---------------------------------------------------------------- 15.3 / 19.4: local_ip
+
+
+@pytest.mark.parametrize("bad", ["host:99999", "host:abc", "1.2.3.4]", "a/b", "[::1"])
+async def test_a_malformed_local_ip_is_an_argument_error(sim: Simulator, bad: str) -> None:
+    async with sim.client() as oe:
+        with pytest.raises(InvalidArgumentError, match=r"AppConnection\.local_ip"):
+            oe.printer(sim.app_connection(local_ip=bad))
+
+
+@pytest.mark.parametrize("public", ["8.8.8.8", "printer.example.com", "2001:4860::8888"])
+async def test_a_public_local_ip_is_not_used_as_the_lan(
+    sim: Simulator, public: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection(local_ip=public))
+        assert printer.lan_url is None
+        assert printer.route_policy.value == "relay"
+        assert isinstance(await printer.get_json("/api/printer"), dict)
+    assert "not a private, link-local or loopback address" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "value", ["192.168.1.20", "10.0.0.7", "169.254.3.4", "fe80::1", "voron.local"]
+)
+def test_local_addresses_are_accepted(value: str) -> None:
+    assert is_local_host(lan_url_from_ip(value).host)
+
+
+@pytest.mark.parametrize("bad", ["host:99999", "1.2.3.4]", "8.8.8.8"])
+async def test_info_survives_a_bad_printer_local_ip(sim: Simulator, bad: str) -> None:
+    sim.state.local_ip = bad
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection(local_ip="127.0.0.9"))
+        info = await printer.app_api.info()
+        assert info.local_ip == bad  # reported as given...
+        assert printer.lan_url == URL("http://127.0.0.9/")  # ...but not followed
+        await printer.app_api.info()  # logged once, no error either time
+
+
+def test_the_portals_public_local_ip_is_dropped(sim: Simulator) -> None:
+    url = sim.completion_url(printerLastKnownLocalIp="203.0.113.9")
+    conn = AppConnection.from_completion_url(url, allow_insecure_loopback=True)
+    assert conn.local_ip is None
+    url = sim.completion_url(printerLastKnownLocalIp="192.168.1.20")
+    assert AppConnection.from_completion_url(url, allow_insecure_loopback=True).local_ip == (
+        "192.168.1.20"
+    )
+
+
+# ---------------------------------------------------------------- 15.12 / 15.13 / 17.3 / 16.9
+
+
+@pytest.mark.parametrize(
+    ("path", "what"),
+    [
+        ("/downloads/files/local/a#1.gcode", "'#'"),
+        ("/api/files/local/a\\b", "backslash"),
+        ("http:\\\\evil.example/x", "backslash"),
+        (URL("/x#frag"), "'#'"),
+    ],
+)
+async def test_a_path_is_never_shortened_silently(
+    sim: Simulator, path: str | URL, what: str
+) -> None:
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        before = len(sim.requests)
+        with pytest.raises(InvalidArgumentError, match=what):
+            async with printer.request("DELETE", path):
+                pass
+        assert len(sim.requests) == before  # nothing was sent
+
+
+async def test_an_encoded_hash_reaches_the_printer(sim: Simulator) -> None:
+    sim.files.add("a#1.gcode", b"G28\n")
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        async with printer.files.download("/downloads/files/local/a%231.gcode") as chunks:
+            assert b"".join([c async for c in chunks]) == b"G28\n"
+
+
+async def test_a_printers_own_absolute_url_is_followed_on_the_route(sim: Simulator) -> None:
+    sim.files.add("x.gcode", b"G1\n")
+    ref = "http://127.0.0.1:5000/downloads/files/local/x.gcode?v=1"
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        assert printer.path_of(ref) == "/downloads/files/local/x.gcode?v=1"
+        async with printer.files.download(printer.path_of(ref)) as chunks:
+            assert b"".join([c async for c in chunks]) == b"G1\n"
+    for bad in ("ftp://h/x", "http://h/x#y", "mailto:a@b"):
+        with pytest.raises(InvalidArgumentError):
+            PrinterConnection.path_of(bad)
+
+
+@pytest.fixture(scope="module")
+def wrong_host_ssl(ca: trustme.CA) -> ssl.SSLContext:
+    """A server context whose certificate (from the trusted CA) names another host."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("other.example").configure_cert(context)
+    return context
+
+
+async def test_tls_and_dns_failures_say_what_happened(
+    sim: Simulator, wrong_host_ssl: ssl.SSLContext, tls_session: aiohttp.ClientSession
+) -> None:
+    async with (
+        Simulator(ssl=wrong_host_ssl) as tls_sim,
+        tls_sim.client(session=tls_session, retry=RetryPolicy.never()) as oe,
+    ):
+        printer = oe.printer(tls_sim.app_connection())
+        with pytest.raises(CommunicationError, match="certificate could not be verified"):
+            await printer.get_json("/api/printer")
+    # A resolver that knows no name: nothing leaves the machine, not even a DNS query.
+    connector = aiohttp.TCPConnector(resolver=NoNames())
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        sim.client(session=session, retry=RetryPolicy.never()) as oe,
+    ):
+        conn = sim.app_connection(
+            url="https://app-nowhere.octoeverywhere.com", allow_insecure_loopback=False
+        )
+        with pytest.raises(CommunicationError, match="cannot resolve the host name"):
+            await oe.printer(conn).get_json("/api/printer")
+
+
+class NoNames(AbstractResolver):
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        raise OSError(socket.EAI_NONAME, "Name or service not known")
+
+    async def close(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------- 19.2: the LAN probe
+
+
+@pytest.mark.parametrize("status", [502, 200])
+async def test_the_probe_wants_the_printer_not_any_answer(sim: Simulator, status: int) -> None:
+    """A proxy's 502, or another device now at the stored IP, keeps the route on the relay."""
+    async with answering(status) as lan, sim.client() as oe:
+        printer = oe.printer(
+            sim.app_connection(), lan_url=lan, route="prefer_local", headers={"X-Api-Key": "k"}
+        )
+        assert isinstance(await printer.get_json("/api/printer"), dict)
+        assert printer.route.value == "relay"
+
+
+async def test_the_real_printer_on_the_lan_is_recognised(sim: Simulator) -> None:
+    lan = await sim.start_lan()
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection(), lan_url=lan, route="prefer_local")
+        await printer.get_json("/api/printer")
+        assert printer.route.value == "lan"
+
+
+async def test_a_lan_that_keeps_failing_is_given_up(sim: Simulator) -> None:
+    lan = await sim.start_lan()
+    async with sim.client(retry=RetryPolicy.never()) as oe:
+        printer = oe.printer(sim.app_connection(), lan_url=lan, route="prefer_local")
+        await printer.get_json("/api/printer")
+        assert printer.route.value == "lan"
+        sim.state.faults.append(Fault(status=502, origin="lan", path="/api/printer"))
+        for _ in range(3):
+            with pytest.raises(PrinterHTTPError):
+                await printer.get_json("/api/printer")
+        assert printer.route.value == "relay"
+        assert isinstance(await printer.get_json("/api/printer"), dict)  # through the relay

@@ -1,7 +1,8 @@
 """Run the simulator standalone: ``python -m oe_async.testing [--port P]``.
 
-Prints one JSON line (URLs, app id and the App Connection as ``AppConnection.to_dict()``)
-so another process can connect, then serves until interrupted.
+Prints one JSON line (URLs, app id and the App Connection as ``AppConnection.to_dict()``,
+plus ``printers``: one more per ``--printers``) so another process can connect, then serves
+until interrupted.
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ async def serve(args: argparse.Namespace) -> None:
         for spec in args.synthetic:
             path, _, size = spec.rpartition("=")
             sim.files.add_synthetic(path, int(size))
+        for _ in range(args.printers):
+            printer = await sim.add_printer()
+            printer.state.webcam.large = sim.state.webcam.large
+            printer.state.webcam.fps = sim.state.webcam.fps
         announcement = {
             "relay_url": str(sim.relay_url),
             "app_api_url": str(sim.app_api_url),
             "app_id": sim.app_id,
             "app_connection": sim.app_connection().to_dict(),
+            "printers": [printer.app_connection().to_dict() for printer in sim.printers],
         }
         sys.stdout.write(json.dumps(announcement) + "\n")
         sys.stdout.flush()
@@ -58,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--webcam-fps", type=float, help="webcam frames per second (0: max)")
     parser.add_argument("--webcam-large", action="store_true", help="serve ~100 KB webcam frames")
+    parser.add_argument(
+        "--printers", type=int, default=0, help="also serve N more printers (add_printer())"
+    )
     parser.add_argument("--keep-limit", type=int, help="keep uploads up to this many bytes")
     parser.add_argument("--max-upload", type=int, help="account upload limit (bytes)")
     parser.add_argument("--max-download", type=int, help="account download limit (bytes)")
