@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration demo fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration ha demo fuzz bench matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -86,6 +86,12 @@ endif
 # stand-in relay on 127.0.0.1. INTEGRATION_ARGS go to pytest.
 integration: $(VENV)/.installed
 	scripts/octoprint-integration $(INTEGRATION_ARGS)
+
+# The example Home Assistant integration (examples/homeassistant) tested inside Home Assistant
+# with pytest-homeassistant-custom-component on Python 3.14: a python3.14 found here, else (as
+# root) the scripts/py314 root with a venv of its own; skipped otherwise. HA_ARGS go to pytest.
+ha:
+	examples/homeassistant/run-tests $(HA_ARGS)
 
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
 demo: $(VENV)/.installed

@@ -1,5 +1,8 @@
 """A Home Assistant-style integration built on oe_async, runnable without Home Assistant.
 
+The real integration, tested inside Home Assistant, is ``examples/homeassistant/`` (see
+``docs/homeassistant.md``); this file keeps the same coordinator logic runnable anywhere.
+
 It follows the patterns an HA integration uses, with small stand-ins for HA's classes:
 
 * the app's shared aiohttp session is *borrowed*, never closed by the integration;

@@ -1,0 +1,1 @@
+"""Tests of the OctoEverywhere integration, inside Home Assistant."""

@@ -1,0 +1,208 @@
+"""Set-up, entities, not-ready and recovery, the 605 repair, re-authentication and unload."""
+
+import asyncio
+from datetime import timedelta
+from unittest.mock import patch
+
+from oe_async import OctoEverywhere
+from oe_async.testing import Simulator
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from custom_components.octoeverywhere import api
+from custom_components.octoeverywhere.const import DOMAIN, UPDATE_INTERVAL
+from custom_components.octoeverywhere.coordinator import supporter_issue_id
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.util import dt as dt_util
+
+from .conftest import setup_entry
+
+STATE = "sensor.simulated_printer_job_state"
+
+
+async def _tick(hass: HomeAssistant, seconds: float) -> None:
+    """Move Home Assistant's clock on and let what was due run."""
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
+    # Refreshes and set-up retries run as background tasks.
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_setup_creates_the_device_and_its_entities(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+
+    assert hass.states.get(STATE).state == "printing"
+    assert hass.states.get("sensor.simulated_printer_progress").state == "42.5"
+    assert float(hass.states.get("sensor.simulated_printer_time_left").state) == 80.0  # minutes
+    hotend = hass.states.get("sensor.simulated_printer_hotend_temperature")
+    assert hotend.state == "219.8"
+    assert hotend.attributes["unit_of_measurement"] == "°C"
+    assert hass.states.get("sensor.simulated_printer_bed_temperature").state == "60.1"
+    assert hass.states.get("camera.simulated_printer_nozzle_cam") is not None
+    assert hass.states.get("camera.simulated_printer_room") is not None
+
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, entry.unique_id), entry.entry_id
+    )
+    assert device is not None
+    assert device.name == "Simulated Printer"
+    assert device.sw_version == "OctoPrint 1.10.3"
+    entities = er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    assert {e.unique_id for e in entities} >= {
+        f"{entry.unique_id}_job_state",
+        f"{entry.unique_id}_webcam_0",
+        f"{entry.unique_id}_webcam_1",
+    }
+    # Disabled by default: the targets and the chamber (many printers have none).
+    disabled = {e.unique_id for e in entities if e.disabled_by is not None}
+    assert disabled == {
+        f"{entry.unique_id}_{key}" for key in ("hotend_target", "bed_target", "chamber_temperature")
+    }
+
+
+async def test_idle_printer_has_no_progress(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.state.plugin.job_state = "idle"
+    await setup_entry(hass, entry)
+    assert hass.states.get(STATE).state == "idle"
+    assert hass.states.get("sensor.simulated_printer_progress").state == "unknown"
+    assert hass.states.get("sensor.simulated_printer_time_left").state == "unknown"
+
+
+async def test_offline_printer_is_not_ready_then_recovers(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.state.printer_online = False
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert "offline" in (entry.reason or "")
+
+    sim.state.printer_online = True
+    await _tick(hass, 120)  # Home Assistant retries the set-up
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(STATE).state == "printing"
+
+
+async def test_relay_errors_at_setup_are_not_ready(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.fail(601, origin="relay")  # every relay call: printer offline
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    sim.clear_faults()
+    await _tick(hass, 120)
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_entities_go_unavailable_while_offline_and_come_back(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.state.printer_online = False
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    assert hass.states.get("camera.simulated_printer_nozzle_cam").state == STATE_UNAVAILABLE
+
+    sim.state.printer_online = True
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == "printing"
+
+
+async def test_supporter_perks_lost_raises_a_repair_issue_with_the_recovery_link(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.state.supporter = False
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry))
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_key == "supporter_perks_required"
+    recovery = f"https://octoeverywhere.com/appportal/v1/nosupporterperks?appid={sim.app_id}"
+    assert issue.learn_more_url == recovery
+    assert issue.translation_placeholders == {"printer": "Simulated Printer", "url": recovery}
+
+    # Perks restored: the next retry sets the entry up and the issue goes away.
+    sim.state.supporter = True
+    await _tick(hass, 120)
+    assert entry.state is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry)) is None
+
+
+async def test_supporter_perks_lost_while_running(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.state.supporter = False
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    assert ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry)) is not None
+
+
+async def test_revoked_connection_at_setup_starts_reauth(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.revoke()  # 604
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]
+    assert flows[0]["context"]["entry_id"] == entry.entry_id
+
+
+async def test_revoked_connection_while_running_starts_reauth(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(606, origin="relay")  # wrong credentials from now on
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]
+
+
+async def test_unload_closes_the_client_but_not_the_shared_session(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    client = entry.runtime_data.client
+    assert client.session is async_get_clientsession(hass)  # borrowed, not created
+    tasks_before = asyncio.all_tasks()
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert client.closed
+    assert not async_get_clientsession(hass).closed
+    # Nothing the entry started is still running (the harness also checks timers).
+    assert not {t for t in asyncio.all_tasks() - tasks_before if not t.done()}
+    # The coordinator stopped polling: no request reaches the simulator after unload.
+    seen = len(sim.requests)
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() * 3)
+    assert len(sim.requests) == seen
+
+
+async def test_failed_setup_closes_the_client(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    clients: list[OctoEverywhere] = []
+
+    def create(hass: HomeAssistant) -> OctoEverywhere:
+        clients.append(api.async_create_client(hass))
+        return clients[-1]
+
+    sim.state.printer_online = False
+    with patch("custom_components.octoeverywhere.async_create_client", side_effect=create):
+        await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert [c.closed for c in clients] == [True]
+    assert not async_get_clientsession(hass).closed
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
