@@ -120,7 +120,7 @@ bench: $(VENV)/.installed
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf .venv-octoprint $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv-octoprint .venv-ha $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
 	scripts/py314 clean-venv
 
 clean-314:

@@ -89,7 +89,7 @@ from .transfer import (
     UploadResult,
     UploadSource,
 )
-from .webcam import FrameStream, Webcam
+from .webcam import FrameStream, StreamState, Webcam
 from .webhooks import EventType, WebhookEvent, WebhookReceiver
 from .websocket import (
     Hello,
@@ -181,6 +181,7 @@ __all__ = [
     "SizeLimitError",
     "StateHandler",
     "StatusHandler",
+    "StreamState",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",

@@ -12,8 +12,14 @@ Feed it bytes as they arrive; it returns complete frames::
 Fast path: a part with ``Content-Length`` is sliced out of the fed chunks, never scanned. A
 part without it is scanned for the next boundary line with ``bytes.find`` (C speed); a final
 part at the end of the stream is kept when it is a whole JPEG (SOI ... EOI). Frame bytes are
-copied exactly once (a join of views into the fed chunks); boundaries and part headers go
-through a small, bounded window.
+copied at most once (a join of views into the fed chunks), and not at all when one fed chunk
+is exactly a part's body (an adapter that reads ``body_needed`` bytes with one
+``readexactly``); boundaries and part headers go through a small, bounded window.
+
+Frame-rate cap: with ``min_interval`` set, the parser delivers frames on a schedule of one
+per interval with one frame of slack (a generic cell-rate gate), so a camera that runs at
+the cap is not halved by jitter, and frames it drops are counted in ``skipped`` without a
+byte being copied.
 
 Tolerated, because real camera servers do it: the boundary quoted, with spaces around
 ``=``, with or without a leading ``--``, followed by more parameters; parts that start with
@@ -45,6 +51,8 @@ __all__ = [
     "MJPEGError",
     "MJPEGParser",
     "boundary_from_content_type",
+    "parse_transform",
+    "transform_header",
 ]
 
 DEFAULT_MAX_FRAME_SIZE: Final = 8 * 1024 * 1024
@@ -71,6 +79,43 @@ class MJPEGError(OctoEverywhereError):
     """The stream cannot be parsed safely: a size bound was passed or no boundary was found."""
 
 
+#: ``x-oe-webcam-transform`` rotations, clockwise degrees (as ``WebcamInfo.rotation``).
+_ROTATIONS: Final = (0, 90, 180, 270)
+
+
+def parse_transform(value: str | None) -> tuple[bool, bool, int]:
+    """``(flip_h, flip_v, rotation)`` from an ``x-oe-webcam-transform`` header value.
+
+    The OctoEverywhere plugin sends ``none``, or space-separated tokens ``fliph``,
+    ``flipv`` and ``rotate=<degrees>`` (``"fliph rotate=90 "``), the same settings the
+    plugin API's ``webcam/list`` reports as ``FlipH``, ``FlipV`` and ``Rotation``. Parsing is
+    lenient: any case, commas as separators, ``rotate90``; unknown tokens and rotations
+    other than 0/90/180/270 are ignored. None or an empty value means no transform.
+    """
+    flip_h = flip_v = False
+    rotation = 0
+    if not value:
+        return flip_h, flip_v, rotation
+    for word in value.lower().replace(",", " ").split():
+        if word == "fliph":
+            flip_h = True
+        elif word == "flipv":
+            flip_v = True
+        elif word.startswith("rotate"):
+            digits = word.removeprefix("rotate").lstrip("=:").strip()
+            if digits.isdigit() and int(digits) % 360 in _ROTATIONS:
+                rotation = int(digits) % 360
+    return flip_h, flip_v, rotation
+
+
+def transform_header(*, flip_h: bool, flip_v: bool, rotation: int) -> str:
+    """The ``x-oe-webcam-transform`` value the plugin sends for these settings."""
+    tokens = [name for name, on in (("fliph", flip_h), ("flipv", flip_v)) if on]
+    if rotation % 360:
+        tokens.append(f"rotate={rotation % 360}")
+    return " ".join(tokens) if tokens else "none"
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class Frame:
     """One image from a camera stream, or a snapshot.
@@ -81,7 +126,13 @@ class Frame:
         received_at: ``time.monotonic()`` when the frame was complete.
         content_type: the part's ``Content-Type`` (default ``image/jpeg``).
         timestamp: the part's ``X-Timestamp`` in seconds, when the server sent one.
-        transform: the relay's ``x-oe-webcam-transform`` header (flip/rotate), if any.
+        transform: the relay's ``x-oe-webcam-transform`` header as sent, if any: ``none``
+            or space-separated ``fliph``, ``flipv``, ``rotate=<degrees>`` (see
+            :func:`parse_transform`). Read it through :attr:`flip_h`, :attr:`flip_v` and
+            :attr:`rotation`, which mean what the same-named fields of
+            :class:`~oe_async.WebcamInfo` (``printer.plugin.webcams()``) mean for the
+            same camera; the rotation is clockwise (the plugin reports OctoPrint's
+            counter-clockwise ``rotate90`` as 270).
 
     """
 
@@ -91,6 +142,21 @@ class Frame:
     content_type: str = "image/jpeg"
     timestamp: float | None = None
     transform: str | None = None
+
+    @property
+    def flip_h(self) -> bool:
+        """Mirror the image horizontally (the user's webcam setting)."""
+        return parse_transform(self.transform)[0]
+
+    @property
+    def flip_v(self) -> bool:
+        """Flip the image vertically (the user's webcam setting)."""
+        return parse_transform(self.transform)[1]
+
+    @property
+    def rotation(self) -> int:
+        """Rotate the image clockwise by 0, 90, 180 or 270 degrees."""
+        return parse_transform(self.transform)[2]
 
 
 def boundary_from_content_type(content_type: str | None) -> bytes | None:
@@ -171,10 +237,17 @@ class MJPEGParser:
         transform: copied onto every frame (the relay's ``x-oe-webcam-transform``).
         first_index: the index given to the first frame.
         clock: the monotonic clock for ``received_at`` (injectable for tests).
+        min_interval: seconds between delivered frames on average (``1 / max_fps``); 0
+            delivers every frame.
 
     Attributes:
         skip_until: frames completed before this ``clock()`` value are counted in
-            ``skipped`` but never materialised (no bytes copied): a cheap frame-rate cap.
+            ``skipped`` but never materialised (no bytes copied). With ``min_interval``
+            the parser moves it itself: after a frame delivered at ``t`` it becomes
+            ``max(skip_until + min_interval, t)``, a schedule with one frame of slack, so
+            the delivered rate is ``min(source rate, 1 / min_interval)`` however the
+            frames jitter, and a burst after a stall passes at most two frames at once.
+        min_interval: as the argument; may be changed at any time.
         skipped: frames dropped by ``skip_until``.
         truncated: partial frames dropped at the end of the stream.
 
@@ -189,6 +262,7 @@ class MJPEGParser:
         transform: str | None = None,
         first_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 0.0,
     ) -> None:
         if isinstance(boundary, str):
             boundary = boundary.encode("ascii")
@@ -198,6 +272,8 @@ class MJPEGParser:
                 raise MJPEGError("the multipart boundary is empty")
         if max_frame_size < 1 or max_header_size < 1:
             raise MJPEGError("max_frame_size and max_header_size must be positive")
+        if not min_interval >= 0:
+            raise MJPEGError("min_interval must not be negative")
         self._core: bytes | None = boundary
         self._fast: re.Pattern[bytes] | None = _fast_pattern(boundary)
         # The dashes this server writes before the boundary, learned from its first boundary
@@ -210,13 +286,15 @@ class MJPEGParser:
         self._next_index = first_index
         self._state = _State.START
         self._small = bytearray()  # unconsumed control bytes (bounded)
-        self._parts: list[memoryview] = []  # the current body: views into fed chunks
+        # The current body: views into fed chunks, or a whole fed chunk (never copied).
+        self._parts: list[memoryview | bytes] = []
         self._body_size = 0
         self._tail = b""  # BODY_SCAN: the body's last few bytes
         self._remaining = 0  # BODY_LENGTH: bytes still to come
         self._junk = 0  # bytes skipped since the last recognised structure
         self._headers = _PartHeaders()
         self.skip_until: float = -math.inf
+        self.min_interval: float = min_interval
         self.skipped: int = 0
         self.truncated: int = 0
 
@@ -230,6 +308,7 @@ class MJPEGParser:
         transform: str | None = None,
         first_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        min_interval: float = 0.0,
     ) -> MJPEGParser:
         """A parser for a response with this ``Content-Type`` (boundary optional)."""
         return cls(
@@ -239,6 +318,7 @@ class MJPEGParser:
             transform=transform,
             first_index=first_index,
             clock=clock,
+            min_interval=min_interval,
         )
 
     @property
@@ -250,6 +330,21 @@ class MJPEGParser:
     def next_index(self) -> int:
         """The index the next frame will get."""
         return self._next_index
+
+    @property
+    def body_needed(self) -> int:
+        """Bytes of a ``Content-Length`` body still to come (0 outside such a body).
+
+        An adapter may read exactly this many bytes and :meth:`feed` them as one chunk:
+        when none of the body arrived before, that chunk becomes the frame's ``data``
+        without a copy.
+        """
+        return self._remaining if self._state is _State.BODY_LENGTH else 0
+
+    @property
+    def will_skip(self) -> bool:
+        """True when a frame completed now would be dropped by ``skip_until``."""
+        return self._clock() < self.skip_until
 
     @property
     def buffered(self) -> int:
@@ -295,7 +390,7 @@ class MJPEGParser:
         end = len(chunk)
         while pos < end and self._state is not _State.END:
             if self._state is _State.BODY_LENGTH:
-                pos = self._feed_length(view, pos, end, frames)
+                pos = self._feed_length(chunk, view, pos, end, frames)
             elif self._state is _State.BODY_SCAN:
                 pos = self._feed_scan(chunk, view, pos, end, frames)
             else:
@@ -530,9 +625,14 @@ class MJPEGParser:
 
     # ------------------------------------------------------------------ bodies
 
-    def _feed_length(self, view: memoryview, pos: int, end: int, frames: list[Frame]) -> int:
+    def _feed_length(
+        self, chunk: bytes, view: memoryview, pos: int, end: int, frames: list[Frame]
+    ) -> int:
         take = min(self._remaining, end - pos)
-        self._parts.append(view[pos : pos + take])
+        # A chunk that is all body is kept as is: a lone part becomes Frame.data uncopied.
+        self._parts.append(
+            chunk if take == end == len(chunk) and not pos else view[pos : pos + take]
+        )
         self._body_size += take
         self._remaining -= take
         if self._remaining == 0:
@@ -720,6 +820,9 @@ class MJPEGParser:
         if now < self.skip_until:
             self.skipped += 1  # dropped without copying a byte
         else:
+            if self.min_interval:
+                # A schedule, not "last delivered + interval": jitter must not drop frames.
+                self.skip_until = max(self.skip_until + self.min_interval, now)
             parts = self._parts
             data = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
             headers = self._headers

@@ -9,16 +9,15 @@ ends it (each stream lasts at most the account's ``max_webcam_stream_seconds``),
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Literal, Self
 
 import aiohttp
 
 from ._funnel import Call, Funnel
-from ._http import TRANSPORT_ERRORS
+from ._http import TRANSPORT_ERRORS, ChunkFloodGuard, display_path, read_chunk
 from ._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http
 from .errors import (
     ClientClosedError,
@@ -27,11 +26,13 @@ from .errors import (
     OctoEverywhereError,
     PrinterHTTPError,
     RelayError,
+    RequestTimeoutError,
+    WebcamLimitError,
 )
 from .mjpeg import DEFAULT_MAX_FRAME_SIZE, Frame, MJPEGError, MJPEGParser
 from .retry import ReconnectPolicy, RetryPolicy, is_temporary
 
-__all__ = ["FrameStream", "Webcam"]
+__all__ = ["FrameStream", "StreamState", "Webcam"]
 
 _LOGGER = logging.getLogger(__package__)
 
@@ -40,7 +41,12 @@ DEFAULT_SNAPSHOT_PATH: Final = "/webcam/?action=snapshot"
 PLUGIN_STREAM: Final = PLUGIN_PREFIX + "webcam/stream"
 PLUGIN_SNAPSHOT: Final = PLUGIN_PREFIX + "webcam/snapshot"
 TRANSFORM_HEADER: Final = "x-oe-webcam-transform"
-READ_SIZE: Final = 256 * 1024
+
+
+#: Where a :class:`FrameStream` is: ``"connecting"`` (opening a stream), ``"streaming"``
+#: (a stream is open), ``"waiting"`` (backing off before the next open, after a failure
+#: or a 609), ``"closed"`` (ended; iteration is over).
+StreamState = Literal["connecting", "streaming", "waiting", "closed"]
 
 
 class FrameStream:
@@ -49,9 +55,11 @@ class FrameStream:
     Usable as a plain async iterator too; the connection is released when the iteration
     ends, raises, is cancelled, or the ``async with`` block exits.
 
+    Every read is guarded against a flood of tiny HTTP chunks (the guard ``get_json``
+    uses): such a stream ends in :class:`~oe_async.UnexpectedResponseError`.
+
     Attributes:
         reconnects: how many times the stream was reopened.
-        skipped: frames dropped by ``max_fps`` (never copied).
 
     """
 
@@ -64,7 +72,9 @@ class FrameStream:
         reconnect: ReconnectPolicy | None,
         max_frame_size: int,
     ) -> None:
-        if max_fps is not None and (isinstance(max_fps, bool) or not max_fps > 0):
+        if max_fps is not None and (
+            isinstance(max_fps, bool) or not isinstance(max_fps, int | float) or not max_fps > 0
+        ):
             raise InvalidArgumentError("max_fps must be a positive number")
         self._funnel = funnel
         self._call = call
@@ -73,17 +83,22 @@ class FrameStream:
         self._max_frame_size = max_frame_size
         self._resp: aiohttp.ClientResponse | None = None
         self._parser: MJPEGParser | None = None
-        self._queue: collections.deque[Frame] = collections.deque()
+        self._guard: ChunkFloodGuard | None = None
+        self._guard_index = 0
+        self._frames: list[Frame] = []
+        self._next_frame_at = 0
         self._next_index = 0
-        self._next_allowed = float("-inf")
+        self._skip_until = float("-inf")
+        self._skipped = 0
         self._failures = 0
         self._frames_this_stream = 0
         self._opened = False
         self._finished = False
+        self._state: StreamState = "connecting"
+        self._resume_at: float | None = None
+        self._last_error: OctoEverywhereError | None = None
         #: How many times the stream was reopened.
         self.reconnects: int = 0
-        #: Frames dropped by ``max_fps`` (never copied).
-        self.skipped: int = 0
 
     async def __aenter__(self) -> Self:
         return self
@@ -110,20 +125,59 @@ class FrameStream:
         """The relay's ``x-oe-webcam-transform`` for the current stream, if any."""
         return self._parser.transform if self._parser is not None else None
 
+    @property
+    def skipped(self) -> int:
+        """Frames dropped by ``max_fps`` so far (never copied); counts while streaming."""
+        return self._skipped + (self._parser.skipped if self._parser is not None else 0)
+
+    @property
+    def state(self) -> StreamState:
+        """``"connecting"``, ``"streaming"``, ``"waiting"`` (a back-off) or ``"closed"``.
+
+        While ``"waiting"``, :attr:`last_error` says why (a
+        :class:`~oe_async.WebcamLimitError` for a 609) and :attr:`resume_at` when the next
+        open is due. Read it from another task (an entity's availability, a status line):
+        the consumer of the frames is inside its ``async for`` during the wait.
+        """
+        return self._state
+
+    @property
+    def waiting_for_webcam_limit(self) -> bool:
+        """True while the stream waits out a 609 (the webcam was opened too often)."""
+        return self._state == "waiting" and isinstance(self._last_error, WebcamLimitError)
+
+    @property
+    def resume_at(self) -> float | None:
+        """``time.monotonic()`` when the next open is due, while ``"waiting"``; else None."""
+        return self._resume_at if self._state == "waiting" else None
+
+    @property
+    def last_error(self) -> OctoEverywhereError | None:
+        """The failure behind the latest back-off (None once frames flow again)."""
+        return self._last_error
+
     async def aclose(self) -> None:
         """Stop the stream and release its connection (idempotent)."""
+        self._finish()
+
+    def _finish(self) -> None:
         self._finished = True
-        self._queue.clear()
+        self._state = "closed"
+        self._resume_at = None
+        self._frames = []
+        self._next_frame_at = 0
         self._drop_response()
 
     def _drop_response(self) -> None:
         resp, self._resp = self._resp, None
         if resp is not None:
             resp.close()  # unread stream: close, do not try to reuse the connection
-        if self._parser is not None:
-            self.skipped += self._parser.skipped
-            self._next_index = self._parser.next_index
-            self._parser = None
+        parser, self._parser = self._parser, None
+        if parser is not None:
+            self._skipped += parser.skipped
+            self._next_index = parser.next_index
+            self._skip_until = parser.skip_until
+        self._guard = None
 
     async def __anext__(self) -> Frame:
         try:
@@ -131,43 +185,49 @@ class FrameStream:
         except BaseException:
             # Errors and cancellation end the stream here, so a plain `async for` that
             # stops early never leaves a connection behind.
-            self._finished = True
-            self._drop_response()
+            self._finish()
             raise
 
     async def _next_frame(self) -> Frame:
         while True:
-            if self._queue:
-                return self._queue.popleft()
+            frames = self._frames
+            if self._next_frame_at < len(frames):
+                frame = frames[self._next_frame_at]
+                self._next_frame_at += 1
+                return frame
             if self._finished:
                 raise StopAsyncIteration
-            if self._resp is None:
+            resp = self._resp
+            if resp is None:
                 await self._open()
                 continue
-            assert self._parser is not None  # noqa: S101 (set with the response)
+            parser = self._parser
+            assert parser is not None  # noqa: S101 (set with the response)
             try:
-                chunk = await self._resp.content.readany()
+                chunk, end_of_chunk = await read_chunk(resp.content)
             except TRANSPORT_ERRORS as err:
-                error = self._funnel.error_for(err, self._call.method, self._resp.url.path)
+                error = self._funnel.error_for(err, self._call.method, resp.url.path)
                 await self._stream_ended(error)
                 continue
+            if parser.next_index != self._guard_index or self._guard is None:
+                # Count chunks per frame: a flood shows within one frame, and hours of
+                # healthy stream must not hide one that starts later.
+                self._guard_index = parser.next_index
+                self._guard = ChunkFloodGuard(f"the webcam stream {display_path(resp.url)}")
+            self._guard.check(chunk, end_of_chunk=end_of_chunk)
             if chunk:
-                self._accept(self._parser.feed(chunk))
-            else:
-                self._accept(self._parser.close())
-                await self._stream_ended(None)
-
-    def _accept(self, frames: list[Frame]) -> None:
-        for frame in frames:
-            self._frames_this_stream += 1
-            if frame.received_at < self._next_allowed:
-                self.skipped += 1
+                frames = parser.feed(chunk)
+            elif end_of_chunk:
                 continue
-            if self._interval:
-                self._next_allowed = frame.received_at + self._interval
-                if self._parser is not None:
-                    self._parser.skip_until = self._next_allowed
-            self._queue.append(frame)
+            else:
+                frames = parser.close()
+            if frames:
+                self._last_error = None
+                self._frames_this_stream += len(frames)
+                self._frames = frames
+                self._next_frame_at = 0
+            if not chunk:  # the body is over; frames completed by it are returned first
+                await self._stream_ended(None)
 
     async def _stream_ended(self, error: OctoEverywhereError | None) -> None:
         """The server ended (or dropped) the stream: renew it or finish."""
@@ -183,6 +243,7 @@ class FrameStream:
             return
         if had_frames:
             self._failures = 0
+            self._last_error = None
             _LOGGER.debug("webcam stream ended after %d frames; renewing", self._frames_this_stream)
             return
         await self._failed(error or CommunicationError("the webcam stream ended before a frame"))
@@ -195,15 +256,23 @@ class FrameStream:
             raise error
         delay = self._policy.delay(self._failures, error)
         _LOGGER.debug(
-            "webcam stream failed (%s); reopening in %.2f s (%d of %d)",
+            "webcam stream failed (%s); reopening in %.2f s (%d of %s)",
             type(error).__name__,
             delay,
             self._failures,
             self._policy.max_failures,
         )
-        await asyncio.sleep(delay)
+        self._last_error = error
+        self._resume_at = time.monotonic() + delay
+        self._state = "waiting"
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._resume_at = None
+        self._state = "connecting"
 
     async def _open(self) -> None:
+        self._state = "connecting"
         try:
             resp = await self._funnel.open(self._call)
         except PrinterHTTPError as err:
@@ -228,11 +297,14 @@ class FrameStream:
                 max_frame_size=self._max_frame_size,
                 transform=resp.headers.get(TRANSFORM_HEADER),
                 first_index=self._next_index,
+                min_interval=self._interval,
             )
         except MJPEGError:
             self._drop_response()
             raise
-        self._parser.skip_until = self._next_allowed
+        self._parser.skip_until = self._skip_until
+        self._guard = None
+        self._state = "streaming"
 
 
 class Webcam:
@@ -260,8 +332,14 @@ class Webcam:
         read_timeout: float,
         snapshot: bool,
         retry: RetryPolicy | None = None,
+        timeout: aiohttp.ClientTimeout | None = None,
     ) -> Call:
-        """The funnel call for a stream or snapshot (the plugin API when ``index`` is set)."""
+        """The funnel call for a stream or snapshot (the plugin API when ``index`` is set).
+
+        Each attempt has no total limit (a stream runs for minutes; a snapshot's deadline
+        is kept by :meth:`snapshot` across attempts), a connect bound, and ``read_timeout``
+        per read unless ``timeout`` sets ``sock_read``.
+        """
         params: dict[str, Any] | None = None
         if index is not None:
             if isinstance(index, bool) or not isinstance(index, int) or index < 0:
@@ -272,15 +350,22 @@ class Webcam:
             params = {"index": index}
         elif path is None:
             path = DEFAULT_SNAPSHOT_PATH if snapshot else DEFAULT_STREAM_PATH
-        if isinstance(read_timeout, bool) or not read_timeout > 0:
+        if (
+            isinstance(read_timeout, bool)
+            or not isinstance(read_timeout, int | float)
+            or not read_timeout > 0
+        ):
             raise InvalidArgumentError("read_timeout must be a positive number of seconds")
         base = self._funnel.stream_timeout
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=base.sock_connect, sock_read=read_timeout
-        )
+        sock_connect = base.sock_connect
+        sock_read: float | None = read_timeout
+        if timeout is not None:
+            sock_connect = timeout.sock_connect or timeout.connect or sock_connect
+            sock_read = timeout.sock_read or sock_read
+        attempt = aiohttp.ClientTimeout(total=None, sock_connect=sock_connect, sock_read=sock_read)
         # A stream holds its connection for its life: the stream pool (snapshots: requests).
         return self._funnel.call(
-            "GET", path, params=params, timeout=timeout, retry=retry, stream=not snapshot
+            "GET", path, params=params, timeout=attempt, retry=retry, stream=not snapshot
         )
 
     def frames(
@@ -332,6 +417,8 @@ class Webcam:
         from_stream: bool = False,
         read_timeout: float = 15.0,
         max_size: int = DEFAULT_MAX_FRAME_SIZE,
+        timeout: float | aiohttp.ClientTimeout | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Frame:
         """Fetch one webcam image as a :class:`~oe_async.Frame` (JPEG bytes in ``.data``).
 
@@ -342,31 +429,95 @@ class Webcam:
             from_stream: take the first frame of an MJPEG stream instead.
             read_timeout: seconds each read may wait for data.
             max_size: the largest image accepted (:class:`~oe_async.MJPEGError`).
+            timeout: the overall deadline in seconds, covering every attempt and the whole
+                body (default: the client's ``timeout``, 30 s unless set); a
+                ``ClientTimeout`` sets its ``total`` as the deadline (``total=None`` opts
+                out) and its other fields per attempt.
+            retry: this call's retry policy (default: the client's).
+
+        Raises :class:`~oe_async.RequestTimeoutError` when the deadline passes (a server
+        that drips bytes included), :class:`~oe_async.UnexpectedResponseError` for a flood
+        of tiny HTTP chunks, and what every request raises.
 
         """
-        if from_stream:
-            async with self.frames(
-                path, index=index, read_timeout=read_timeout, max_frame_size=max_size
-            ) as stream:
-                async for frame in stream:
-                    return frame
-            raise MJPEGError("the webcam stream ended before its first frame")
-        call = self._call(path, index=index, read_timeout=read_timeout, snapshot=True)
+        # The funnel validates `timeout` and fills in the client's default.
+        deadline_timeout = self._funnel.call("GET", "/", timeout=timeout).timeout
+        deadline = deadline_timeout.total
+        scope = asyncio.timeout(deadline)
+        try:
+            async with scope:
+                if from_stream:
+                    return await self._first_frame(
+                        path,
+                        index=index,
+                        read_timeout=read_timeout,
+                        max_size=max_size,
+                        retry=retry,
+                        timeout=deadline_timeout,
+                    )
+                call = self._call(
+                    path,
+                    index=index,
+                    read_timeout=read_timeout,
+                    snapshot=True,
+                    retry=retry,
+                    timeout=deadline_timeout,
+                )
+                return await self._read_snapshot(call, max_size)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            raise RequestTimeoutError(
+                f"the webcam snapshot did not arrive within its {deadline} s deadline"
+            ) from None
+
+    async def _first_frame(
+        self,
+        path: str | None,
+        *,
+        index: int | None,
+        read_timeout: float,
+        max_size: int,
+        retry: RetryPolicy | None,
+        timeout: aiohttp.ClientTimeout,
+    ) -> Frame:
+        call = self._call(
+            path,
+            index=index,
+            read_timeout=read_timeout,
+            snapshot=False,
+            retry=retry,
+            timeout=timeout,
+        )
+        async with FrameStream(
+            self._funnel, call, max_fps=None, reconnect=None, max_frame_size=max_size
+        ) as stream:
+            async for frame in stream:
+                return frame
+        raise MJPEGError("the webcam stream ended before its first frame")
+
+    async def _read_snapshot(self, call: Call, max_size: int) -> Frame:
         try:
             async with self._funnel.send(call) as resp:
                 if resp.content_length is not None and resp.content_length > max_size:
                     raise MJPEGError(
                         f"snapshot larger than {max_size} bytes ({resp.content_length})"
                     )
+                guard = ChunkFloodGuard(f"the snapshot {display_path(resp.url)}")
                 chunks: list[bytes] = []
                 size = 0
-                async for chunk in resp.content.iter_any():
+                while True:
+                    chunk, end_of_chunk = await read_chunk(resp.content)
+                    if not chunk and not end_of_chunk:
+                        break
+                    guard.check(chunk, end_of_chunk=end_of_chunk)
                     size += len(chunk)
                     if size > max_size:
                         raise MJPEGError(f"snapshot larger than {max_size} bytes")
-                    chunks.append(chunk)
+                    if chunk:
+                        chunks.append(chunk)
                 return Frame(
-                    data=b"".join(chunks),
+                    data=chunks[0] if len(chunks) == 1 else b"".join(chunks),
                     index=0,
                     received_at=time.monotonic(),
                     content_type=resp.content_type or "image/jpeg",

@@ -9,6 +9,7 @@ import time
 
 from aiohttp import web
 
+from oe_async.mjpeg import transform_header
 from oe_async.testing._core import SimulatorCore, relay_status, simulator_of
 from oe_async.testing.mjpeg_source import (
     QUIRKS,
@@ -47,6 +48,26 @@ def _part(sim: SimulatorCore, frames: list[bytes], quirks: frozenset[str], numbe
     return part
 
 
+def _transform(request: web.Request, index: int | None) -> str | None:
+    """The ``x-oe-webcam-transform`` to send: the override, or the plugin's for ``index``.
+
+    The plugin adds the header (``none``, or ``fliph flipv rotate=<deg>``) to its own
+    webcam endpoints, from the settings ``webcam/list`` reports for the same camera; a
+    printer's own MJPEG URL relayed as is carries none.
+    """
+    settings = simulator_of(request).state.webcam
+    if settings.transform is not None:
+        return settings.transform
+    if index is None:
+        return None
+    camera = settings.webcams[index]
+    return transform_header(
+        flip_h=bool(camera.get("FlipH")),
+        flip_v=bool(camera.get("FlipV")),
+        rotation=int(camera.get("Rotation") or 0),  # type: ignore[call-overload]
+    )
+
+
 def _rate_limited(request: web.Request) -> web.Response | None:
     """609 when streams are opened too often (the relay's webcam limit)."""
     sim = simulator_of(request)
@@ -64,7 +85,7 @@ def _rate_limited(request: web.Request) -> web.Response | None:
     return None
 
 
-async def stream(request: web.Request) -> web.StreamResponse:
+async def stream(request: web.Request, index: int | None = None) -> web.StreamResponse:
     """An MJPEG stream that ends after the stream time limit (or a frame count)."""
     sim = simulator_of(request)
     quirks = _quirks(request)
@@ -78,8 +99,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(
         headers={"Content-Type": content_type(quirks), "Cache-Control": "no-store"}
     )
-    if settings.transform is not None:
-        resp.headers[TRANSFORM_HEADER] = settings.transform
+    transform = _transform(request, index)
+    if transform is not None:
+        resp.headers[TRANSFORM_HEADER] = transform
     await resp.prepare(request)
     sim.webcam_streams += 1
     seconds = settings.stream_seconds
@@ -105,14 +127,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def snapshot(request: web.Request) -> web.StreamResponse:
+async def snapshot(request: web.Request, index: int | None = None) -> web.StreamResponse:
     """One JPEG."""
     sim = simulator_of(request)
     resp = web.Response(
         body=_frames(request)[sim.webcam_streams % len(_frames(request))], content_type="image/jpeg"
     )
-    if sim.state.webcam.transform is not None:
-        resp.headers[TRANSFORM_HEADER] = sim.state.webcam.transform
+    transform = _transform(request, index)
+    if transform is not None:
+        resp.headers[TRANSFORM_HEADER] = transform
     return resp
 
 
@@ -142,13 +165,13 @@ def _plugin_index(request: web.Request) -> int | web.Response:
 async def plugin_stream(request: web.Request) -> web.StreamResponse:
     """``GET /octoeverywhere-command-api/webcam/stream?index=N``."""
     index = _plugin_index(request)
-    return index if isinstance(index, web.Response) else await stream(request)
+    return index if isinstance(index, web.Response) else await stream(request, index)
 
 
 async def plugin_snapshot(request: web.Request) -> web.StreamResponse:
     """``GET /octoeverywhere-command-api/webcam/snapshot?index=N``."""
     index = _plugin_index(request)
-    return index if isinstance(index, web.Response) else await snapshot(request)
+    return index if isinstance(index, web.Response) else await snapshot(request, index)
 
 
 async def plugin_list(request: web.Request) -> web.StreamResponse:

@@ -66,7 +66,9 @@ class WebcamSettings:
     quirks: frozenset[str] = frozenset()
     #: Serve the ~100 KB frame instead of the small ones (benchmarks).
     large: bool = False
-    #: The relay's ``x-oe-webcam-transform`` header, if any.
+    #: Override the ``x-oe-webcam-transform`` header on every stream and snapshot. None:
+    #: the plugin's webcam endpoints send the value matching ``webcams[index]`` (``none``,
+    #: or ``fliph flipv rotate=<deg>``); the printer's own ``/webcam/`` URLs send none.
     transform: str | None = None
     #: Answer 609 when more than this many streams opened within ``window_seconds``.
     max_opens: int | None = None
