@@ -30,6 +30,7 @@ from ._plugin_wire import is_plugin_path
 from ._transport import HANDSHAKE_AUTH, Pool, Transport, as_timeout
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
 from .errors import (
+    MAX_ERROR_BODY,
     ClientClosedError,
     CommunicationError,
     InvalidArgumentError,
@@ -50,8 +51,6 @@ _LOGGER = logging.getLogger(__package__)
 
 #: Server errors in a row on the LAN route after which it is given up for the relay.
 LAN_FAILURES: Final = 3
-#: How much of an error response body is kept (for messages and plugin error decoding).
-ERROR_BODY_LIMIT: Final = 64 * 1024
 # RFC 9110 "tchar": what a method or header name may contain.
 _TOKEN_CHARS: Final = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -539,7 +538,7 @@ class Funnel:
                     transport.track(resp, call.pool)
                     return resp
                 try:
-                    body = await read_capped(resp, ERROR_BODY_LIMIT)
+                    body = await read_capped(resp, MAX_ERROR_BODY)
                 finally:
                     resp.release()
                 error = self._http_error(resp, body, call, path, relay=route is not Route.LAN)

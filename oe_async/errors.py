@@ -20,6 +20,15 @@ The hierarchy, in the order an app usually catches it::
         ├── PrinterHTTPError                          the printer's own answer (401, 404, 500...)
         └── AppAPIError                               an App API answer (400, 500...)
 
+Every error answers the two questions an app asks with two flags, and has one
+user-facing ``message``:
+
+- ``temporary``: trying the same call again by itself, after a short wait, may succeed
+  (network, printer offline, a relay hiccup, the webcam's back-to-back limit);
+- ``needs_user_action``: nothing changes until a person acts (connect again, re-subscribe,
+  update the plugin, pick a smaller file...). Never both; an error may be neither (a bad
+  argument, a printer's 404, no active print).
+
 Status codes are plain ``int`` throughout: ``http.HTTPStatus`` rejects 6xx.
 Exception messages never contain URLs, tokens or passwords.
 """
@@ -27,6 +36,8 @@ Exception messages never contain URLs, tokens or passwords.
 from __future__ import annotations
 
 import email.utils
+import json
+import re
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -35,6 +46,7 @@ from typing import ClassVar, Final
 from yarl import URL
 
 __all__ = [
+    "MAX_ERROR_BODY",
     "AppAPIError",
     "AppConnectionNotFoundError",
     "AppConnectionRevokedError",
@@ -78,28 +90,56 @@ __all__ = [
 ]
 
 NO_SUPPORTER_PERKS_URL: Final = "https://octoeverywhere.com/appportal/v1/nosupporterperks"
+#: How much of an error answer's body :class:`HTTPStatusError` keeps (bytes).
+MAX_ERROR_BODY: Final = 64 * 1024
 
 
 class OctoEverywhereError(Exception):
     """Base class of every exception oe_async raises on purpose.
 
     Attributes (on every subclass):
-        temporary: True when the same call may succeed later without user action.
+        message: one short sentence for the user; never contains a URL, token or password.
+            ``str(err)`` adds the details a log needs (status codes, method and path).
+        temporary: True when trying the same call again by itself, after a short wait, may
+            succeed (network, printer offline, 600/601/602/609/612...). Retry or poll on it.
+        needs_user_action: True when the call keeps failing until a person acts: connect
+            again (603/604/606), restore Supporter Perks (605), a smaller file or a larger
+            account limit (607/608), update the plugin (610), beta access (611), the plugin's
+            printer credentials (plugin 789). Show ``message``; stop polling.
         retry_after: seconds the server asked us to wait (``Retry-After``), else None;
             an integration can schedule its next poll with it.
 
+    ``temporary`` and ``needs_user_action`` are never both True; an error may be neither
+    (a bad argument, most of the printer's own 4xx, no active print to follow).
     """
 
+    #: One short sentence for the user (never a URL, token or password).
+    message: str
     temporary: bool = False
+    needs_user_action: bool = False
     retry_after: float | None = None
+    default_message: ClassVar[str] = "The request to the printer failed."
+
+    def __init__(self, message: str | None = None, *args: object) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message, *args)
+
+    def _set_message(self, message: str, text: str) -> None:
+        """Set ``message`` (for users) and the ``str()`` text (it adds details for logs)."""
+        self.message = message
+        Exception.__init__(self, text)
 
 
 class InvalidArgumentError(OctoEverywhereError, ValueError):
     """An argument was rejected before anything was sent; the message names it."""
 
+    default_message = "An argument was not valid; nothing was sent."
+
 
 class PortalError(InvalidArgumentError):
     """The portal's completion URL reports a failure or lacks what a connection needs."""
+
+    default_message = "The connection to the printer was not completed."
 
 
 class ClientClosedError(OctoEverywhereError):
@@ -110,6 +150,8 @@ class ClientClosedError(OctoEverywhereError):
     Not temporary: this client will never work again; make a new one.
     """
 
+    default_message = "The client was closed."
+
 
 class CommunicationError(OctoEverywhereError):
     """The request did not complete: connection refused or dropped, DNS, TLS, bad framing.
@@ -118,10 +160,13 @@ class CommunicationError(OctoEverywhereError):
     """
 
     temporary = True
+    default_message = "The printer could not be reached. Try again shortly."
 
 
 class RequestTimeoutError(CommunicationError, TimeoutError):
     """A connect, read or total timeout expired. Also a built-in ``TimeoutError``."""
+
+    default_message = "The printer did not answer in time. Try again shortly."
 
 
 class ConnectionPoolExhaustedError(CommunicationError):
@@ -145,6 +190,8 @@ class ConnectionPoolExhaustedError(CommunicationError):
 class UnexpectedResponseError(OctoEverywhereError):
     """A success status came with a body oe_async cannot decode (not JSON, missing fields)."""
 
+    default_message = "The answer could not be understood."
+
 
 class UploadSourceError(OctoEverywhereError):
     """The upload's own source failed or changed while it was being sent.
@@ -153,15 +200,24 @@ class UploadSourceError(OctoEverywhereError):
     bytes. The request was aborted: nothing truncated reached the printer as a whole file.
     """
 
+    default_message = "The file could not be read while it was being uploaded."
+
 
 class RelayError(OctoEverywhereError):
     """OctoEverywhere answered with one of its own status codes (600-699).
 
     Attributes:
         status: the 6xx code (plain ``int``).
-        temporary: True when the same request may succeed later without user action.
+        temporary: True for 600, 601, 602, 609, 612 and unknown codes.
+        needs_user_action: True for 603-608, 610 and 611.
         message: a short sentence suitable for showing to the user.
         retry_after: seconds the server asked us to wait (``Retry-After``), else None.
+
+    OctoEverywhere's own table also calls 605, 610, 611 and 613 "temporary", meaning they
+    can end without this app doing anything (the owner re-subscribes, the plugin is
+    updated, a print starts). Here ``temporary`` means "retrying by itself soon may
+    help", which none of those do: 605/610/611 need a person, and 613 ends when a print
+    starts (retry on a ``PrintStarted`` webhook, not on a timer).
 
     """
 
@@ -178,27 +234,36 @@ class RelayError(OctoEverywhereError):
     ) -> None:
         if status is not None:
             self.status = status
-        #: A short sentence suitable for showing to the user.
-        self.message: str = message or self.default_message
         #: Seconds the server asked us to wait (``Retry-After``), else None.
         self.retry_after: float | None = retry_after
-        super().__init__(f"{self.message} (OctoEverywhere status {self.status})")
+        message = message or self.default_message
+        self._set_message(message, f"{message} (OctoEverywhere status {self.status})")
 
 
 class ReauthorizationRequiredError(RelayError):
     """The App Connection can never work again: send the user through the portal (603/604/606)."""
 
     temporary = False
+    needs_user_action = True
 
 
 class SizeLimitError(RelayError):
     """A transfer is over the account's size limit (607 download, 608 upload).
 
-    ``limit`` and ``size`` are set (bytes) when known: always for the client-side pre-check,
-    never for a bare status code from the relay.
+    A person has to act: pick a smaller file, or raise the account's limit.
+
+    Attributes:
+        limit: the account's limit in bytes, when known.
+        size: the file's size in bytes, when known.
+        client_side: True when oe_async raised it itself, comparing the file with the
+            account's limits (from the App API); then OctoEverywhere never answered
+            607/608 and ``str(err)`` does not claim it did. False for the relay's 607/608
+            (``limit`` and ``size`` are then None).
+
     """
 
     temporary = False
+    needs_user_action = True
 
     def __init__(
         self,
@@ -208,14 +273,19 @@ class SizeLimitError(RelayError):
         retry_after: float | None = None,
         limit: int | None = None,
         size: int | None = None,
+        client_side: bool = False,
     ) -> None:
         #: The account's limit in bytes, when known.
         self.limit: int | None = limit
-        #: The transfer's size in bytes, when known.
+        #: The file's size in bytes, when known.
         self.size: int | None = size
+        #: True when oe_async raised it before (or instead of) an answer from the relay.
+        self.client_side: bool = client_side
         if message is None and limit is not None and size is not None:
             message = f"{self.default_message} ({size} bytes; the account allows {limit} bytes)"
         super().__init__(message, status=status, retry_after=retry_after)
+        if client_side:  # no 607/608 came: the text must not claim one
+            self._set_message(self.message, self.message)
 
 
 class ServiceError(RelayError):
@@ -256,10 +326,13 @@ class AppConnectionRevokedError(ReauthorizationRequiredError):
 class SupporterPerksRequiredError(RelayError):
     """605: the owner's account lost OctoEverywhere Supporter Perks.
 
-    Works again once they re-subscribe; link the user to ``recovery_url``.
+    Works again once they re-subscribe (a person has to act, so not ``temporary``); link
+    the user to ``recovery_url``.
     """
 
     status = 605
+    temporary = False
+    needs_user_action = True
     default_message = (
         "The printer owner's OctoEverywhere account needs Supporter Perks for this app."
     )
@@ -306,16 +379,20 @@ class WebcamLimitError(RelayError):
 
 
 class PluginUpdateRequiredError(RelayError):
-    """610: the printer's OctoEverywhere plugin must be updated."""
+    """610: the printer's OctoEverywhere plugin must be updated (by a person)."""
 
     status = 610
+    temporary = False
+    needs_user_action = True
     default_message = "The printer's OctoEverywhere plugin needs an update."
 
 
 class NoBetaAccessError(RelayError):
-    """611: the feature needs OctoEverywhere beta access."""
+    """611: the feature needs OctoEverywhere beta access (the owner has to get it)."""
 
     status = 611
+    temporary = False
+    needs_user_action = True
     default_message = "This feature needs OctoEverywhere beta access."
 
 
@@ -327,9 +404,14 @@ class PluginError(RelayError):
 
 
 class NoActivePrintError(RelayError):
-    """613: there is no active print (Live Link that follows the current print)."""
+    """613: there is no active print (Live Link that follows the current print).
+
+    Neither temporary nor a user action: it works once a print starts, so try again then
+    (a ``PrintStarted`` webhook), not on a timer.
+    """
 
     status = 613
+    temporary = False
     default_message = "There is no active print to follow."
 
 
@@ -338,8 +420,11 @@ class PluginCommandError(OctoEverywhereError):
 
     Attributes:
         plugin_status: the envelope's ``Status`` (750-789, or a command's own 4xx/5xx).
-        message: the envelope's ``Error`` text (from the printer's plugin; may be empty).
-        temporary: True when the same command may succeed later.
+        message: the envelope's ``Error`` text (from the printer's plugin; secret-looking
+            values hidden; it may hold any character: escape it for display), or a
+            default sentence when it is empty.
+        temporary: True for 785 and 787: the same command may succeed shortly.
+        needs_user_action: True for 789: the plugin's printer credentials must be fixed.
 
     """
 
@@ -350,9 +435,10 @@ class PluginCommandError(OctoEverywhereError):
     def __init__(self, message: str | None = None, *, plugin_status: int | None = None) -> None:
         if plugin_status is not None:
             self.plugin_status = plugin_status
-        #: The plugin's ``Error`` text, or a default sentence.
-        self.message: str = message or self.default_message
-        super().__init__(f"{self.message} (plugin status {self.plugin_status})")
+        # The plugin's own text, as it is (apps and the CLI escape it for display), with
+        # secret-looking values (``token=...``, ``Bearer ...``) hidden.
+        message = _SECRET_IN_TEXT.sub(_hide_secret, message or "") or self.default_message
+        self._set_message(message, f"{message} (plugin status {self.plugin_status})")
 
 
 class PluginCommandFailedError(PluginCommandError):
@@ -393,6 +479,7 @@ class PluginNotAuthorizedError(PluginCommandError):
     """789: the plugin lacks valid credentials for the printer's own API."""
 
     plugin_status = 789
+    needs_user_action = True
     default_message = "The OctoEverywhere plugin is not authorised to control the printer."
 
 
@@ -422,7 +509,19 @@ class HTTPStatusError(OctoEverywhereError):
         reason: the reason phrase, if any.
         method: the request method.
         path: the request path (no host, no query).
-        body: the start of the response body (at most 1 KiB), for diagnostics.
+        body: the response body as received, whole up to 64 KiB (:data:`MAX_ERROR_BODY`),
+            so ``json.loads(err.body)`` works for the printers' JSON errors. It is the
+            server's raw text: show ``message`` to users, not ``body``.
+        server_message: the server's own message when the body has a recognised shape
+            (Moonraker and JSON-RPC ``{"error": {"message": ...}}``, OctoPrint
+            ``{"error": "..."}``), with URLs and secret-looking values redacted and control
+            characters removed; else None.
+        message: ``server_message`` when there is one, else a sentence naming the status.
+        temporary: True for 5xx, 408, 425 and 429.
+
+    ``str(err)`` names the status, the method and path, and the server's message, e.g.
+    ``The printer answered HTTP 503 Service Unavailable to POST /printer/restart: Klippy
+    Host not connected``.
 
     """
 
@@ -442,11 +541,14 @@ class HTTPStatusError(OctoEverywhereError):
         self.reason: str = reason
         self.method: str = method
         self.path: str = path
-        self.body: bytes = body[:1024]
+        self.body: bytes = bytes(body[:MAX_ERROR_BODY])
         self.retry_after: float | None = retry_after
         self.temporary = status >= 500 or status in (408, 425, 429)
+        self.server_message: str | None = error_body_message(self.body)
         where = f" to {method} {path}" if method else ""
-        super().__init__(f"{self._who} answered HTTP {status} {reason}{where}".rstrip())
+        summary = f"{self._who} answered HTTP {status} {reason}".rstrip() + where
+        text = f"{summary}: {self.server_message}" if self.server_message else summary
+        self._set_message(self.server_message or summary, text)
 
     _who: ClassVar[str] = "The server"
 
@@ -482,6 +584,81 @@ _RELAY_ERRORS: Final[Mapping[int, type[RelayError]]] = {
         NoActivePrintError,
     )
 }
+
+
+#: The longest server message kept in ``message`` (characters).
+MAX_SERVER_MESSAGE: Final = 500
+#: URLs in free text (the same rule as :func:`oe_async.redact`): scheme, host and port stay.
+_URL_IN_TEXT: Final = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s\"'<>`]+", re.IGNORECASE)
+#: ``Bearer xyz``, ``Basic xyz``, and ``token: xyz``/``api_key=xyz``/``password 'xyz'``.
+_SECRET_IN_TEXT: Final = re.compile(
+    r"\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9+/=])[A-Za-z0-9._~+/=-]{8,}"
+    r"|\b((?:x-)?api[_-]?key|apptoken|app[_-]?api[_-]?token|access[_-]?token|token|password|"
+    r"passwd|secret(?:[_-]?key)?|authorization|cookie|set-cookie)\b(\s*[:=]\s*|\s+(?=[\"']))"
+    r"(\"[^\"]*\"|'[^']*'|[^\s,;]+)",
+    re.IGNORECASE,
+)
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
+
+
+def _hide_url(match: re.Match[str]) -> str:
+    text = match.group()
+    url_text = text.rstrip(".,;:!?)]}")
+    try:
+        url = URL(url_text)
+        host = url.host or ""
+    except (ValueError, TypeError):
+        return "**REDACTED**" + text[len(url_text) :]
+    labels = host.split(".")
+    if len(labels) >= 3 and not host.replace(".", "").isdigit():
+        host = ".".join(["***", *labels[1:]])  # the App Connection's unique subdomain
+    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
+    return f"{url.scheme}://{host}{port}" + text[len(url_text) :]
+
+
+def _hide_secret(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"{match.group(1)} **REDACTED**"
+    return f"{match.group(2)}{match.group(3)}**REDACTED**"
+
+
+def _printer_text(text: str) -> str:
+    """Server-controlled text made safe to show: one line, short, no URL paths or secrets."""
+    text = _CONTROL.sub(" ", text)
+    text = _URL_IN_TEXT.sub(_hide_url, text)
+    text = _SECRET_IN_TEXT.sub(_hide_secret, text)
+    text = " ".join(text.split())
+    if len(text) > MAX_SERVER_MESSAGE:
+        text = text[: MAX_SERVER_MESSAGE - 1].rstrip() + "…"
+    return text
+
+
+def error_body_message(body: bytes) -> str | None:
+    """The server's own error message from a recognised JSON error body, made safe to show.
+
+    Recognised: ``{"error": {"message": "..."}}`` (Moonraker, JSON-RPC) and
+    ``{"error": "..."}`` (OctoPrint). Anything else (HTML, plain text, other shapes) is None:
+    an unknown body is never shown to a user. URLs keep only their scheme and host (the
+    unique App Connection label hidden), secret-looking values (``Bearer x``, ``api_key=x``,
+    ``password: x``...) are replaced, control characters removed, and the text is at most
+    :data:`MAX_SERVER_MESSAGE` characters.
+    """
+    start = body[:64].lstrip()
+    if not start.startswith(b"{") or len(body) > MAX_ERROR_BODY:
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: hostile nesting
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    if isinstance(error, dict):
+        error = error.get("message")
+    if not isinstance(error, str):
+        return None
+    text = _printer_text(error)
+    return text or None
 
 
 def supporter_perks_url(app_id: str | None) -> str:

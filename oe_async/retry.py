@@ -20,7 +20,9 @@ __all__ = ["IDEMPOTENT_METHODS", "RETRYABLE_RELAY_STATUSES", "ReconnectPolicy", 
 #: Methods that may be repeated without changing the outcome (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 #: Relay codes worth another try: unknown error, printer offline, plugin timeout, plugin error.
-#: Never 603-611 or 613: they need the user, a smaller file, or a wait longer than a retry.
+#: These are the ``temporary`` codes except 609, whose wait is longer than a retry (the
+#: webcam stream waits it out). Never the ones that need the user (603-608, 610, 611: their
+#: ``needs_user_action`` is True) or 613 (it ends when a print starts, not with time).
 RETRYABLE_RELAY_STATUSES: Final = frozenset({600, 601, 602, 612})
 
 _rng = random.SystemRandom()
@@ -94,7 +96,11 @@ class RetryPolicy:
 
 
 def is_temporary(error: OctoEverywhereError) -> bool:
-    """True when the same request may succeed later without the user doing anything."""
+    """True when trying the same request again by itself, after a short wait, may succeed.
+
+    Reconnecting streams (webcam frames, subscriptions, the Gadget poller) keep going on
+    these and stop on the rest, including every error whose ``needs_user_action`` is True.
+    """
     return bool(getattr(error, "temporary", False))
 
 

@@ -127,6 +127,16 @@ async def settle(future: asyncio.Future[Any]) -> None:
         pass
 
 
+async def off_loop_to_completion(func: Callable[..., T], *args: Any) -> T:
+    """:func:`off_loop`, but a cancelled caller first waits for the thread to finish."""
+    future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await settle(future)
+        raise
+
+
 async def finish_off_loop(func: Callable[..., object], *args: Any) -> None:
     """Run a blocking clean-up call in the executor and wait for it even if cancelled.
 
@@ -439,12 +449,59 @@ class SourcePayload(Payload):
         raise err
 
 
+#: How browsers and curl escape a multipart name (WHATWG HTML, "multipart/form-data"):
+#: only these three; everything else, UTF-8 included, is sent as it is.
+_FORM_NAME_ESCAPES: Final = str.maketrans({'"': "%22", "\r": "%0D", "\n": "%0A"})
+
+
+def _form_name(what: str, value: str) -> str:
+    """A field or file name for ``Content-Disposition``, escaped the way browsers do.
+
+    Printers take the quoted value as it is (Moonraker, OctoPrint: no percent-decoding),
+    so a name is stored exactly as given; only ``"``, CR and LF, which would end the value
+    or the header, become ``%22``, ``%0D``, ``%0A``.
+    """
+    if "\0" in value:
+        raise InvalidArgumentError(f"{what} must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{what} is not valid Unicode (a lone surrogate)") from None
+    return value.translate(_FORM_NAME_ESCAPES)
+
+
+def form_disposition(name: str, filename: str | None = None) -> str:
+    """``form-data; name="..."[; filename="..."]`` with names sent as given (raw UTF-8).
+
+    aiohttp's default (``quote_fields=True``) percent-encodes a file name, and printers
+    store the encoded text: ``a b.gcode`` became ``a%20b.gcode`` on Moonraker.
+    """
+    value = f'form-data; name="{_form_name("field name", name)}"'
+    if filename is not None:
+        value += f'; filename="{_form_name("filename", filename)}"'
+    return value
+
+
 def _form_value(value: FormValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
         return str(value)
     raise InvalidArgumentError(f"form values must be str, int, float or bool, not {type(value)}")
+
+
+def _upload_over_limit(size: int | None, body_size: int, limit: int) -> UploadLimitError:
+    """The pre-check's error: it says nothing was sent and reports the file's own size."""
+    if size is None or size == body_size:
+        what = f"The file is {body_size} bytes"
+    else:
+        what = f"The file is {size} bytes ({body_size} with the upload form around it)"
+    return UploadLimitError(
+        f"{what}; the account's upload limit is {limit} bytes. Nothing was sent.",
+        limit=limit,
+        size=size if size is not None else body_size,
+        client_side=True,
+    )
 
 
 def _source_failure(err: BaseException) -> UploadSourceError:
@@ -502,7 +559,13 @@ class DownloadStream:
         if self._limit is not None and self.total is not None:
             size = self._offset + self.total
             if size > self._limit:
-                raise DownloadLimitError(limit=self._limit, size=size)
+                raise DownloadLimitError(
+                    f"The file is {size} bytes; the account's download limit is "
+                    f"{self._limit} bytes. The download was not started.",
+                    limit=self._limit,
+                    size=size,
+                    client_side=True,
+                )
 
     async def __anext__(self) -> bytes:
         try:
@@ -526,6 +589,7 @@ class DownloadStream:
             raise DownloadLimitError(
                 f"The download passed the account's download limit ({self._limit} bytes); aborted",
                 limit=self._limit,
+                client_side=True,
             )
         if self._progress.active:  # skip the call per chunk when nobody listens
             await self._progress.advance(len(chunk))
@@ -598,11 +662,68 @@ def _create_temp(dest: Path) -> tuple[IO[bytes], str]:
         raise
 
 
-def _commit(handle: IO[bytes], temp: str, dest: Path) -> None:
+def _finish(handle: IO[bytes]) -> None:
     handle.flush()
     os.fsync(handle.fileno())
     handle.close()
-    os.replace(temp, dest)
+
+
+def _install(temp: str, dest: Path, decision: dict[str, str]) -> None:
+    """Rename ``temp`` onto ``dest`` in a worker thread, undoably until the loop decides.
+
+    The old ``dest`` is kept as a hard link (moved aside where the file system has none)
+    until the thread and the event loop agree: ``decision.setdefault`` is atomic, so the
+    first of "keep" (this thread, rename done) and "undo" (the loop, its task cancelled
+    meanwhile) wins. On "undo" the old file goes back (or the new one is removed).
+    """
+    backup = temp + ".old"
+    moved = False
+    try:
+        os.link(dest, backup, follow_symlinks=False)
+        had_old = True
+    except FileNotFoundError:
+        had_old = False
+    except OSError:  # no hard links here (FAT, some network shares): move it aside
+        try:
+            os.replace(dest, backup)
+            had_old = moved = True
+        except FileNotFoundError:
+            had_old = False
+    try:
+        os.replace(temp, dest)
+    except BaseException:
+        if moved:
+            os.replace(backup, dest)
+        elif had_old:
+            os.unlink(backup)
+        raise
+    if decision.setdefault("decision", "keep") == "undo":
+        if had_old:
+            os.replace(backup, dest)
+        else:
+            os.unlink(dest)
+    elif had_old:
+        with contextlib.suppress(OSError):
+            os.unlink(backup)
+
+
+async def _install_undoably(temp: str, dest: Path) -> None:
+    """Move the finished download into place; a cancellation meanwhile leaves ``dest`` as it was.
+
+    The rename runs in the executor and cannot be stopped, so a task cancelled while it
+    runs tells the thread to undo it and waits for that before the cancellation goes on.
+    Only a cancellation arriving after the thread has finished everything (the call's work
+    was done) leaves the new ``dest`` in place.
+    """
+    decision: dict[str, str] = {}
+    future = asyncio.get_running_loop().run_in_executor(None, _install, temp, dest, decision)
+    try:
+        await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if decision.setdefault("decision", "undo") == "keep":
+            _LOGGER.debug("download_to cancelled after its file was in place")
+        await settle(future)
+        raise
 
 
 def _discard(handle: IO[bytes], temp: str) -> None:
@@ -702,10 +823,12 @@ class Files:
                 async iterable of ``bytes`` (an async generator is closed when the upload
                 ends, early or not, so its ``finally`` blocks run at once).
             filename: the name sent in the form; default: the path's or file object's name
-                (required for bytes and iterables in a multipart upload).
+                (required for bytes and iterables in a multipart upload). Sent as given,
+                the way browsers and curl send it: raw UTF-8, with only ``"``, CR and LF
+                escaped as ``%22``, ``%0D``, ``%0A``; the printer stores that name.
             field: the multipart field that carries the file.
             form: extra multipart fields (``{"select": True, "path": "folder"}``); booleans
-                are sent as ``true``/``false``.
+                are sent as ``true``/``false``; field names are sent like ``filename``.
             raw: send the bytes as the request body instead of a multipart form.
             method: default ``POST`` (multipart) or ``PUT`` (raw).
             progress: ``progress(bytes_done, total_or_None)``, sync or async: at least every
@@ -722,8 +845,9 @@ class Files:
             The printer's answer: status, headers, body and, for a JSON answer, ``data``.
 
         Raises:
-            UploadLimitError: the body is over the account's upload limit (checked before
-                any byte is sent when the size is known; 608 from the relay otherwise).
+            UploadLimitError: the body is over the account's upload limit: checked before
+                any byte is sent when the size is known (``err.client_side`` is True and
+                ``err.size`` is the file's size), 608 from the relay otherwise.
             UploadSourceError: the source failed or changed size while being sent.
             InvalidArgumentError: a missing file, bad arguments (nothing is sent).
 
@@ -743,8 +867,9 @@ class Files:
         name = filename or src.filename
         if not raw and not name:
             raise InvalidArgumentError("filename is required for a multipart upload of this source")
-        if name is not None and any(ch in name for ch in "\r\n\0"):
-            raise InvalidArgumentError("filename must not contain control characters")
+        if not raw:
+            file_disposition = form_disposition(field, name)
+            field_dispositions = [(form_disposition(key), value) for key, value in form_items]
         reporter.total = src.size
 
         payloads: list[SourcePayload] = []
@@ -755,10 +880,9 @@ class Files:
             if raw:
                 return payload
             writer = aiohttp.MultipartWriter("form-data")
-            for key, value in form_items:
-                part = writer.append(value)
-                part.set_content_disposition("form-data", name=key)
-            payload.set_content_disposition("form-data", name=field, filename=name)
+            for disposition, value in field_dispositions:
+                writer.append(value, {"Content-Disposition": disposition})
+            payload.headers["Content-Disposition"] = file_disposition
             writer.append_payload(payload)
             return writer
 
@@ -768,7 +892,7 @@ class Files:
             limits = await self._limits.precheck_limits()
             limit = limits.max_upload_bytes if limits is not None else None
             if limit is not None and limit > 0 and body_size > limit:
-                raise UploadLimitError(limit=limit, size=body_size)
+                raise _upload_over_limit(src.size, body_size, limit)
 
         bodies = iter([first])
 
@@ -914,7 +1038,8 @@ class Files:
                                 )
                         elif received:
                             # The server ignored the range or the file changed: start again.
-                            _LOGGER.debug("download of %s restarts from byte 0", stream.headers)
+                            # The status only: headers may carry cookies.
+                            _LOGGER.debug("download restarts from byte 0 (%d)", stream.status)
                             await sink.truncate()
                             received = before = 0
                             reporter.restart()
@@ -937,7 +1062,8 @@ class Files:
                     await sink.flush()
                     _LOGGER.debug("download interrupted after %d bytes; resuming", received)
             await sink.flush()
-            await off_loop(_commit, handle, temp, target)
+            await off_loop_to_completion(_finish, handle)  # never close under a thread's fsync
+            await _install_undoably(temp, target)
         except BaseException:
             await sink.discard()
             await finish_off_loop(_discard, handle, temp)

@@ -121,8 +121,8 @@ class TestUpload:
             filename="m.gcode",
             form={"root": "gcodes", "path": "jobs", "print": True},
         )
-        assert answer.data["result"]["item"]["path"] == "jobs/m.gcode"
-        assert answer.data["result"]["print_started"] is True
+        assert answer.data["item"]["path"] == "jobs/m.gcode"  # Moonraker's bare answer
+        assert answer.data["print_started"] is True
         assert "gcodes/jobs/m.gcode" in sim.files
 
     async def test_octoprint_select_and_folder(
@@ -191,7 +191,8 @@ class TestUpload:
             ({"source": io.StringIO("text")}, "binary mode"),
             ({"source": b"x", "raw": True, "form": {"a": 1}}, "form fields"),
             ({"source": b"x"}, "filename is required"),
-            ({"source": b"x", "filename": "a\r\nb"}, "control characters"),
+            ({"source": b"x", "filename": "a\0b"}, "NUL"),
+            ({"source": b"x", "filename": "a", "form": {"k\0": 1}}, "NUL"),
             ({"source": b"x", "filename": "a", "form": {"a": object()}}, "form values"),
             ({"source": b"x", "filename": "a", "size": 5}, "size=5"),
             ({"source": b"x", "filename": "a", "size": -1}, "non-negative"),
@@ -271,15 +272,23 @@ class TestLimits:
             await printer.files.upload("/api/files/local", b"x" * 5000, filename="big.gcode")
         assert excinfo.value.limit == 1000
         assert excinfo.value.size is not None
-        assert excinfo.value.size > 5000  # the whole multipart body
-        assert "1000" in str(excinfo.value)
+        assert excinfo.value.size == 5000  # the file's size, not the multipart body's
+        assert excinfo.value.client_side is True
+        assert str(excinfo.value) == (
+            "The file is 5000 bytes (5185 with the upload form around it); the account's "
+            "upload limit is 1000 bytes. Nothing was sent."
+        )
+        assert "status 608" not in str(excinfo.value)  # no such answer came
+        assert excinfo.value.message == str(excinfo.value)
         assert sim.requests_to("relay") == []
         assert len(sim.requests_to("app_api")) == 1  # limits fetched once
 
-        with pytest.raises(oe_async.UploadLimitError):
+        with pytest.raises(oe_async.UploadLimitError) as excinfo:
             await printer.files.upload(
                 "/api/files/local", b"x" * 5000, filename="big.gcode", raw=True
             )
+        assert excinfo.value.size == 5000
+        assert str(excinfo.value).startswith("The file is 5000 bytes; the account's upload")
         assert sim.requests_to("relay") == []
         assert len(sim.requests_to("app_api")) == 1  # ... and remembered
 
@@ -291,6 +300,8 @@ class TestLimits:
         with pytest.raises(oe_async.UploadLimitError) as excinfo:
             await printer.files.upload("/api/files/local", b"x" * 5000, filename="big.gcode")
         assert excinfo.value.status == 608
+        assert excinfo.value.client_side is False
+        assert "(OctoEverywhere status 608)" in str(excinfo.value)  # this one did answer 608
         assert len(sim.requests_to("relay", "/api/files/local")) == 1
 
     async def test_relay_608_for_a_streamed_body_without_length(
@@ -329,6 +340,11 @@ class TestLimits:
             async with printer.files.download("/downloads/files/local/huge.gcode") as chunks:
                 pytest.fail(f"the body should not be offered ({chunks.total})")
         assert (excinfo.value.limit, excinfo.value.size) == (1000, 3000)
+        assert excinfo.value.client_side is True
+        assert str(excinfo.value) == (
+            "The file is 3000 bytes; the account's download limit is 1000 bytes. "
+            "The download was not started."
+        )
         assert acquired_connections(printer.session) == 0
 
     async def test_download_streamed_count_over_the_limit(

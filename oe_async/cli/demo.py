@@ -54,7 +54,12 @@ async def _show_error(console: Console, what: str, printer_call: object) -> None
     try:
         await printer_call  # type: ignore[misc]
     except OctoEverywhereError as err:
-        kind = "temporary: retry later" if err.temporary else "needs the user"
+        if err.temporary:
+            kind = "temporary: retry later"
+        elif err.needs_user_action:
+            kind = "needs the user"
+        else:
+            kind = "not temporary, no user action: fix the call or wait for an event"
         console.print(f"  {what}: [yellow]{type(err).__name__}[/] ({kind})")
         console.print(f"    user-facing message: {error_line(err)}")
     else:

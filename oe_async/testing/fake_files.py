@@ -19,6 +19,24 @@ from oe_async.testing._core import relay_status, simulator_of
 from oe_async.testing.files import CHUNK, SimFile
 
 _RANGE_RE: Final = re.compile(r"^bytes=(\d+)-(\d*)$")
+#: One ``; key=value`` or ``; key="value"`` parameter of a ``Content-Disposition`` header.
+_PARAM_RE: Final = re.compile(r';\s*([^\s=;]+)\s*=\s*(?:"([^"]*)"|([^;]*))')
+
+
+def form_names(header: str) -> dict[str, str]:
+    """``Content-Disposition`` parameters read the way Moonraker and OctoPrint read them.
+
+    The quoted value is taken as it is: no percent-decoding and no backslash escapes
+    (Moonraker's streaming form parser and Tornado's header parser do neither), so a name
+    sent percent-encoded is stored percent-encoded, as the real printers do. The header
+    arrives as UTF-8. ``filename*`` (RFC 5987) is ignored, as Moonraker ignores it.
+    """
+    params: dict[str, str] = {}
+    for match in _PARAM_RE.finditer(header):
+        key = match.group(1).lower()
+        value = match.group(2) if match.group(2) is not None else match.group(3).strip()
+        params.setdefault(key, value)
+    return params
 
 
 class _OverLimit(Exception):  # noqa: N818 (control flow inside the simulator)
@@ -84,11 +102,14 @@ async def _multipart_upload(
     async for part in reader:
         if not isinstance(part, BodyPartReader):
             continue  # nested multipart: not something a printer accepts
-        if part.name == file_field and part.filename:
+        # Not part.name/part.filename: aiohttp undoes backslash escapes a printer keeps.
+        names = form_names(part.headers.get("Content-Disposition", ""))
+        name, filename = names.get("name", ""), names.get("filename")
+        if name == file_field and filename:
             # Plain fields may come before or after the file; "path" is applied after.
-            stored = await _receive(request, part.filename, _PartChunks(part))
+            stored = await _receive(request, filename, _PartChunks(part))
         else:
-            fields[part.name or ""] = await part.text()
+            fields[name] = await part.text()
     return stored, fields
 
 
@@ -146,19 +167,20 @@ async def moonraker_upload(request: web.Request) -> web.StreamResponse:
         return web.json_response({"error": {"code": 400, "message": "No file"}}, status=400)
     root = fields.get("root", "gcodes")
     simfile = _move(request, simfile, f"{root}/{fields.get('path', '')}")
+    # The bare object, no "result" wrapper: what Moonraker answers to an upload
+    # (tests/fixtures/moonraker/upload_create_file_201.json).
     return web.json_response(
         {
-            "result": {
-                "item": {
-                    "path": simfile.path.split("/", 1)[1],
-                    "root": root,
-                    "size": simfile.size,
-                    "modified": simfile.modified,
-                },
-                "print_started": fields.get("print") == "true",
-                "print_queued": False,
-                "action": "create_file",
-            }
+            "action": "create_file",
+            "item": {
+                "modified": simfile.modified,
+                "size": simfile.size,
+                "permissions": "rw",
+                "path": simfile.path.split("/", 1)[1],
+                "root": root,
+            },
+            "print_started": fields.get("print") == "true",
+            "print_queued": False,
         },
         status=201,
     )
