@@ -18,7 +18,7 @@ import enum
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import aiohttp
 import attrs
@@ -181,6 +181,7 @@ class Funnel:
             lan_from_ip=lan_url is None and lan is not None,
         )
         self._auth = self._pin_secrets()
+        self._default_headers: Final = {"User-Agent": transport.user_agent}
         self._relay_fingerprint: tuple[int, str] | None = None
         self._lan_mismatch_logged = False
         self._lan_errors = 0
@@ -452,8 +453,10 @@ class Funnel:
 
     # ------------------------------------------------------------------ sending
 
-    def _headers_for(self, call: Call) -> CIMultiDict[str]:
-        headers: CIMultiDict[str] = CIMultiDict(call.headers or {})
+    def _headers_for(self, call: Call) -> Mapping[str, str]:
+        if not call.headers:
+            return self._default_headers  # aiohttp copies it; nobody mutates it
+        headers: CIMultiDict[str] = CIMultiDict(call.headers)
         headers.setdefault("User-Agent", self._transport.user_agent)
         return headers
 
@@ -464,8 +467,12 @@ class Funnel:
         :class:`~oe_async.OctoEverywhereError`; cancellation passes through untouched.
         """
         deadline = self._deadline(call)
-        async with self._transport.slot(call.pool, wait=self._remaining(deadline)):
+        transport = self._transport
+        await transport.acquire(call.pool, wait=self._remaining(deadline))
+        try:
             return await self._attempts(call, deadline)
+        finally:
+            transport.release(call.pool)
 
     @staticmethod
     def _deadline(call: Call) -> float | None:
@@ -476,11 +483,13 @@ class Funnel:
     def _remaining(deadline: float | None) -> float | None:
         return None if deadline is None else deadline - asyncio.get_running_loop().time()
 
-    def _attempt_timeout(self, call: Call, deadline: float | None) -> aiohttp.ClientTimeout:
+    def _attempt_timeout(
+        self, call: Call, deadline: float | None, attempt: int
+    ) -> aiohttp.ClientTimeout:
         """The attempt's timeout: what is left of the call's deadline, pool wait bounded."""
         timeout = call.timeout
-        remaining = self._remaining(deadline)
-        if remaining is not None:
+        if deadline is not None and attempt > 1:  # the first attempt has all of it
+            remaining = deadline - asyncio.get_running_loop().time()
             timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
         return self._transport.with_pool_wait(timeout)
 
@@ -507,7 +516,7 @@ class Funnel:
                     params=call.params,
                     data=data,
                     headers=headers,
-                    timeout=self._attempt_timeout(call, deadline),
+                    timeout=self._attempt_timeout(call, deadline, attempt),
                     allow_redirects=call.allow_redirects,
                     raise_for_status=False,
                     middlewares=(self._auth,),
@@ -618,32 +627,52 @@ class Funnel:
         if call.pool is Pool.STREAMS:
             # A stream counts as a live stream once open, not as a request in flight.
             resp = await self.open(call)
-            async with self._released(call, resp) as held:
-                yield held
+            try:
+                yield resp
+            except TRANSPORT_ERRORS as err:
+                self._reraise(err, call, resp)
+            finally:
+                resp.release()
             return
         deadline = self._deadline(call)
-        async with self._transport.slot(call.pool, wait=self._remaining(deadline)):
-            resp = await self._attempts(call, deadline)
-            async with self._released(call, resp) as held:
-                yield held
-
-    @asynccontextmanager
-    async def _released(
-        self, call: Call, resp: aiohttp.ClientResponse
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        transport = self._transport
+        await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
-            yield resp
-        except TRANSPORT_ERRORS as err:
-            if isinstance(err, OctoEverywhereError):
-                raise
-            raise self.error_for(err, call.method, display_path(resp.url)) from None
+            resp = await self._attempts(call, deadline)
+            try:
+                yield resp
+            except TRANSPORT_ERRORS as err:
+                self._reraise(err, call, resp)
+            finally:
+                resp.release()
         finally:
-            resp.release()
+            transport.release(call.pool)
+
+    def _reraise(self, err: BaseException, call: Call, resp: aiohttp.ClientResponse) -> NoReturn:
+        """Raise ``err`` as the library error it stands for (it came while reading ``resp``)."""
+        if isinstance(err, OctoEverywhereError):
+            raise err
+        raise self.error_for(err, call.method, display_path(resp.url)) from None
 
     async def json(self, call: Call) -> Any:
         """Send ``call`` and decode its JSON answer (None for an empty body)."""
-        async with self.send(call) as resp:
-            return await read_json(resp, call.method)
+        if call.pool is Pool.STREAMS:
+            async with self.send(call) as resp:
+                return await read_json(resp, call.method)
+        # send() spelled out: this is the hot path of every small request.
+        deadline = self._deadline(call)
+        transport = self._transport
+        await transport.acquire(call.pool, wait=self._remaining(deadline))
+        try:
+            resp = await self._attempts(call, deadline)
+            try:
+                return await read_json(resp, call.method)
+            except TRANSPORT_ERRORS as err:
+                self._reraise(err, call, resp)
+            finally:
+                resp.release()
+        finally:
+            transport.release(call.pool)
 
     async def _handshake(
         self,

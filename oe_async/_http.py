@@ -6,6 +6,7 @@ funnel already holds, or on plain values.
 
 from __future__ import annotations
 
+import functools
 import json as jsonlib
 import os
 from typing import Any, Final
@@ -39,6 +40,13 @@ __all__ = [
 
 
 def join_url(base: URL, path: str | URL) -> URL:
+    """Join ``path`` beneath ``base`` (see :func:`_join`); string paths are cached."""
+    if isinstance(path, str):
+        return _join_cached(base, path)
+    return _join(base, path)
+
+
+def _join(base: URL, path: str | URL) -> URL:
     """Join ``path`` beneath ``base`` with yarl; refuse anything that leaves base's origin.
 
     ``path`` may start with ``/`` (it is still taken below ``base``'s path), carry a query
@@ -108,6 +116,10 @@ def path_of(url: str | URL) -> str:
         raise InvalidArgumentError("not an http(s) URL or a path")
     path = parsed.raw_path or "/"
     return path + (f"?{parsed.raw_query_string}" if parsed.raw_query_string else "")
+
+
+#: Printers are polled on the same few paths: parse and join each (base, path) once.
+_join_cached: Final = functools.lru_cache(maxsize=4096)(_join)
 
 
 def display_path(url: URL) -> str:

@@ -178,6 +178,7 @@ class Transport:
         # below, what oe_async holds of each pool (for the pool-exhausted error).
         self._in_flight: dict[Pool, int] = dict.fromkeys(Pool, 0)
         self._gate: asyncio.Semaphore | None = None
+        self._pool_wait_cache: dict[aiohttp.ClientTimeout, aiohttp.ClientTimeout] = {}
         self._handshake_child: aiohttp.ClientSession | None = None
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -309,6 +310,15 @@ class Transport:
         """``timeout`` with its ``connect`` bound (pool wait + connect) filled in."""
         if timeout.connect is not None:
             return timeout
+        cached = self._pool_wait_cache.get(timeout)
+        if cached is not None:
+            return cached
+        if len(self._pool_wait_cache) > 64:
+            self._pool_wait_cache.clear()
+        cached = self._pool_wait_cache[timeout] = self._add_pool_wait(timeout)
+        return cached
+
+    def _add_pool_wait(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
         connect = self.budget.pool_timeout + (timeout.sock_connect or self.budget.pool_timeout)
         return attrs.evolve(timeout, connect=connect)
 
@@ -328,9 +338,8 @@ class Transport:
             return None
         return self.exhausted(pool, elapsed)
 
-    @asynccontextmanager
-    async def slot(self, pool: Pool, *, wait: float | None = None) -> AsyncIterator[None]:
-        """Count one request (or a stream being opened) against ``pool`` while it runs.
+    async def acquire(self, pool: Pool, *, wait: float | None = None) -> None:
+        """Count one request (or a stream being opened) against ``pool``; pair with :meth:`release`.
 
         The wait for room is bounded by :attr:`ConnectionBudget.pool_timeout` (or ``wait``,
         what is left of the call's deadline, when shorter), then
@@ -338,35 +347,38 @@ class Transport:
         semaphore sized to their pool; streams hold connections beyond the call, so their
         room is what the live streams leave.
         """
-        bound = (
-            self.budget.pool_timeout
-            if wait is None
-            else max(0.0, min(wait, self.budget.pool_timeout))
-        )
+        bound = self.budget.pool_timeout
+        if wait is not None and wait < bound:
+            bound = max(0.0, wait)
         if pool is Pool.STREAMS:
             await self._wait_for_stream_room(bound)
-            self._in_flight[pool] += 1
-            try:
-                yield
-            finally:
-                self._in_flight[pool] -= 1
-            return
-        gate = self._request_gate()
-        if gate is not None and gate.locked():
-            try:
-                async with asyncio.timeout(bound):
-                    await gate.acquire()
-            except TimeoutError:
-                raise self.exhausted(pool, bound) from None
-        elif gate is not None:
-            await gate.acquire()  # free: returns at once
+        else:
+            gate = self._gate if self._gate is not None else self._request_gate()
+            if gate is not None:
+                if gate.locked():
+                    try:
+                        async with asyncio.timeout(bound):
+                            await gate.acquire()
+                    except TimeoutError:
+                        raise self.exhausted(pool, bound) from None
+                else:
+                    await gate.acquire()  # free: returns at once
         self._in_flight[pool] += 1
+
+    def release(self, pool: Pool) -> None:
+        """Give back what :meth:`acquire` took."""
+        self._in_flight[pool] -= 1
+        if pool is Pool.REQUESTS and self._gate is not None:
+            self._gate.release()
+
+    @asynccontextmanager
+    async def slot(self, pool: Pool, *, wait: float | None = None) -> AsyncIterator[None]:
+        """:meth:`acquire` and :meth:`release` as a context manager."""
+        await self.acquire(pool, wait=wait)
         try:
             yield
         finally:
-            self._in_flight[pool] -= 1
-            if gate is not None:
-                gate.release()
+            self.release(pool)
 
     def _request_gate(self) -> asyncio.Semaphore | None:
         if self._gate is None:
