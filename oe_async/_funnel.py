@@ -683,7 +683,7 @@ class Funnel:
         receive_timeout: float | None,
         handshake_timeout: float,
         max_msg_size: int,
-    ) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    ) -> tuple[aiohttp.ClientWebSocketResponse, str, Route | None]:
         """One WebSocket handshake (LAN falling back to the relay), errors translated.
 
         Every error is raised *outside* the ``except`` block that caught aiohttp's: its
@@ -705,6 +705,9 @@ class Funnel:
                         timeout=aiohttp.ClientWSTimeout(ws_receive=receive_timeout, ws_close=10.0),
                         headers=self._headers_for(call),
                         max_msg_size=max_msg_size,
+                        # PrinterWebSocket answers pings itself, with a bound on how many
+                        # (aiohttp would answer a flood of them for ever, on the loop).
+                        autoping=False,
                     )
             except aiohttp.WSServerHandshakeError as err:
                 error = self._handshake_refused(err.status, err.headers, path, route)
@@ -716,7 +719,7 @@ class Funnel:
                 HANDSHAKE_AUTH.reset(token)
             if error is not None:
                 raise error
-            return ws, path
+            return ws, path, route
 
     def _handshake_refused(
         self, status: int, headers: Mapping[str, str] | None, path: str, route: Route | None
@@ -747,8 +750,12 @@ class Funnel:
         receive_timeout: float | None,
         handshake_timeout: float,
         max_msg_size: int,
-    ) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str]]:
-        """Open a WebSocket for ``call`` (a GET); yield it with its display path.
+    ) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, str, bool]]:
+        """Open a WebSocket for ``call`` (a GET); yield ``(socket, display path, via relay)``.
+
+        The last item says whether the handshake went through the relay (only the relay
+        speaks OctoEverywhere's 6xx codes). Pings are left to the caller
+        (``autoping=False``): answer them, with a bound.
 
         The handshake carries the pinned headers by the same origin rule as every request,
         on every redirect hop; a LAN that cannot be reached falls back to the relay. A
@@ -758,7 +765,7 @@ class Funnel:
             raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
         transport = self._transport
         async with transport.slot(Pool.STREAMS, wait=handshake_timeout):
-            ws, path = await self._handshake(
+            ws, path, route = await self._handshake(
                 call,
                 protocols=protocols,
                 heartbeat=heartbeat,
@@ -768,7 +775,7 @@ class Funnel:
             )
             self._transport.track(ws)
         try:
-            yield ws, path
+            yield ws, path, route is Route.RELAY
         finally:
             with contextlib.suppress(*TRANSPORT_ERRORS):
                 await ws.close()

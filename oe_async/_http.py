@@ -292,3 +292,7 @@ async def read_json(
             f"{method} {display_path(resp.url)} answered a body that is not JSON "
             f"({content_type.split(';')[0]})"
         ) from None
+    except RecursionError:  # hostile nesting: a typed error, never a bare RecursionError
+        raise UnexpectedResponseError(
+            f"{method} {display_path(resp.url)} answered JSON nested too deeply to decode"
+        ) from None

@@ -28,6 +28,7 @@ from oe_async import (
     PrinterHTTPError,
     RelayError,
     RetryPolicy,
+    UnexpectedResponseError,
 )
 from oe_async._lan import is_local_host, lan_url_from_ip
 from oe_async.testing import Fault, Simulator
@@ -348,3 +349,32 @@ async def test_a_lan_that_keeps_failing_is_given_up(sim: Simulator) -> None:
                 await printer.get_json("/api/printer")
         assert printer.route.value == "relay"
         assert isinstance(await printer.get_json("/api/printer"), dict)  # through the relay
+
+
+# ---------------------------------------------------------------- 15.5 (HTTP part)
+
+
+async def test_deeply_nested_json_is_a_typed_error(sim: Simulator) -> None:
+    nested = b"[" * 200_000 + b"]" * 200_000
+    sim.state.faults.append(
+        Fault(
+            status=200,
+            path="/api/printer",
+            headers={"Content-Type": "application/json"},
+            body=nested,
+        )
+    )
+    sim.state.faults.append(
+        Fault(
+            status=200,
+            path="/api/appconnection/info",
+            headers={"Content-Type": "application/json"},
+            body=nested,
+        )
+    )
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        with pytest.raises(UnexpectedResponseError, match="nested too deeply"):
+            await printer.get_json("/api/printer")
+        with pytest.raises(UnexpectedResponseError, match="nested too deeply"):
+            await printer.app_api.info()
