@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
@@ -131,6 +132,14 @@ def _check_headers(
 _MANAGED_HEADERS: Final = frozenset({"authorization", "apptoken", "host"})
 
 
+def _label(conn: AppConnection) -> str:
+    digest = hashlib.sha256(str(conn.url).encode()).hexdigest()[:6]
+    if conn.printer_name:
+        name = "".join(ch if ch.isprintable() else "?" for ch in conn.printer_name[:40])
+        return f"printer {name!r} ({digest})"
+    return f"printer {digest}"
+
+
 class Funnel:
     """Sends every request of one printer connection; see the module docstring.
 
@@ -182,6 +191,9 @@ class Funnel:
         )
         self._auth = self._pin_secrets()
         self._default_headers: Final = {"User-Agent": transport.user_agent}
+        #: How log lines name this printer: its name, or a short digest of its URL (the
+        #: URL's unique subdomain is a secret; the digest cannot be turned back into it).
+        self.label: Final = _label(app_connection)
         self._relay_fingerprint: tuple[int, str] | None = None
         self._lan_mismatch_logged = False
         self._lan_errors = 0
@@ -211,8 +223,9 @@ class Funnel:
             raise InvalidArgumentError("the App Connection URL and the App API share an origin")
         pins: dict[Origin, dict[str, str]] = {
             relay: {"Authorization": conn.auth.header_value, **self._printer_headers},
-            app_api: {"AppToken": conn.app_token},
         }
+        if conn.app_token is not None:
+            pins[app_api] = {"AppToken": conn.app_token}
         lan = self._router.lan_url
         if lan is not None and self._router.policy is not RoutePolicy.RELAY:
             if origin_of(lan) in pins:
@@ -221,7 +234,9 @@ class Funnel:
         return AuthMiddleware(pins)
 
     def __repr__(self) -> str:
-        return f"<Funnel {redact_url(self._app_connection.url)} route={self.route.value}>"
+        return (
+            f"<Funnel {self.label} {redact_url(self._app_connection.url)} route={self.route.value}>"
+        )
 
     # ------------------------------------------------------------------ state
 
@@ -332,6 +347,11 @@ class Funnel:
             raise InvalidArgumentError("pass json or data, not both")
         if not isinstance(path, str | URL):
             raise InvalidArgumentError(f"path must be a str or yarl.URL, not {type(path).__name__}")
+        if target is Target.APP_API and self._app_connection.app_token is None:
+            raise InvalidArgumentError(
+                "this App Connection has no app_token: the App APIs (info, Live Links, "
+                "Gadget, webhooks) need the one the portal gave"
+            )
         transport = self._transport
         return Call(
             method=method,
@@ -398,9 +418,9 @@ class Funnel:
             if not self._lan_mismatch_logged:
                 self._lan_mismatch_logged = True
                 _LOGGER.warning(
-                    "%r: the LAN address answers unlike the printer (HTTP %d %s, the relay: "
+                    "%s: the LAN address answers unlike the printer (HTTP %d %s, the relay: "
                     "HTTP %d %s); staying on the relay",
-                    self,
+                    self.label,
                     *lan,
                     *self._relay_fingerprint,
                 )
@@ -435,7 +455,7 @@ class Funnel:
         self._lan_errors += 1
         if self._lan_errors >= LAN_FAILURES:
             self._lan_errors = 0
-            _LOGGER.debug("%r: %d server errors in a row on the LAN", self, LAN_FAILURES)
+            _LOGGER.debug("%s: %d server errors in a row on the LAN", self.label, LAN_FAILURES)
             self._router.lan_failed()
 
     def _spawn_probe(self, coro: Coroutine[Any, Any, None]) -> object:
@@ -533,7 +553,9 @@ class Funnel:
                     and self._lan_failed(route, call)
                     and (isinstance(err, _NEVER_SENT) or retryable_request)
                 ):
-                    _LOGGER.debug("%s %s: LAN unreachable, using the relay", call.method, path)
+                    _LOGGER.debug(
+                        "%s: %s %s: LAN unreachable, using the relay", self.label, call.method, path
+                    )
                     attempt -= 1
                     continue
             else:
@@ -543,7 +565,7 @@ class Funnel:
                 # App API: on the plain-http LAN they are any device's ordinary answer.
                 relay_status = is_relay_status(status) and route is not Route.LAN
                 if status < 400 or not (call.raise_for_status or relay_status):
-                    _LOGGER.debug("%s %s -> %d", call.method, path, status)
+                    _LOGGER.debug("%s: %s %s -> %d", self.label, call.method, path, status)
                     transport.track(resp, call.pool)
                     return resp
                 try:
@@ -562,7 +584,8 @@ class Funnel:
             remaining = self._remaining(deadline)
             if delay is not None and remaining is not None and delay >= remaining:
                 _LOGGER.debug(
-                    "%s %s: no time left for attempt %d (%.2f s left)",
+                    "%s: %s %s: no time left for attempt %d (%.2f s left)",
+                    self.label,
                     call.method,
                     path,
                     attempt + 1,
@@ -570,7 +593,7 @@ class Funnel:
                 )
                 delay = None
             if delay is None:
-                _LOGGER.debug("%s %s failed: %s", call.method, path, error)
+                _LOGGER.debug("%s: %s %s failed: %s", self.label, call.method, path, error)
                 self.last_error = {"type": type(error).__name__, "message": str(error)}
                 if attempt > 1 and isinstance(error, RequestTimeoutError) and deadline is not None:
                     error = RequestTimeoutError(
@@ -579,7 +602,8 @@ class Funnel:
                     )
                 raise error from None
             _LOGGER.debug(
-                "%s %s failed (%s); attempt %d of %d in %.2f s",
+                "%s: %s %s failed (%s); attempt %d of %d in %.2f s",
+                self.label,
                 call.method,
                 path,
                 type(error).__name__,

@@ -20,6 +20,7 @@ from typing import Any, Final
 import aiohttp
 import attrs
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
+from aiohttp.connector import Connection
 from yarl import URL
 
 from .errors import ClientClosedError, ConnectionPoolExhaustedError, InvalidArgumentError
@@ -200,7 +201,7 @@ class Transport:
         # request passes its own middlewares, which replace it. No cookie jar: nothing a
         # relay, a LAN device or the App API sets can reach another origin (or plain http).
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+            connector=_QuietConnector(limit=limit, limit_per_host=0),
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=self.timeout,
             middlewares=(_handshake_middleware,),
@@ -466,6 +467,35 @@ class Transport:
         if self.owns_session and self._session is not None:
             await self._session.close()
         _LOGGER.debug("OctoEverywhere client closed (%d background task(s) cancelled)", len(tasks))
+
+
+class _QuietConnector(aiohttp.TCPConnector):
+    """A connector that never reuses a pooled connection which heard something while idle.
+
+    aiohttp hands a kept-alive connection to the next request even when bytes arrived on
+    it while it sat in the pool: an unsolicited response (a stray ``408`` from a proxy or a
+    server timing the connection out) is then read as the next request's answer, and every
+    later answer on that connection is off by one. Such a connection reports
+    ``should_close`` (it holds buffered data); drop it and take another. Public API only:
+    ``connect()``, ``Connection.protocol``, ``ResponseHandler.should_close``.
+    """
+
+    async def connect(
+        self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
+    ) -> Connection:
+        """A pooled connection with nothing unread on it, or a new one."""
+        for _ in range(_MAX_STALE):
+            conn = await super().connect(req, traces, timeout)
+            protocol = conn.protocol
+            if protocol is None or not protocol.should_close:
+                return conn
+            _LOGGER.debug("dropping a pooled connection that received data while idle")
+            conn.close()
+        return await super().connect(req, traces, timeout)
+
+
+#: Idle connections with stray data dropped before one connect() gives up looking.
+_MAX_STALE: Final = 8
 
 
 # aiohttp keeps a session's own ``proxy=``/``proxy_auth=`` with no public accessor; read

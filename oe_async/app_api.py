@@ -167,10 +167,15 @@ class AppAPI:
         seconds). Relay errors (603/604/605...) propagate: the transfer would fail the same
         way. When the App API cannot be reached, or answers oddly, the pre-check is skipped
         (logged) and not tried again for :data:`PRECHECK_BACKOFF` seconds. On the LAN route,
-        or with ``OctoEverywhere(precheck_limits=False)``, there is no pre-check.
+        with ``OctoEverywhere(precheck_limits=False)`` or for a connection without an
+        ``app_token``, there is no pre-check.
         """
-        if not self._funnel.precheck_limits or self._funnel.route is Route.LAN:
-            return None  # opted out / the account limits apply to the relay only
+        if (
+            not self._funnel.precheck_limits
+            or self._funnel.route is Route.LAN
+            or self._funnel.app_connection.app_token is None
+        ):
+            return None  # opted out / relay-only limits / no App API token to ask with
         if self._limits is not None:
             return self._limits
         loop = asyncio.get_running_loop()

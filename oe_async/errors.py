@@ -501,6 +501,10 @@ def plugin_error(plugin_status: int, message: str | None = None) -> PluginComman
     return cls(message, plugin_status=plugin_status)
 
 
+#: Statuses a gateway (the relay) gives when it cannot get an answer from the printer.
+_GATEWAY_STATUSES: Final = frozenset({502, 504})
+
+
 class HTTPStatusError(OctoEverywhereError):
     """A 4xx/5xx answer that is not an OctoEverywhere relay code.
 
@@ -546,17 +550,28 @@ class HTTPStatusError(OctoEverywhereError):
         self.temporary = status >= 500 or status in (408, 425, 429)
         self.server_message: str | None = error_body_message(self.body)
         where = f" to {method} {path}" if method else ""
-        summary = f"{self._who} answered HTTP {status} {reason}".rstrip() + where
+        summary = f"{self._speaker(status)} answered HTTP {status} {reason}".rstrip() + where
         text = f"{summary}: {self.server_message}" if self.server_message else summary
         self._set_message(self.server_message or summary, text)
 
     _who: ClassVar[str] = "The server"
 
+    def _speaker(self, status: int) -> str:
+        """Who gave this answer, as far as the status tells."""
+        return self._who
+
 
 class PrinterHTTPError(HTTPStatusError):
-    """The printer's own API answered 4xx/5xx (e.g. OctoPrint's 403 for a bad API key)."""
+    """The printer's own API answered 4xx/5xx (e.g. OctoPrint's 403 for a bad API key).
+
+    A 502 or 504 may come from the relay itself (a gateway that could not get an answer
+    from the printer's server): its message says "the relay or the printer".
+    """
 
     _who = "The printer"
+
+    def _speaker(self, status: int) -> str:
+        return "The relay or the printer" if status in _GATEWAY_STATUSES else self._who
 
 
 class AppAPIError(HTTPStatusError):

@@ -92,7 +92,10 @@ class AppConnection:
     """One user's permission for this app to reach one printer through OctoEverywhere.
 
     ``url`` stands in for the printer's LAN base URL; ``auth`` must ride on every request
-    to it; ``app_token`` authorises the App APIs for this connection. Persist it with
+    to it; ``app_token`` authorises the App APIs for this connection (leave it None for a
+    connection used only for the relay: the App APIs then raise
+    :class:`~oe_async.InvalidArgumentError` and transfers skip the limits pre-check). Persist
+    it with
     :meth:`to_dict` / :meth:`from_dict` (the secrets are returned by the portal only once).
 
     The URL must be https on ``octoeverywhere.com`` or a subdomain of it: the credentials
@@ -108,7 +111,7 @@ class AppConnection:
 
     url: URL = attrs.field(converter=_to_url)
     auth: Auth = attrs.field()
-    app_token: str = attrs.field()
+    app_token: str | None = attrs.field(default=None)
     id: str | None = None
     printer_name: str | None = None
     local_ip: str | None = None
@@ -121,7 +124,9 @@ class AppConnection:
             raise InvalidArgumentError("App Connection auth must be BasicAuth or BearerAuth")
 
     @app_token.validator
-    def _check_token(self, _: attrs.Attribute[str], value: str) -> None:
+    def _check_token(self, _: attrs.Attribute[str | None], value: str | None) -> None:
+        if value is None:
+            return  # relay only: the App APIs then refuse with a clear error
         if not isinstance(value, str) or not value.strip():
             raise InvalidArgumentError("App Connection app_token must be a non-empty string")
         if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
@@ -156,8 +161,9 @@ class AppConnection:
         parts = [
             f"url={redact_url(self.url)!r}",
             f"auth={self.auth!r}",
-            "app_token='***'",
         ]
+        if self.app_token is not None:
+            parts.append("app_token='***'")
         if self.id is not None:
             parts.append("id='***'")
         if self.printer_name is not None:

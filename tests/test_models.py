@@ -102,9 +102,13 @@ def test_round_trips_through_a_plain_json_dict(auth: BasicAuth | BearerAuth) -> 
 
 def test_from_dict_names_what_is_wrong() -> None:
     good = make().to_dict()
-    missing = {k: v for k, v in good.items() if k != "app_token"}
-    with pytest.raises(InvalidArgumentError, match="app_token"):
+    missing = {k: v for k, v in good.items() if k != "auth"}
+    with pytest.raises(InvalidArgumentError, match="auth"):
         AppConnection.from_dict(missing)
+    # app_token may be absent (a relay-only connection), but not empty.
+    assert AppConnection.from_dict({k: v for k, v in good.items() if k != "app_token"})
+    with pytest.raises(InvalidArgumentError, match="app_token"):
+        AppConnection.from_dict({**good, "app_token": " "})
     with pytest.raises(InvalidArgumentError, match="https"):
         AppConnection.from_dict({**good, "url": "http://example.com"})
     with pytest.raises(InvalidArgumentError, match="mapping"):

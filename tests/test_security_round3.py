@@ -378,3 +378,63 @@ async def test_deeply_nested_json_is_a_typed_error(sim: Simulator) -> None:
             await printer.get_json("/api/printer")
         with pytest.raises(UnexpectedResponseError, match="nested too deeply"):
             await printer.app_api.info()
+
+
+# ---------------------------------------------------------------- 19.10: stray idle responses
+
+
+class StrayAnswers:
+    """A keep-alive HTTP server that sends an unsolicited response on each idle connection."""
+
+    def __init__(self) -> None:
+        self.url = URL()
+        self.served = 0
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not head:
+                    return
+                self.served += 1
+                body = f'{{"n": {self.served}}}'.encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+                await asyncio.sleep(0.05)  # the connection is idle in the client's pool now
+                stray = b'{"stray": true}'
+                writer.write(
+                    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(stray)}\r\n\r\n".encode()
+                    + stray
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> StrayAnswers:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = URL(f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+async def test_an_unsolicited_answer_on_an_idle_connection_is_never_read(
+    sim: Simulator,
+) -> None:
+    async with StrayAnswers() as server, sim.client(retry=RetryPolicy.never()) as oe:
+        printer = oe.printer(sim.app_connection(url=server.url))
+        answers = []
+        for _ in range(4):
+            answers.append(await printer.get_json("/api/printer"))
+            await asyncio.sleep(0.15)  # long enough for the stray answer to arrive
+    assert answers == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]
