@@ -52,7 +52,7 @@ def plugin_error_from_http(err: PrinterHTTPError) -> PluginCommandError | None:
     """A raw endpoint's HTTP error with a JSON error body, as a plugin error (else None)."""
     try:
         body = json.loads(err.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or hostile nesting: not a plugin error
         return None
     if not isinstance(body, Mapping):
         return None

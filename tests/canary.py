@@ -96,6 +96,17 @@ class SecretWatch:
         self.check(f"repr of {type(obj).__name__}", repr(obj))
         if isinstance(obj, OctoEverywhereError):
             self.check("error message", str(obj))
+            # Everything reachable from a raised error: its chain (aiohttp's exceptions
+            # record the request headers), and each link's args and attributes.
+            link: BaseException | None = obj
+            seen: set[int] = set()
+            while link is not None and id(link) not in seen:
+                seen.add(id(link))
+                self.check(
+                    "error chain",
+                    f"{link!r} {link.args!r} {getattr(link, '__dict__', {})!r}",
+                )
+                link = link.__cause__ or link.__context__
         if isinstance(obj, oe_async.PrinterConnection):
             self.check("diagnostics", repr(obj.diagnostics()))
 

@@ -55,8 +55,28 @@ async def test_the_canary_catches_each_kind_of_leak(secrets_never_leak: SecretWa
         CommunicationError(f"failed with {secret}")
         inner.check_object(type("Leaky", (), {"__repr__": lambda self: secret})())
     kinds = sorted(line.split(":")[0] for line in inner.leaks)
-    assert kinds == ["error message", "log", "repr of CommunicationError", "repr of Leaky"]
+    assert kinds == [
+        "error chain",
+        "error message",
+        "log",
+        "repr of CommunicationError",
+        "repr of Leaky",
+    ]
     secrets_never_leak.leaks.clear()  # the outer watch saw them too, on purpose
+
+
+async def test_the_canary_walks_the_exception_chain(secrets_never_leak: SecretWatch) -> None:
+    secret = f"{SECRET_MARKER}-header"
+    with SecretWatch() as inner:
+        try:
+            try:
+                raise ValueError({"Authorization": secret})
+            except ValueError:
+                raise CommunicationError("clean text") from None  # still the __context__
+        except CommunicationError as err:
+            inner.check_object(err)
+    assert [line.split(":")[0] for line in inner.leaks] == ["error chain"]
+    secrets_never_leak.leaks.clear()
 
 
 async def test_the_canary_learns_each_simulators_secrets(
