@@ -139,6 +139,18 @@ _CONNECT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (aiohttp.ClientConnectorDNSError, "cannot resolve the host name"),
 )
 
+#: ``err.message`` for the connection failures a user can do something about.
+_USER_MESSAGES: Final[dict[type[BaseException], str]] = {
+    aiohttp.ClientConnectorCertificateError: (
+        "The secure connection could not be verified (a certificate problem)."
+    ),
+    aiohttp.ClientConnectorSSLError: "The secure connection could not be set up.",
+    aiohttp.ClientSSLError: "The secure connection could not be set up.",
+    aiohttp.ClientConnectorDNSError: (
+        "The server's name could not be resolved. Check the network connection."
+    ),
+}
+
 _TRANSPORT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (aiohttp.TooManyRedirects, "too many redirects"),
     # Raised by aiohttp's response parser: too many headers, a line too long, bad framing.
@@ -150,21 +162,24 @@ _TRANSPORT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
 
 
 def transport_error(err: BaseException, method: str, path: str) -> CommunicationError:
-    """Describe a network failure without the URL (aiohttp's messages contain the host)."""
+    """Describe a network failure without the URL (aiohttp's messages contain the host).
+
+    ``message`` is a sentence for users; ``str()`` names the method, path and cause.
+    """
     what = f"{method} {path}"
     if isinstance(err, TimeoutError):  # includes aiohttp's ServerTimeoutError family
-        return RequestTimeoutError(f"{what} timed out ({type(err).__name__})")
+        return RequestTimeoutError(detail=f"{what} timed out ({type(err).__name__})")
     for cls, message in _CONNECT_MESSAGES:
         if isinstance(err, cls):
-            return CommunicationError(f"{what}: {message}")
+            return CommunicationError(_USER_MESSAGES.get(cls), detail=f"{what}: {message}")
     if isinstance(err, aiohttp.ClientConnectorError):
-        return CommunicationError(f"{what}: cannot connect ({_os_reason(err.os_error)})")
+        return CommunicationError(detail=f"{what}: cannot connect ({_os_reason(err.os_error)})")
     for cls, message in _TRANSPORT_MESSAGES:
         if isinstance(err, cls):
-            return CommunicationError(f"{what}: {message}")
+            return CommunicationError(detail=f"{what}: {message}")
     if isinstance(err, OSError):
-        return CommunicationError(f"{what} failed ({_os_reason(err)})")
-    return CommunicationError(f"{what} failed ({type(err).__name__})")
+        return CommunicationError(detail=f"{what} failed ({_os_reason(err)})")
+    return CommunicationError(detail=f"{what} failed ({type(err).__name__})")
 
 
 def _os_reason(err: OSError) -> str:

@@ -162,6 +162,14 @@ class CommunicationError(OctoEverywhereError):
     temporary = True
     default_message = "The printer could not be reached. Try again shortly."
 
+    def __init__(
+        self, message: str | None = None, *args: object, detail: str | None = None
+    ) -> None:
+        """``message`` is for users; ``detail`` (method, path, cause) goes to ``str(err)``."""
+        super().__init__(message, *args)
+        if detail is not None:
+            self._set_message(self.message, detail)
+
 
 class RequestTimeoutError(CommunicationError, TimeoutError):
     """A connect, read or total timeout expired. Also a built-in ``TimeoutError``."""

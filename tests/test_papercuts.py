@@ -6,8 +6,16 @@ import logging
 
 import pytest
 
-from oe_async import AppConnection, InvalidArgumentError, PrinterHTTPError, RetryPolicy
+from oe_async import (
+    AppConnection,
+    InvalidArgumentError,
+    PrinterHTTPError,
+    RequestTimeoutError,
+    RetryPolicy,
+)
 from oe_async.testing import Fault, Simulator
+
+from .helpers import Blackhole
 
 
 async def test_a_relay_only_connection_needs_no_app_token(sim: Simulator) -> None:
@@ -44,3 +52,19 @@ async def test_log_lines_name_the_printer_without_its_secrets(
     assert lines[0].startswith("printer 'Voron' (")
     assert lines[1].startswith("printer ")
     assert "Voron" not in lines[1]
+
+
+async def test_a_network_error_has_a_sentence_for_users() -> None:
+    async with (
+        Blackhole() as hole,
+        Simulator() as sim,
+        sim.client(retry=RetryPolicy.never()) as oe,
+    ):
+        printer = oe.printer(sim.app_connection(url=str(hole.url)))
+        with pytest.raises(RequestTimeoutError) as info:
+            await printer.get_json("/api/printer", timeout=0.3)
+    err = info.value
+    assert err.message == "The printer did not answer in time. Try again shortly."
+    assert str(err).startswith("GET /api/printer timed out")
+    assert err.temporary
+    assert not err.needs_user_action

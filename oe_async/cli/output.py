@@ -111,6 +111,8 @@ def error_line(err: BaseException) -> str:
     markup on, as is.
     """
     message = getattr(err, "message", None) or str(err)
+    if isinstance(err, errors.CommunicationError) and str(err) != message:
+        message = f"{message} ({err})"  # a terminal user wants the cause too
     if isinstance(err, errors.RelayError):
         message = f"{message} (OctoEverywhere status {err.status})"
     if isinstance(err, errors.SupporterPerksRequiredError):
