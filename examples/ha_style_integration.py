@@ -6,11 +6,21 @@ The real integration, tested inside Home Assistant, is ``examples/homeassistant/
 It follows the patterns an HA integration uses, with small stand-ins for HA's classes:
 
 * the app's shared aiohttp session is *borrowed*, never closed by the integration;
-* a coordinator refreshes on an interval; a temporary failure (printer offline, a relay or
-  network hiccup) marks entities unavailable and schedules the next try using the error's
-  ``retry_after`` - it never crashes set-up (``ConfigEntryNotReady`` on the first refresh);
-* 603/604/606 (``ReauthorizationRequiredError``) stop polling and ask for re-authorisation
-  (``ConfigEntryAuthFailed``); 605 points the user at the recovery URL;
+* a coordinator refreshes on an interval, each refresh within a deadline (``timeout=`` on
+  every call, retries included) shorter than the interval;
+* it reads the two flags every oe_async error has, and shows ``err.message``:
+
+  - a temporary failure (printer offline, a relay or network hiccup) marks entities
+    unavailable and schedules the next try using the error's ``retry_after`` - it never
+    crashes set-up (``ConfigEntryNotReady`` on the first refresh);
+  - 603/604/606 (``ReauthorizationRequiredError``) stop polling and ask for
+    re-authorisation (``ConfigEntryAuthFailed``);
+  - 605/610/611 raise a repair issue (605 links the recovery URL) and look again every few
+    minutes: a person has to act, and the entry recovers by itself once they have;
+  - any other error that ``needs_user_action`` is a ``ConfigEntryError``: set-up is not
+    retried, the message is shown;
+  - 613 (no active print) is not a failure: the printer is idle;
+
 * diagnostics are redacted with :func:`oe_async.redact` and ``printer.diagnostics()``.
 
 Run it against the simulator: ``python examples/ha_style_integration.py``.
@@ -28,8 +38,13 @@ import attrs
 from oe_async import (
     AppConnection,
     ConnectionInfo,
+    JobState,
+    JobStatus,
+    NoActivePrintError,
+    NoBetaAccessError,
     OctoEverywhere,
     OctoEverywhereError,
+    PluginUpdateRequiredError,
     PrinterStatus,
     ReauthorizationRequiredError,
     SupporterPerksRequiredError,
@@ -37,6 +52,16 @@ from oe_async import (
 )
 
 UPDATE_INTERVAL = timedelta(seconds=30)
+#: One refresh's deadline (both calls, oe_async's retries included), inside the interval.
+UPDATE_TIMEOUT = 20.0
+#: How often to look again while a person has to act (605/610/611).
+USER_ACTION_INTERVAL = timedelta(minutes=5)
+#: Errors a person fixes outside the app, each with a repair issue of its own.
+REPAIR_ISSUES: tuple[tuple[type[OctoEverywhereError], str], ...] = (
+    (SupporterPerksRequiredError, "supporter_perks"),
+    (PluginUpdateRequiredError, "plugin_update"),
+    (NoBetaAccessError, "beta_access"),
+)
 
 
 class ConfigEntryNotReady(Exception):
@@ -49,6 +74,10 @@ class ConfigEntryNotReady(Exception):
 
 class ConfigEntryAuthFailed(Exception):
     """HA: credentials are no longer valid; HA starts the re-authentication flow."""
+
+
+class ConfigEntryError(Exception):
+    """HA: set-up failed in a way no retry fixes; HA shows the message and does not retry."""
 
 
 class UpdateFailed(Exception):
@@ -87,22 +116,52 @@ class OctoEverywhereCoordinator:
         self.last_error: str | None = None
         self.next_refresh: timedelta | None = UPDATE_INTERVAL
         self.reauth_requested = False
+        self.setup_error = False
+        #: HA: the repair issue raised ("supporter_perks", "plugin_update", "beta_access").
+        self.repair_kind: str | None = None
+        #: What that issue shows: the recovery URL (605) or the error's message.
         self.repair_issue: str | None = None
 
     async def _async_update_data(self) -> PrinterData:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + UPDATE_TIMEOUT
         try:
-            info = await self.printer.app_api.info()
+            info = await self.printer.app_api.info(timeout=UPDATE_TIMEOUT)
             if not info.is_online:
                 raise UpdateFailed("The printer is offline.")  # a valid connection: retry later
-            status = await self.printer.plugin.status()
+            status = await self._status(max(1.0, deadline - loop.time()))
         except ReauthorizationRequiredError as err:
             raise ConfigEntryAuthFailed(err.message) from err
-        except SupporterPerksRequiredError as err:
-            self.repair_issue = err.recovery_url  # HA: a repair issue linking there
-            raise UpdateFailed(err.message, err.retry_after) from err
         except OctoEverywhereError as err:
-            raise UpdateFailed(getattr(err, "message", str(err)), err.retry_after) from err
+            raise self._failure(err) from err
+        self.repair_kind = self.repair_issue = None
         return PrinterData(info=info, status=status)
+
+    async def _status(self, timeout: float) -> PrinterStatus:
+        try:
+            return await self.printer.plugin.status(timeout=timeout)
+        except NoActivePrintError:
+            # 613: the printer answered, there is no print. Not a failure of the poll.
+            idle = JobStatus(state=JobState.IDLE)
+            if self.data is None:
+                return PrinterStatus(job=idle)
+            return attrs.evolve(self.data.status, job=idle)
+
+    def _failure(self, err: OctoEverywhereError) -> Exception:
+        """The HA exception for ``err`` (raising a repair issue when one fits)."""
+        for error_type, kind in REPAIR_ISSUES:
+            if isinstance(err, error_type):
+                # HA: a repair issue; polled slowly, it goes away once the person acted.
+                self.repair_kind = kind
+                if isinstance(err, SupporterPerksRequiredError):
+                    self.repair_issue = err.recovery_url
+                else:
+                    self.repair_issue = err.message
+                wait = max(err.retry_after or 0.0, USER_ACTION_INTERVAL.total_seconds())
+                return UpdateFailed(err.message, wait)
+        if err.needs_user_action:  # nothing but a person fixes it: do not retry set-up
+            return ConfigEntryError(err.message)
+        return UpdateFailed(err.message, err.retry_after)  # temporary, or neither
 
     async def async_refresh(self) -> None:
         """One refresh, as HA's DataUpdateCoordinator runs it."""
@@ -118,10 +177,16 @@ class OctoEverywhereCoordinator:
             self.last_error = str(err)
             self.reauth_requested = True
             self.next_refresh = None  # stop polling until the user re-authorises
+        except ConfigEntryError as err:
+            # HA: at set-up, no retry; while running, entities unavailable, polling goes on.
+            self.last_update_success = False
+            self.last_error = str(err)
+            self.setup_error = True
+            self.next_refresh = UPDATE_INTERVAL
         else:
             self.last_update_success = True
             self.last_error = None
-            self.repair_issue = None
+            self.setup_error = False
             self.next_refresh = UPDATE_INTERVAL
 
     async def async_config_entry_first_refresh(self) -> None:
@@ -129,6 +194,8 @@ class OctoEverywhereCoordinator:
         await self.async_refresh()
         if self.reauth_requested:
             raise ConfigEntryAuthFailed(self.last_error or "re-authentication needed")
+        if self.setup_error:
+            raise ConfigEntryError(self.last_error or "set-up failed")
         if not self.last_update_success:
             retry = self.next_refresh.total_seconds() if self.next_refresh else None
             raise ConfigEntryNotReady(self.last_error or "not ready", retry)

@@ -1,26 +1,33 @@
-"""Set-up, entities, not-ready and recovery, the 605 repair, re-authentication and unload."""
+"""Set-up, entities, not-ready and recovery, the 605/610/611 repairs, errors that need a
+person, 613, re-authentication and unload."""
 
 import asyncio
 from datetime import timedelta
+import json
 from unittest.mock import patch
 
-from oe_async import OctoEverywhere
+from oe_async import OctoEverywhere, RequestTimeoutError
 from oe_async.testing import Simulator
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.octoeverywhere import api
-from custom_components.octoeverywhere.const import DOMAIN, UPDATE_INTERVAL
-from custom_components.octoeverywhere.coordinator import supporter_issue_id
+from custom_components.octoeverywhere.const import DOMAIN, UPDATE_INTERVAL, USER_ACTION_INTERVAL
+from custom_components.octoeverywhere.coordinator import issue_id, supporter_issue_id
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.update_coordinator import UpdateFailed
 from homeassistant.util import dt as dt_util
 
 from .conftest import setup_entry
 
 STATE = "sensor.simulated_printer_job_state"
+#: The plugin's status command, as the relay sees it.
+STATUS_PATH = "/octoeverywhere-command-api/status"
 
 
 async def _tick(hass: HomeAssistant, seconds: float) -> None:
@@ -206,3 +213,186 @@ async def test_failed_setup_closes_the_client(
     assert not async_get_clientsession(hass).closed
     assert await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_supporter_perks_restored_while_running_is_seen_at_the_slower_poll(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.state.supporter = False
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    seen = len(sim.requests)
+    sim.state.supporter = True
+    # Nothing changes before a person acts: no asking again every 30 seconds.
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() * 2 + 1)
+    assert len(sim.requests) == seen
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    await _tick(hass, USER_ACTION_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == "printing"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry)) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(610, "plugin_update"), (611, "beta_access")], ids=["610", "611"]
+)
+async def test_plugin_update_or_beta_access_while_running_raise_a_repair_issue(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry, status: int, kind: str
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(status, path=STATUS_PATH, origin="relay")
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert entry.state is ConfigEntryState.LOADED  # still polling: it recovers by itself
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    coordinator = entry.runtime_data
+    assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert coordinator.last_exception.translation_key == f"{kind}_required"
+
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry, kind))
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert not issue.is_fixable
+    assert issue.translation_key == f"{kind}_required"
+    assert issue.translation_placeholders == {"printer": "Simulated Printer"}
+    assert issue.learn_more_url is None
+
+    # The person updated the plugin (got beta access): the next look finds it, the issue goes.
+    sim.clear_faults()
+    await _tick(hass, USER_ACTION_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == "printing"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry, kind)) is None
+
+
+async def test_plugin_update_required_at_setup_is_not_ready_with_a_repair_issue(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.fail(610, path=STATUS_PATH, origin="relay")
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry, "plugin_update"))
+
+    sim.clear_faults()
+    await _tick(hass, 120)
+    assert entry.state is ConfigEntryState.LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry, "plugin_update")) is None
+
+
+async def test_removing_the_entry_removes_its_repair_issues(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.fail(611, path=STATUS_PATH, origin="relay")
+    await setup_entry(hass, entry)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry, "beta_access"))
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id(entry, "beta_access")) is None
+
+
+def _plugin_answers(sim: Simulator, plugin_status: int, error: str) -> None:
+    """The plugin's status command answers ``plugin_status`` (HTTP 200, the envelope)."""
+    body = json.dumps({"Status": plugin_status, "Error": error}).encode()
+    sim.fail(
+        200,
+        path=STATUS_PATH,
+        origin="relay",
+        body=body,
+        headers={"Content-Type": "application/json"},
+    )
+
+
+async def test_an_error_that_needs_a_person_at_setup_is_a_config_entry_error(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    # 789: the plugin has no valid credentials for the printer's own API. Only the owner
+    # can fix it (in the plugin); retrying on a timer would not.
+    _plugin_answers(sim, 789, "Moonraker refused the API key.")
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_ERROR  # Home Assistant does not retry
+    assert entry.reason == (
+        "The printer cannot be used until this is fixed: Moonraker refused the API key."
+    )
+    assert not hass.config_entries.flow.async_progress_by_handler(DOMAIN)  # no reauth
+    seen = len(sim.requests)
+    await _tick(hass, 600)
+    assert len(sim.requests) == seen
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+
+
+async def test_an_error_that_needs_a_person_while_running_makes_entities_unavailable(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    _plugin_answers(sim, 789, "Moonraker refused the API key.")
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    coordinator = entry.runtime_data
+    assert isinstance(coordinator.last_exception, ConfigEntryError)
+    assert coordinator.last_exception.translation_placeholders == {
+        "error": "Moonraker refused the API key."
+    }
+    # Fixed in the plugin: the next poll finds it without a reload.
+    sim.clear_faults()
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == "printing"
+
+
+async def test_a_temporary_error_while_running_honours_retry_after(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(602, path=STATUS_PATH, origin="relay", headers={"Retry-After": "120"})
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    coordinator = entry.runtime_data
+    assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert coordinator.last_exception.translation_placeholders == {
+        "error": "The printer's OctoEverywhere plugin did not answer in time."
+    }
+    sim.clear_faults()
+    seen = len(sim.requests)
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert len(sim.requests) == seen  # not before the 120 s the relay asked for
+    await _tick(hass, 120)
+    assert hass.states.get(STATE).state == "printing"
+
+
+async def test_no_active_print_is_an_idle_printer_not_a_failure(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(613, path=STATUS_PATH, origin="relay")
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    coordinator = entry.runtime_data
+    assert coordinator.last_update_success
+    assert hass.states.get(STATE).state == "idle"
+    assert hass.states.get("sensor.simulated_printer_progress").state == "unknown"
+    assert hass.states.get("sensor.simulated_printer_hotend_temperature").state == "unknown"
+    # What the last status knew stays: the cameras and the device.
+    assert hass.states.get("camera.simulated_printer_nozzle_cam").state != STATE_UNAVAILABLE
+    assert coordinator.data.status.platform_version == "OctoPrint 1.10.3"
+
+
+async def test_no_active_print_at_setup_sets_the_entry_up(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.fail(613, path=STATUS_PATH, origin="relay")
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get(STATE).state == "idle"
+
+
+async def test_a_refresh_ends_within_its_deadline(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    coordinator = entry.runtime_data
+    sim.state.latency = 1.0  # every answer
+    with patch("custom_components.octoeverywhere.coordinator.UPDATE_TIMEOUT", 0.2):
+        start = hass.loop.time()
+        await coordinator.async_refresh()
+        elapsed = hass.loop.time() - start
+    assert elapsed < 0.8
+    assert not coordinator.last_update_success
+    assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert isinstance(coordinator.last_exception.__cause__, RequestTimeoutError)
+    await asyncio.sleep(1.0)  # the simulator's answer that nobody waits for any more
+    sim.state.latency = 0.0

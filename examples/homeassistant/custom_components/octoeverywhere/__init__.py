@@ -5,11 +5,10 @@ from oe_async import AppConnection, InvalidArgumentError
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryAuthFailed
-from homeassistant.helpers import issue_registry as ir
 
 from .api import async_create_client
 from .const import CONF_CONNECTION, DOMAIN
-from .coordinator import OctoEverywhereConfigEntry, OctoEverywhereCoordinator, supporter_issue_id
+from .coordinator import OctoEverywhereConfigEntry, OctoEverywhereCoordinator, async_delete_issues
 
 PLATFORMS: list[Platform] = [Platform.CAMERA, Platform.SENSOR]
 
@@ -28,8 +27,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: OctoEverywhereConfigEntr
     # own tasks, never Home Assistant's shared session.
     entry.async_on_unload(client.close)
     coordinator = OctoEverywhereCoordinator(hass, entry, client, connection)
-    # Temporary failures (printer offline, 600/601/602, network) raise
-    # ConfigEntryNotReady here; 603/604/606 raise ConfigEntryAuthFailed (re-authentication).
+    # Temporary failures (printer offline, 600/601/602, network) and 605/610/611 (with a
+    # repair issue) raise ConfigEntryNotReady here; 603/604/606 ConfigEntryAuthFailed
+    # (re-authentication); another error that needs a person ConfigEntryError (no retry).
     await coordinator.async_config_entry_first_refresh()
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -42,5 +42,5 @@ async def async_unload_entry(hass: HomeAssistant, entry: OctoEverywhereConfigEnt
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: OctoEverywhereConfigEntry) -> None:
-    """Drop this printer's repair issue with the entry."""
-    ir.async_delete_issue(hass, DOMAIN, supporter_issue_id(entry))
+    """Drop this printer's repair issues with the entry."""
+    async_delete_issues(hass, entry)

@@ -36,9 +36,9 @@ def connection_from_completion_url(url: str, state: str) -> AppConnection:
 
 
 def error_message(err: OctoEverywhereError) -> str:
-    """A short user-facing sentence for ``err`` (never a URL or a secret)."""
-    # oe_async's messages hold no secret; redact() is a second line of defence for URLs.
-    # TODO(oe_async): err.message exists on every error once the library's real-world-fit
-    # change lands; until then only RelayError has it.
-    text = getattr(err, "message", None) or str(err) or type(err).__name__
-    return str(redact(text))
+    """The user-facing sentence of ``err`` (``err.message``: never a URL or a secret).
+
+    ``redact()`` is a second line of defence: a plugin command error's message is the
+    printer plugin's own text, in which oe_async hides secret-looking values but keeps URLs.
+    """
+    return str(redact(err.message))

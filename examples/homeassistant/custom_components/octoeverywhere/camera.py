@@ -11,7 +11,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .api import error_message
-from .const import DOMAIN, LOGGER
+from .const import DOMAIN, LOGGER, SNAPSHOT_TIMEOUT
 from .coordinator import OctoEverywhereConfigEntry, OctoEverywhereCoordinator
 from .entity import OctoEverywhereEntity
 
@@ -74,7 +74,9 @@ class OctoEverywhereCamera(OctoEverywhereEntity, Camera):
     ) -> bytes | None:
         """A snapshot from the webcam (JPEG)."""
         try:
-            frame = await self.coordinator.printer.webcam.snapshot(index=self._index)
+            frame = await self.coordinator.printer.webcam.snapshot(
+                index=self._index, timeout=SNAPSHOT_TIMEOUT
+            )
         except OctoEverywhereError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

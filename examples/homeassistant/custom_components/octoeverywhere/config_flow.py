@@ -20,7 +20,15 @@ from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 
 from .api import async_create_client, connection_from_completion_url, error_message
-from .const import APP_ID, CONF_COMPLETION_URL, CONF_CONNECTION, DOMAIN, LOGGER, PORTAL_COMPLETE_URL
+from .const import (
+    APP_ID,
+    CONF_COMPLETION_URL,
+    CONF_CONNECTION,
+    DOMAIN,
+    FLOW_TIMEOUT,
+    LOGGER,
+    PORTAL_COMPLETE_URL,
+)
 
 COMPLETION_SCHEMA = probatio.Schema(
     {
@@ -69,7 +77,8 @@ class OctoEverywhereConfigFlow(ConfigFlow, domain=DOMAIN):
             return None
         client = async_create_client(self.hass)
         try:
-            info = await client.printer(connection, route="relay").app_api.info()
+            printer = client.printer(connection, route="relay")
+            info = await printer.app_api.info(timeout=FLOW_TIMEOUT)
         except ReauthorizationRequiredError:
             errors["base"] = "invalid_auth"
         except SupporterPerksRequiredError as err:

@@ -18,3 +18,13 @@ CONF_COMPLETION_URL: Final = "completion_url"
 
 #: The plugin status is cheap for the printer; OctoEverywhere asks apps not to poll fast.
 UPDATE_INTERVAL: Final = timedelta(seconds=30)
+#: The deadline of one refresh (both calls, oe_async's retries included), inside the interval.
+UPDATE_TIMEOUT: Final = 20.0
+#: How often to look again while a person has to act (605, 610, 611): nothing changes sooner
+#: than they do, and OctoEverywhere should not be asked the same thing every 30 seconds.
+USER_ACTION_INTERVAL: Final = timedelta(minutes=5)
+#: A snapshot's deadline, inside Home Assistant's own 10 s for a camera image, so the user
+#: gets oe_async's message rather than a cancelled request.
+SNAPSHOT_TIMEOUT: Final = 8.0
+#: The config flow's check of a new App Connection (the user is waiting on the form).
+FLOW_TIMEOUT: Final = 15.0
