@@ -438,3 +438,42 @@ async def test_an_unsolicited_answer_on_an_idle_connection_is_never_read(
             answers.append(await printer.get_json("/api/printer"))
             await asyncio.sleep(0.15)  # long enough for the stray answer to arrive
     assert answers == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]
+
+
+@pytest.mark.parametrize(
+    ("headers", "what"),
+    [
+        ({"X-Note": "a\r\nInjected: 1"}, "control characters"),
+        ({"Bad Name": "x"}, "invalid header name"),
+        ({"Authorization": "Basic eA=="}, "managed by oe_async"),
+    ],
+)
+async def test_bad_per_request_headers_send_nothing(
+    sim: Simulator, headers: dict[str, str], what: str
+) -> None:
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        before = len(sim.requests)
+        with pytest.raises(InvalidArgumentError, match=what):
+            await printer.get_json("/api/printer", headers=headers)
+        assert len(sim.requests) == before
+
+
+async def test_websocket_handshakes_follow_trust_env_proxies(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with RecordingProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", str(proxy.url))
+        monkeypatch.setenv("NO_PROXY", "")
+        async with (
+            aiohttp.ClientSession(trust_env=True) as session,
+            sim.client(session=session) as oe,
+        ):
+            printer = oe.printer(sim.app_connection())
+            with pytest.raises(OctoEverywhereError):
+                await printer.get_json("/api/printer")
+            with pytest.raises(OctoEverywhereError):
+                async with printer.websocket.connect("/sockjs/websocket"):
+                    pass
+    assert any("/api/printer" in line for line in proxy.lines), proxy.lines
+    assert any("/sockjs/websocket" in line for line in proxy.lines), proxy.lines
