@@ -107,7 +107,7 @@ class ConnectionBudget:
       connections always stay free for requests.
 
     Every wait for a connection (streams included) ends after ``pool_timeout`` seconds
-    with :class:`~oe_async.ConnectionPoolExhaustedError`, naming the pool, its limit and how
+    with :class:`oe_async.ConnectionPoolExhaustedError`, naming the pool, its limit and how
     many connections were busy.
 
     Args:
@@ -334,7 +334,7 @@ class Transport:
 
         The wait for room is bounded by :attr:`ConnectionBudget.pool_timeout` (or ``wait``,
         what is left of the call's deadline, when shorter), then
-        :class:`~oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a
+        :class:`oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a
         semaphore sized to their pool; streams hold connections beyond the call, so their
         room is what the live streams leave.
         """

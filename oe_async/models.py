@@ -180,11 +180,11 @@ class AppConnection:
     ) -> Self:
         """Build a connection from the portal's completion URL (query string or fragment).
 
-        ``state`` is the value this app passed to :func:`~oe_async.portal_url` for this
+        ``state`` is the value this app passed to :func:`oe_async.portal_url` for this
         flow: the URL's ``state`` must equal it (constant-time compare). Pass it whenever
         the app started the flow with one; without it, nothing binds the URL to that flow.
 
-        Raises :class:`~oe_async.PortalError` when the flow failed (``success=false``),
+        Raises :class:`oe_async.PortalError` when the flow failed (``success=false``),
         required keys are missing (the message names them), a key is given twice or
         differently in the query and the fragment, the state is missing or wrong, or the
         URL rules of the class refuse the relay URL (not on octoeverywhere.com...).
@@ -282,7 +282,7 @@ class WebcamInfo:
     """One webcam as the plugin API lists it (``webcam/list``).
 
     ``rotation`` is 0, 90, 180 or 270 degrees; the URLs are the printer's own (often LAN)
-    URLs: stream through :meth:`~oe_async.PrinterConnection.frames` with ``index=`` instead.
+    URLs: stream through :meth:`oe_async.Webcam.frames` with ``index=`` instead.
     """
 
     name: str | None = None

@@ -106,7 +106,7 @@ def portal_url(
         state: a random value (``secrets.token_urlsafe(32)``) the app keeps for this flow;
             added to ``return_url``'s query as ``state=...`` so it comes back with the
             portal's fields. Pass the same value to
-            :meth:`~oe_async.AppConnection.from_completion_url`. Needs ``return_url``.
+            :meth:`oe_async.AppConnection.from_completion_url`. Needs ``return_url``.
         printer_id: pre-select a printer (a local OctoPrint exposes its id at
             ``GET /api/plugin/octoeverywhere``).
         app_logo_url: an https logo shown during the flow.

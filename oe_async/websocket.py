@@ -3,7 +3,7 @@
 ``printer.websocket.connect(path)`` opens a socket through the request funnel, whose
 handshake carries the relay credentials by the same origin rule as every HTTP request, on
 every redirect hop. A handshake refused with a 6xx raises the mapped
-:class:`~oe_async.RelayError`; so does a socket the relay closes with a 6xx close code (its
+:class:`oe_async.RelayError`; so does a socket the relay closes with a 6xx close code (its
 MQTT proxy does this).
 
 ``printer.websocket.subscribe(path, on_message)`` keeps a socket open in a background task owned by
@@ -87,9 +87,9 @@ class PrinterWebSocket:
     """A WebSocket to the printer; a thin wrapper over aiohttp's ``ClientWebSocketResponse``.
 
     Iterating yields TEXT and BINARY messages and stops at a normal close. A close or error
-    that carries an OctoEverywhere 6xx status raises its :class:`~oe_async.RelayError`;
-    closing the client raises :class:`~oe_async.ClientClosedError`; other failures raise
-    :class:`~oe_async.CommunicationError`. Create with ``printer.websocket.connect()``.
+    that carries an OctoEverywhere 6xx status raises its :class:`oe_async.RelayError`;
+    closing the client raises :class:`oe_async.ClientClosedError`; other failures raise
+    :class:`oe_async.CommunicationError`. Create with ``printer.websocket.connect()``.
     """
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, path: str, funnel: Funnel) -> None:
