@@ -99,7 +99,15 @@ ha:
 	examples/homeassistant/run-tests $(HA_ARGS)
 
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
-demo: $(VENV)/.installed
+# It needs only the package and its CLI extra (rich), not the test tools; `make test` later
+# adds those to the same venv.
+$(VENV)/.demo-installed: pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[cli]'
+	@touch $@
+
+demo: $(VENV)/.demo-installed
 	$(VENV)/bin/oe-async demo $(DEMO_ARGS)
 
 # The API reference, generated from the docstrings by pdoc, in build/docs/ (open index.html).
