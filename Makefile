@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration ha demo fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration ha demo docs fuzz bench matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -31,6 +31,11 @@ $(VENV314)/.installed: pyproject.toml
 	$(VENV314)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
 	@touch $@
 
+# pdoc for `make docs`, in the same venv (the reference imports oe_async.testing's pytest plugin).
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[docs]'
+	@touch $@
+
 test: lint typecheck verifytypes pytest test-313 test-314
 
 lint: $(VENV)/.installed
@@ -38,7 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py
+	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py
 
 # Type completeness of the public API (pyright --verifytypes, must be 100%). pyright runs on
 # Node.js: the machine's, or one it fetches from the npm registry on first use.
@@ -94,8 +99,22 @@ ha:
 	examples/homeassistant/run-tests $(HA_ARGS)
 
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
-demo: $(VENV)/.installed
+# It needs only the package and its CLI extra (rich), not the test tools; `make test` later
+# adds those to the same venv.
+$(VENV)/.demo-installed: pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[cli]'
+	@touch $@
+
+demo: $(VENV)/.demo-installed
 	$(VENV)/bin/oe-async demo $(DEMO_ARGS)
+
+# The API reference, generated from the docstrings by pdoc, in build/docs/ (open index.html).
+# Fails on any pdoc warning, a reference that names nothing or that pdoc cannot link, and a
+# docstring section pdoc cannot read: scripts/docs.py lists each one.
+docs: $(VENV)/.docs-installed
+	$(VENV)/bin/python scripts/docs.py build/docs
 
 # Long property-based runs (>= 100,000 examples per property, 5 s deadline = hang): the MJPEG
 # parser and every portal/error/payload decoder, two processes in parallel. Hours; not in
@@ -120,7 +139,7 @@ bench: $(VENV)/.installed
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf .venv-octoprint .venv-ha $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv-octoprint .venv-ha $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
 	scripts/py314 clean-venv
 
 clean-314:

@@ -2,8 +2,8 @@
 
 A :class:`Funnel` belongs to one printer connection. It builds and validates a
 :class:`Call`, picks the route (LAN or relay, :mod:`oe_async.routing`), pins every secret
-header to its origin (:class:`~oe_async.auth.AuthMiddleware`), applies timeouts and the
-retry policy, and translates every failure into an :class:`~oe_async.OctoEverywhereError`.
+header to its origin (:class:`oe_async.auth.AuthMiddleware`), applies timeouts and the
+retry policy, and translates every failure into an :class:`oe_async.OctoEverywhereError`.
 It is the only code that calls aiohttp for a printer or the App API: HTTP requests through
 :meth:`Funnel.open` / :meth:`Funnel.send` / :meth:`Funnel.json`, WebSocket handshakes
 through :meth:`Funnel.websocket`. It knows nothing about uploads, webcams or webhooks; the
@@ -300,8 +300,8 @@ class Funnel:
     def error_for(self, err: BaseException, method: str, path: str) -> OctoEverywhereError:
         """The library error for a network failure while sending or reading ``method path``.
 
-        :class:`~oe_async.ClientClosedError` when the client was closed meanwhile (that is
-        why the stream failed), else a :class:`~oe_async.CommunicationError` naming the
+        :class:`oe_async.ClientClosedError` when the client was closed meanwhile (that is
+        why the stream failed), else a :class:`oe_async.CommunicationError` naming the
         failure without the host.
         """
         if self._transport.closed:
@@ -336,7 +336,7 @@ class Funnel:
         ``stream`` picks the stream timeout (no total limit) as the default and the stream
         connection pool (the caller holds the response). A ``total`` timeout is the whole
         call's deadline, every retry included. Raises
-        :class:`~oe_async.InvalidArgumentError` before anything is sent.
+        :class:`oe_async.InvalidArgumentError` before anything is sent.
         """
         if not isinstance(method, str):
             raise InvalidArgumentError("method must be a string")
@@ -484,7 +484,7 @@ class Funnel:
         """Send ``call`` (with retries) and return the successful response.
 
         The caller owns the response and must release or close it. Every failure is an
-        :class:`~oe_async.OctoEverywhereError`; cancellation passes through untouched.
+        :class:`oe_async.OctoEverywhereError`; cancellation passes through untouched.
         """
         deadline = self._deadline(call)
         transport = self._transport

@@ -3,7 +3,7 @@
 :class:`Transport` owns or borrows one ``aiohttp.ClientSession`` and the background tasks
 the library starts (LAN re-probes, subscriptions, Gadget pollers); it cancels them on close.
 The request funnel (:mod:`oe_async._funnel`) is the only code that sends through it.
-:class:`~oe_async.OctoEverywhere` is its public face.
+:class:`oe_async.OctoEverywhere` is its public face.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class ConnectionBudget:
       connections always stay free for requests.
 
     Every wait for a connection (streams included) ends after ``pool_timeout`` seconds
-    with :class:`~oe_async.ConnectionPoolExhaustedError`, naming the pool, its limit and how
+    with :class:`oe_async.ConnectionPoolExhaustedError`, naming the pool, its limit and how
     many connections were busy.
 
     Args:
@@ -344,7 +344,7 @@ class Transport:
 
         The wait for room is bounded by :attr:`ConnectionBudget.pool_timeout` (or ``wait``,
         what is left of the call's deadline, when shorter), then
-        :class:`~oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a
+        :class:`oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a
         semaphore sized to their pool; streams hold connections beyond the call, so their
         room is what the live streams leave.
         """
@@ -442,7 +442,7 @@ class Transport:
 
         Open responses are closed (their readers fail at once) and open WebSockets get
         :data:`WEBSOCKET_CLOSE_BOUND` seconds for a clean close; the features turn what
-        their callers see into :class:`~oe_async.ClientClosedError`. Idempotent.
+        their callers see into :class:`oe_async.ClientClosedError`. Idempotent.
         """
         if self._closed:
             return

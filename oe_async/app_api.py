@@ -87,7 +87,7 @@ class AppAPI:
     :data:`PRECHECK_BACKOFF` seconds.
 
     Every call takes ``timeout=`` (seconds or ``aiohttp.ClientTimeout``; the whole call's
-    deadline, retries included) and ``retry=`` (a :class:`~oe_async.RetryPolicy`).
+    deadline, retries included) and ``retry=`` (a :class:`oe_async.RetryPolicy`).
     """
 
     __slots__ = ("_failed_until", "_funnel", "_limits", "_limits_lock")

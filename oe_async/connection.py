@@ -201,8 +201,8 @@ class PrinterConnection:
             idempotent: force (True) or forbid (False) retries regardless of the method;
                 POST is retried only with ``idempotent=True``.
             allow_redirects: follow redirects (credentials never follow to another origin).
-            raise_for_status: raise :class:`~oe_async.PrinterHTTPError` for 4xx/5xx.
-                OctoEverywhere's 6xx codes always raise their :class:`~oe_async.RelayError`.
+            raise_for_status: raise :class:`oe_async.PrinterHTTPError` for 4xx/5xx.
+                OctoEverywhere's 6xx codes always raise their :class:`oe_async.RelayError`.
 
         Raises:
             RelayError: 600-699 from OctoEverywhere.
@@ -238,7 +238,7 @@ class PrinterConnection:
     ) -> Any:
         """GET a printer path and decode its JSON body (None for an empty body).
 
-        Raises what :meth:`request` raises, and :class:`~oe_async.UnexpectedResponseError`
+        Raises what :meth:`request` raises, and :class:`oe_async.UnexpectedResponseError`
         for a body that is not JSON.
         """
         call = self._funnel.call(

@@ -97,7 +97,7 @@ MAX_ERROR_BODY: Final = 64 * 1024
 class OctoEverywhereError(Exception):
     """Base class of every exception oe_async raises on purpose.
 
-    Attributes (on every subclass):
+    Attributes:
         message: one short sentence for the user; never contains a URL, token or password.
             ``str(err)`` adds the details a log needs (status codes, method and path).
         temporary: True when trying the same call again by itself, after a short wait, may
@@ -111,6 +111,7 @@ class OctoEverywhereError(Exception):
 
     ``temporary`` and ``needs_user_action`` are never both True; an error may be neither
     (a bad argument, most of the printer's own 4xx, no active print to follow).
+
     """
 
     #: One short sentence for the user (never a URL, token or password).
@@ -143,7 +144,7 @@ class PortalError(InvalidArgumentError):
 
 
 class ClientClosedError(OctoEverywhereError):
-    """The :class:`~oe_async.OctoEverywhere` client was closed.
+    """The :class:`oe_async.OctoEverywhere` client was closed.
 
     Raised by every call made after ``close()``, and by every stream, download, WebSocket
     and subscription that was still running when it closed (they end within a second).

@@ -89,7 +89,7 @@ class Gadget:
         """Poll in the background as OctoEverywhere recommends; see :class:`GadgetPoller`.
 
         Args:
-            on_status: called with each :class:`~oe_async.GadgetStatus`.
+            on_status: called with each :class:`oe_async.GadgetStatus`.
             is_visible: whether someone looks at the result now (no calls while False).
             interval: seconds between polls while a print is watched (at least 10).
             idle_interval: the first back-off while idle, disabled or not visible.

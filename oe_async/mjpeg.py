@@ -130,7 +130,7 @@ class Frame:
             or space-separated ``fliph``, ``flipv``, ``rotate=<degrees>`` (see
             :func:`parse_transform`). Read it through :attr:`flip_h`, :attr:`flip_v` and
             :attr:`rotation`, which mean what the same-named fields of
-            :class:`~oe_async.WebcamInfo` (``printer.plugin.webcams()``) mean for the
+            :class:`oe_async.WebcamInfo` (``printer.plugin.webcams()``) mean for the
             same camera; the rotation is clockwise (the plugin reports OctoPrint's
             counter-clockwise ``rotate90`` as 270).
 

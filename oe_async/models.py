@@ -94,7 +94,7 @@ class AppConnection:
     ``url`` stands in for the printer's LAN base URL; ``auth`` must ride on every request
     to it; ``app_token`` authorises the App APIs for this connection (leave it None for a
     connection used only for the relay: the App APIs then raise
-    :class:`~oe_async.InvalidArgumentError` and transfers skip the limits pre-check). Persist
+    :class:`oe_async.InvalidArgumentError` and transfers skip the limits pre-check). Persist
     it with
     :meth:`to_dict` / :meth:`from_dict` (the secrets are returned by the portal only once).
 
@@ -186,11 +186,11 @@ class AppConnection:
     ) -> Self:
         """Build a connection from the portal's completion URL (query string or fragment).
 
-        ``state`` is the value this app passed to :func:`~oe_async.portal_url` for this
+        ``state`` is the value this app passed to :func:`oe_async.portal_url` for this
         flow: the URL's ``state`` must equal it (constant-time compare). Pass it whenever
         the app started the flow with one; without it, nothing binds the URL to that flow.
 
-        Raises :class:`~oe_async.PortalError` when the flow failed (``success=false``),
+        Raises :class:`oe_async.PortalError` when the flow failed (``success=false``),
         required keys are missing (the message names them), a key is given twice or
         differently in the query and the fragment, the state is missing or wrong, or the
         URL rules of the class refuse the relay URL (not on octoeverywhere.com...).
@@ -288,7 +288,7 @@ class WebcamInfo:
     """One webcam as the plugin API lists it (``webcam/list``).
 
     ``rotation`` is 0, 90, 180 or 270 degrees; the URLs are the printer's own (often LAN)
-    URLs: stream through :meth:`~oe_async.PrinterConnection.frames` with ``index=`` instead.
+    URLs: stream through :meth:`oe_async.Webcam.frames` with ``index=`` instead.
     """
 
     name: str | None = None

@@ -96,13 +96,13 @@ class PluginAPI:
 
     One API for OctoPrint, Klipper/Moonraker, Bambu Lab, PrusaLink, Elegoo and every other
     printer OctoEverywhere supports. Arguments are checked before anything is sent
-    (:class:`~oe_async.InvalidArgumentError`); a control whose feature bit the last
-    :meth:`status` lacked raises :class:`~oe_async.UnsupportedOnPlatformError` without
-    sending. Failures the plugin reports raise :class:`~oe_async.PluginCommandError`
-    subclasses (785-789...), the relay's own raise :class:`~oe_async.RelayError`.
+    (:class:`oe_async.InvalidArgumentError`); a control whose feature bit the last
+    :meth:`status` lacked raises :class:`oe_async.UnsupportedOnPlatformError` without
+    sending. Failures the plugin reports raise :class:`oe_async.PluginCommandError`
+    subclasses (785-789...), the relay's own raise :class:`oe_async.RelayError`.
 
     Every command takes ``timeout=`` (seconds or ``aiohttp.ClientTimeout``: the whole
-    call's deadline, retries included) and ``retry=`` (a :class:`~oe_async.RetryPolicy`;
+    call's deadline, retries included) and ``retry=`` (a :class:`oe_async.RetryPolicy`;
     commands that change the printer are never repeated).
     """
 

@@ -10,7 +10,7 @@ The completion URL is attacker-reachable input (anyone can send a user to your r
 with a query of their choosing), so parsing is strict: a completion key given twice, or in
 both the query and the fragment with different values, is a :class:`PortalError`; ``state``
 binds the completion to the flow this app started; and the relay URL must be on
-octoeverywhere.com (checked by :class:`~oe_async.AppConnection`).
+octoeverywhere.com (checked by :class:`oe_async.AppConnection`).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def portal_url(
         state: a random value (``secrets.token_urlsafe(32)``) the app keeps for this flow;
             added to ``return_url``'s query as ``state=...`` so it comes back with the
             portal's fields. Pass the same value to
-            :meth:`~oe_async.AppConnection.from_completion_url`. Needs ``return_url``.
+            :meth:`oe_async.AppConnection.from_completion_url`. Needs ``return_url``.
         printer_id: pre-select a printer (a local OctoPrint exposes its id at
             ``GET /api/plugin/octoeverywhere``).
         app_logo_url: an https logo shown during the flow.
@@ -218,7 +218,7 @@ def _truthy(value: str) -> bool | None:
 
 
 def parse_completion_url(url: str | URL, *, state: str | None = None) -> dict[str, Any]:
-    """Parse the portal's completion URL into :class:`~oe_async.AppConnection` fields.
+    """Parse the portal's completion URL into :class:`oe_async.AppConnection` fields.
 
     Raises :class:`PortalError` when a completion key is given twice (or differently in the
     query and the fragment), when ``state`` is given and the URL's is missing or different,

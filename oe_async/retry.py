@@ -113,7 +113,7 @@ class ReconnectPolicy:
     next open waits a full-jitter backoff (uniform in ``[0, min(max_delay, base_delay *
     2**(n-1))]``, or the server's ``Retry-After``), and after ``max_failures`` failures in a
     row (None: never) the stream ends with the last error. A 609
-    (:class:`~oe_async.WebcamLimitError`) waits at least ``webcam_limit_delay``, doubling on
+    (:class:`oe_async.WebcamLimitError`) waits at least ``webcam_limit_delay``, doubling on
     repeats: no reconnect storm. Permanent errors (revoked connection, 4xx from the
     printer...) end the stream at once.
     """

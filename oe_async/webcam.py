@@ -1,7 +1,7 @@
 """Webcam streams and snapshots: the thin aiohttp adapter around :mod:`oe_async.mjpeg`.
 
 ``printer.webcam.frames()`` opens an MJPEG stream through the request funnel and yields
-:class:`~oe_async.mjpeg.Frame` objects; with ``reconnect`` it renews the stream when the relay
+:class:`oe_async.mjpeg.Frame` objects; with ``reconnect`` it renews the stream when the relay
 ends it (each stream lasts at most the account's ``max_webcam_stream_seconds``), backs off on
 609 and on temporary failures, and keeps frame indices continuous.
 """
@@ -56,7 +56,7 @@ class FrameStream:
     ends, raises, is cancelled, or the ``async with`` block exits.
 
     Every read is guarded against a flood of tiny HTTP chunks (the guard ``get_json``
-    uses): such a stream ends in :class:`~oe_async.UnexpectedResponseError`.
+    uses): such a stream ends in :class:`oe_async.UnexpectedResponseError`.
 
     Attributes:
         reconnects: how many times the stream was reopened.
@@ -135,7 +135,7 @@ class FrameStream:
         """``"connecting"``, ``"streaming"``, ``"waiting"`` (a back-off) or ``"closed"``.
 
         While ``"waiting"``, :attr:`last_error` says why (a
-        :class:`~oe_async.WebcamLimitError` for a 609) and :attr:`resume_at` when the next
+        :class:`oe_async.WebcamLimitError` for a 609) and :attr:`resume_at` when the next
         open is due. Read it from another task (an entity's availability, a status line):
         the consumer of the frames is inside its ``async for`` during the wait.
         """
@@ -386,9 +386,9 @@ class Webcam:
             max_fps: drop frames arriving faster than this (dropped frames are not copied).
             reconnect: renew the stream when the relay ends it (each lasts at most the
                 account's ``max_webcam_stream_seconds``), with backoff on 609 and on
-                temporary failures; ``True`` or a :class:`~oe_async.ReconnectPolicy`.
+                temporary failures; ``True`` or a :class:`oe_async.ReconnectPolicy`.
             read_timeout: seconds each read may wait for data (there is no total limit).
-            max_frame_size: the largest frame accepted (:class:`~oe_async.MJPEGError`).
+            max_frame_size: the largest frame accepted (:class:`oe_async.MJPEGError`).
 
         Frames carry continuous ``index`` values across renewals, ``received_at``,
         ``timestamp`` (``X-Timestamp``) and ``transform`` (``x-oe-webcam-transform``).
@@ -420,7 +420,7 @@ class Webcam:
         timeout: float | aiohttp.ClientTimeout | None = None,
         retry: RetryPolicy | None = None,
     ) -> Frame:
-        """Fetch one webcam image as a :class:`~oe_async.Frame` (JPEG bytes in ``.data``).
+        """Fetch one webcam image as a :class:`oe_async.Frame` (JPEG bytes in ``.data``).
 
         Args:
             path: the snapshot URL path (default ``/webcam/?action=snapshot``), or the
@@ -428,15 +428,15 @@ class Webcam:
             index: use the plugin API's webcam ``index`` instead of a path.
             from_stream: take the first frame of an MJPEG stream instead.
             read_timeout: seconds each read may wait for data.
-            max_size: the largest image accepted (:class:`~oe_async.MJPEGError`).
+            max_size: the largest image accepted (:class:`oe_async.MJPEGError`).
             timeout: the overall deadline in seconds, covering every attempt and the whole
                 body (default: the client's ``timeout``, 30 s unless set); a
                 ``ClientTimeout`` sets its ``total`` as the deadline (``total=None`` opts
                 out) and its other fields per attempt.
             retry: this call's retry policy (default: the client's).
 
-        Raises :class:`~oe_async.RequestTimeoutError` when the deadline passes (a server
-        that drips bytes included), :class:`~oe_async.UnexpectedResponseError` for a flood
+        Raises :class:`oe_async.RequestTimeoutError` when the deadline passes (a server
+        that drips bytes included), :class:`oe_async.UnexpectedResponseError` for a flood
         of tiny HTTP chunks, and what every request raises.
 
         """

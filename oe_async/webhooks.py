@@ -129,7 +129,7 @@ class WebhookEvent:
     def parse(cls, body: bytes | str | Mapping[str, Any]) -> Self:
         """Decode a webhook body (JSON bytes/text or an already-decoded object).
 
-        Raises :class:`~oe_async.InvalidArgumentError` naming the problem: not JSON (invalid
+        Raises :class:`oe_async.InvalidArgumentError` naming the problem: not JSON (invalid
         UTF-8, a number Python cannot parse...), nested deeper than :data:`MAX_DEPTH`, not an
         object, or no integer ``EventType`` in 1..2**31-1. Unknown keys are kept in
         ``extra``; so is a numeric field whose value is not a finite number.

@@ -3,15 +3,15 @@
 ``printer.websocket.connect(path)`` opens a socket through the request funnel, whose
 handshake carries the relay credentials by the same origin rule as every HTTP request, on
 every redirect hop. A handshake refused with a 6xx raises the mapped
-:class:`~oe_async.RelayError`; so does a socket the relay closes with a 6xx close code (its
+:class:`oe_async.RelayError`; so does a socket the relay closes with a 6xx close code (its
 MQTT proxy does this). A 6xx close code on the plain-http LAN route means nothing (only the
-relay speaks OctoEverywhere's codes) and reads as a :class:`~oe_async.CommunicationError`.
+relay speaks OctoEverywhere's codes) and reads as a :class:`oe_async.CommunicationError`.
 
 Hostile servers are bounded: a ``receive(timeout=...)`` is a deadline for a message however
 many pings arrive meanwhile; more than :data:`MAX_CONTROL_FRAMES_PER_SECOND` pings/pongs in
-a second end the socket with :class:`~oe_async.UnexpectedResponseError`; leaving
+a second end the socket with :class:`oe_async.UnexpectedResponseError`; leaving
 ``connect()`` waits at most :data:`CLOSE_TIMEOUT` seconds for the server's close answer; a
-message that is not JSON (or nests without end) raises :class:`~oe_async.UnexpectedResponseError`
+message that is not JSON (or nests without end) raises :class:`oe_async.UnexpectedResponseError`
 from ``receive_json()``/``iter_json()``.
 
 ``printer.websocket.subscribe(path, on_message)`` keeps a socket open in a background task owned by
@@ -71,7 +71,7 @@ DEFAULT_HEARTBEAT: Final = 30.0
 #: 10 s after *each* frame, so a server that keeps talking could hold the exit for ever.
 CLOSE_TIMEOUT: Final = 2.0
 #: More pings and pongs than this within one second end the socket with
-#: :class:`~oe_async.UnexpectedResponseError` (a control-frame flood). Real servers ping every
+#: :class:`oe_async.UnexpectedResponseError` (a control-frame flood). Real servers ping every
 #: few seconds; answering a ping costs ~20 µs of event-loop CPU, so an unbounded flood of
 #: 2-byte pings would stall the loop for seconds.
 MAX_CONTROL_FRAMES_PER_SECOND: Final = 50
@@ -111,7 +111,7 @@ def relay_close_code(message: aiohttp.WSMessage) -> int | None:
 
 
 def decode_json(data: str | bytes, what: str) -> Any:
-    """``data`` decoded as JSON; :class:`~oe_async.UnexpectedResponseError` if it is not.
+    """``data`` decoded as JSON; :class:`oe_async.UnexpectedResponseError` if it is not.
 
     Text that is not JSON (or not UTF-8) and JSON nested too deeply for the decoder (a bare
     ``RecursionError`` otherwise) both end here, with a message that names ``what`` but never
@@ -149,12 +149,12 @@ class PrinterWebSocket:
 
     Iterating yields TEXT and BINARY messages and stops at a normal close; ``iter_json()``
     yields them decoded. A close or error that carries an OctoEverywhere 6xx status raises its
-    :class:`~oe_async.RelayError` when the socket goes through the relay (on the LAN route a
-    6xx close is a :class:`~oe_async.CommunicationError`); closing the client raises
-    :class:`~oe_async.ClientClosedError`; a ping/pong flood (more than
+    :class:`oe_async.RelayError` when the socket goes through the relay (on the LAN route a
+    6xx close is a :class:`oe_async.CommunicationError`); closing the client raises
+    :class:`oe_async.ClientClosedError`; a ping/pong flood (more than
     :data:`MAX_CONTROL_FRAMES_PER_SECOND` a second) raises
-    :class:`~oe_async.UnexpectedResponseError` and closes the socket; other failures raise
-    :class:`~oe_async.CommunicationError`. Create with ``printer.websocket.connect()``.
+    :class:`oe_async.UnexpectedResponseError` and closes the socket; other failures raise
+    :class:`oe_async.CommunicationError`. Create with ``printer.websocket.connect()``.
 
     Pings are answered here when the socket leaves them to its reader (aiohttp's
     ``autoping=False``), so the flood bound applies; pongs are never returned.

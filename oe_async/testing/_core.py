@@ -1,6 +1,6 @@
 """What the simulator's routes share: its state, its records and a few helpers.
 
-The route modules (``fake_*``) take everything from here; :class:`~oe_async.testing.Simulator`
+The route modules (``fake_*``) take everything from here; :class:`oe_async.testing.Simulator`
 (in :mod:`oe_async.testing.simulator`) extends :class:`SimulatorCore` with the servers, the
 request pipeline and the client helpers, and composes the routes. Nothing here imports the
 simulator or a route module, so the package has no import cycle.

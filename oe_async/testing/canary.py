@@ -1,6 +1,6 @@
 """The marker every simulator secret carries, for leak checks.
 
-Passwords, tokens and webhook secrets handed out by :class:`~oe_async.testing.Simulator`
+Passwords, tokens and webhook secrets handed out by :class:`oe_async.testing.Simulator`
 all contain :data:`SECRET_MARKER`: a test can assert that the marker never shows up in
 captured logs, reprs, exception messages or diagnostics, without knowing which simulator
 made the secret.

@@ -1,6 +1,6 @@
 """A stand-in for OctoEverywhere's relay in front of a REAL printer server on loopback.
 
-:class:`~oe_async.testing.Simulator` fakes the printer as well as OctoEverywhere. The
+:class:`oe_async.testing.Simulator` fakes the printer as well as OctoEverywhere. The
 stand-in relay fakes only OctoEverywhere: it plays the App Connection URL in front of a real
 OctoPrint, Moonraker, ... that runs on this machine, so integration tests and developer
 benches exercise the library against the printer's real answers::
@@ -31,7 +31,7 @@ statuses (:meth:`StandInRelay.fail`), :meth:`StandInRelay.restart` on the same p
 test reconnects), :meth:`StandInRelay.close_websockets`, and a minimal App API origin
 (:attr:`StandInRelay.app_api_url`, ``GET /api/appconnection/info`` only) so a client's
 limit pre-check stays on loopback. It does not enforce account limits (force 607/608 with
-:meth:`~StandInRelay.fail`).
+:meth:`StandInRelay.fail`).
 
 Everything stays on loopback: a target or bind address that is not loopback is refused.
 """
@@ -194,7 +194,7 @@ class StandInRelay:
         target: the printer server's base URL (``http://127.0.0.1:5000``); its host must
             be loopback. A path in it is prefixed to every forwarded path.
         auth: the credentials the relay accepts; default: generated Basic credentials
-            containing :data:`~oe_async.testing.SECRET_MARKER`.
+            containing :data:`oe_async.testing.SECRET_MARKER`.
         host: loopback address to listen on.
         port: port for the relay (0: a free one, kept across :meth:`restart`).
         ssl: a server-side ``SSLContext`` to serve https (the relay and its App API
@@ -349,7 +349,7 @@ class StandInRelay:
     # ------------------------------------------------------------------ test helpers
 
     def app_connection(self, **overrides: Any) -> AppConnection:
-        """An :class:`~oe_async.AppConnection` for this relay (override any field).
+        """An :class:`oe_async.AppConnection` for this relay (override any field).
 
         ``allow_insecure_loopback`` is on (the relay is always on loopback, over http or
         https). Pass ``octoprint_api_key=`` for OctoPrint, or ``auth=`` to try other
