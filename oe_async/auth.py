@@ -151,11 +151,12 @@ class AuthMiddleware:
 
     ``pins`` maps an :class:`Origin` to the headers that belong to it. For each request
     (and each redirect hop) the headers pinned to that hop's origin are set; every other
-    secret header name (:data:`SECRET_HEADERS` plus the pinned names) is removed. The
+    secret header name (:data:`SECRET_HEADERS` plus the pinned names) is removed, whether
+    it came from the request or from a borrowed session's default headers. The
     object holds secrets, so its repr shows only the number of pinned origins.
     """
 
-    __slots__ = ("_pins", "_secret_names")
+    __slots__ = ("_pins", "_secret_names", "_strip")
 
     def __init__(self, pins: Mapping[Origin, Mapping[str, str]]) -> None:
         self._pins: dict[Origin, tuple[tuple[str, str], ...]] = {
@@ -165,6 +166,11 @@ class AuthMiddleware:
         for headers in pins.values():
             names.update(name.lower() for name in headers)
         self._secret_names = frozenset(names)
+        # Per pinned origin: the secret names it must not receive (another origin's).
+        self._strip: dict[Origin, tuple[str, ...]] = {
+            origin: tuple(names - {name.lower() for name, _ in pinned})
+            for origin, pinned in self._pins.items()
+        }
 
     def __repr__(self) -> str:
         return f"<AuthMiddleware for {len(self._pins)} origin(s)>"
@@ -179,12 +185,15 @@ class AuthMiddleware:
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Set this hop's pinned headers and strip every other secret one."""
-        pinned = self._pins.get(origin_of(request.url))
+        origin = origin_of(request.url)
+        pinned = self._pins.get(origin)
         headers = request.headers
         if pinned is None:
             for name in self._secret_names:
                 headers.popall(name, None)
         else:
+            for name in self._strip[origin]:  # e.g. a session default X-Api-Key: not here
+                headers.popall(name, None)
             for name, value in pinned:
                 headers[name] = value
         return await handler(request)

@@ -477,3 +477,31 @@ async def test_websocket_handshakes_follow_trust_env_proxies(
                     pass
     assert any("/api/printer" in line for line in proxy.lines), proxy.lines
     assert any("/sockjs/websocket" in line for line in proxy.lines), proxy.lines
+
+
+# ---------------------------------------------------------------- the funnel's direct path
+
+
+async def test_session_default_secret_headers_are_still_stripped(sim: Simulator) -> None:
+    """A borrowed session's default secret header takes the middleware path, never out."""
+    async with (
+        aiohttp.ClientSession(headers={"X-Api-Key": "session-default-key"}) as session,
+        sim.client(session=session) as oe,
+    ):
+        printer = oe.printer(sim.app_connection())
+        await printer.app_api.info()
+        await printer.get_json("/api/printer")
+    to_app_api = [r for r in sim.requests if r.origin == "app_api"]
+    assert to_app_api
+    assert all("X-Api-Key" not in r.headers for r in to_app_api)
+
+
+async def test_a_redirect_from_the_direct_path_is_followed_hop_by_hop(sim: Simulator) -> None:
+    async with RecordingProxy() as elsewhere, sim.client() as oe:
+        sim.redirect("/api/printer", str(elsewhere.url) + "/landing", status=302)
+        printer = oe.printer(sim.app_connection())
+        with pytest.raises(OctoEverywhereError):
+            await printer.get_json("/api/printer")
+    relay_hits = [r for r in sim.requests if r.path == "/api/printer"]
+    assert len(relay_hits) == 1  # sent once, not resent
+    assert elsewhere.lines  # the redirect was followed, without the relay credentials:
