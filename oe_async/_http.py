@@ -259,6 +259,10 @@ class ChunkFloodGuard:
                 )
 
 
+#: A body with a Content-Length up to this (and no Content-Encoding) is read in one go.
+_SMALL_BODY: Final = 64 * 1024
+
+
 async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
     """The whole body, or :class:`UnexpectedResponseError` once it passes ``limit`` bytes.
 
@@ -272,6 +276,16 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
         and not resp.headers.get("Content-Encoding")
     ):
         raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
+    length = resp.content_length
+    if (
+        length is not None
+        and length <= _SMALL_BODY
+        and length <= limit
+        and not resp.headers.get("Content-Encoding")
+    ):
+        # The common small answer: aiohttp reads exactly Content-Length bytes, so neither
+        # the size nor a flood of tiny chunks (at most this many) can get out of hand.
+        return await resp.read()
     guard = ChunkFloodGuard(what)
     chunks: list[bytes] = []
     size = 0
