@@ -16,7 +16,7 @@ PIP_FLAGS ?= --quiet --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli]'
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[test,cli,docs]'
 	@touch $@
 
 $(VENV313)/.installed: pyproject.toml
