@@ -209,6 +209,8 @@ class Funnel:
         #: How log lines name this printer: its name, or a short digest of its URL (the
         #: URL's unique subdomain is a secret; the digest cannot be turned back into it).
         self.label: Final = _label(app_connection)
+        self._direct_cache: dict[Origin, dict[str, str]] = {}
+        self._direct_cache_auth: AuthMiddleware | None = None
         self._relay_fingerprint: tuple[int, str] | None = None
         self._lan_mismatch_logged = False
         self._lan_errors = 0
@@ -410,6 +412,8 @@ class Funnel:
             return Route.RELAY
         if is_plugin_path(str(call.path)):
             return Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
+        if self._router.policy is not RoutePolicy.PREFER_LOCAL:
+            return self._router.route  # nothing to probe: no coroutine needed
         return await self._router.choose(self._probe_lan, self._spawn_probe)
 
     async def _probe_lan(self, lan_url: URL) -> bool:
@@ -653,7 +657,7 @@ class Funnel:
                 url,
                 params=params,
                 data=attempt.data,
-                headers={**attempt.headers, **self._auth.headers_for(url)},
+                headers=self._direct_headers(attempt.headers, url),
                 timeout=attempt.timeout,
                 allow_redirects=False,
                 raise_for_status=False,
@@ -682,6 +686,19 @@ class Funnel:
             middlewares=(self._auth,),
             **attempt.kwargs,
         )
+
+    def _direct_headers(self, headers: Mapping[str, str], url: URL) -> Mapping[str, str]:
+        """``headers`` plus the secrets pinned to ``url``'s origin (cached for the defaults)."""
+        if headers is not self._default_headers:
+            return {**headers, **self._auth.headers_for(url)}
+        origin = origin_of(url)
+        merged = self._direct_cache.get(origin)
+        if merged is None or self._direct_cache_auth is not self._auth:
+            if self._direct_cache_auth is not self._auth:  # re-pinned (a new LAN address)
+                self._direct_cache = {}
+                self._direct_cache_auth = self._auth
+            merged = self._direct_cache[origin] = {**headers, **self._auth.headers_for(url)}
+        return merged  # aiohttp copies it; nobody mutates it
 
     def _direct_ok(self, session: aiohttp.ClientSession, call: Call) -> bool:
         """No secret-named header from the session's defaults or the call's own headers."""

@@ -8,6 +8,7 @@ status with a JSON error body. Both failure shapes map to :class:`PluginCommandE
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -65,10 +66,13 @@ def plugin_error_from_http(err: PrinterHTTPError) -> PluginCommandError | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def is_plugin_path(path: str) -> bool:
     """True for a path (or URL) of OctoEverywhere's plugin API, which only the relay serves."""
     if path.startswith(PLUGIN_PREFIX):
         return True
+    if PLUGIN_PREFIX not in path:
+        return False  # cannot be one, whatever it parses to
     try:
         return URL(path).path.startswith(PLUGIN_PREFIX)
     except ValueError:

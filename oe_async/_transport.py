@@ -308,8 +308,12 @@ class Transport:
         )
 
     def with_pool_wait(self, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
-        """``timeout`` with its ``connect`` bound (pool wait + connect) filled in."""
-        if timeout.connect is not None:
+        """``timeout`` with its ``connect`` bound (pool wait + connect) filled in.
+
+        Only a borrowed session needs it: an owned session's connectors are never asked
+        for more connections than they hold (:meth:`acquire` waits, bounded, first).
+        """
+        if timeout.connect is not None or self.owns_session:
             return timeout
         cached = self._pool_wait_cache.get(timeout)
         if cached is not None:
