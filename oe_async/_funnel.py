@@ -50,6 +50,8 @@ __all__ = ["MISSING", "Call", "Funnel", "Target"]
 
 _LOGGER = logging.getLogger(__package__)
 
+#: Plain calls (no per-request options) remembered per funnel.
+_CALL_CACHE_SIZE: Final = 256
 #: Methods the direct path may send twice when the first answer is a redirect.
 _RESENDABLE: Final = frozenset({"GET", "HEAD"})
 #: Statuses aiohttp follows as redirects.
@@ -89,7 +91,7 @@ def _is_replayable(data: object) -> bool:
     return isinstance(data, Mapping)  # url-encoded form of plain values
 
 
-@attrs.define(slots=True, kw_only=True)
+@attrs.frozen(slots=True, kw_only=True)
 class Call:
     """Everything the funnel needs to (re)send one request. Build with :meth:`Funnel.call`."""
 
@@ -209,6 +211,7 @@ class Funnel:
         #: How log lines name this printer: its name, or a short digest of its URL (the
         #: URL's unique subdomain is a secret; the digest cannot be turned back into it).
         self.label: Final = _label(app_connection)
+        self._calls: dict[tuple[str, str, Target, bool], Call] = {}
         self._direct_cache: dict[Origin, dict[str, str]] = {}
         self._direct_cache_auth: AuthMiddleware | None = None
         self._relay_fingerprint: tuple[int, str] | None = None
@@ -353,8 +356,63 @@ class Funnel:
         ``stream`` picks the stream timeout (no total limit) as the default and the stream
         connection pool (the caller holds the response). A ``total`` timeout is the whole
         call's deadline, every retry included. Raises
-        :class:`oe_async.InvalidArgumentError` before anything is sent.
+        :class:`oe_async.InvalidArgumentError` before anything is sent. Calls without
+        per-request options are built once per method and path (a ``Call`` is immutable).
         """
+        key: tuple[str, str, Target, bool] | None = None
+        if isinstance(path, str) and (
+            params is None
+            and headers is None
+            and json is MISSING
+            and data is None
+            and timeout is None
+            and retry is None
+            and idempotent is None
+            and allow_redirects
+            and raise_for_status
+        ):
+            key = (method, path, target, stream)
+            cached = self._calls.get(key)
+            if cached is not None:
+                return cached
+        built = self._build_call(
+            method,
+            path,
+            target=target,
+            params=params,
+            headers=headers,
+            json=json,
+            data=data,
+            timeout=timeout,
+            stream=stream,
+            retry=retry,
+            idempotent=idempotent,
+            allow_redirects=allow_redirects,
+            raise_for_status=raise_for_status,
+        )
+        if key is not None:
+            if len(self._calls) >= _CALL_CACHE_SIZE:
+                self._calls.clear()
+            self._calls[key] = built
+        return built
+
+    def _build_call(
+        self,
+        method: str,
+        path: str | URL,
+        *,
+        target: Target,
+        params: Any,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        data: Any,
+        timeout: float | aiohttp.ClientTimeout | None,
+        stream: bool,
+        retry: RetryPolicy | None,
+        idempotent: bool | None,
+        allow_redirects: bool,
+        raise_for_status: bool,
+    ) -> Call:
         if not isinstance(method, str):
             raise InvalidArgumentError("method must be a string")
         method = method.upper()
@@ -390,9 +448,27 @@ class Funnel:
 
     async def _resolve(self, call: Call) -> tuple[URL, Route | None]:
         """The URL for one attempt of ``call`` and the printer route it takes (if any)."""
+        resolved = self._resolve_now(call)
+        if resolved is not None:
+            return resolved
+        route = await self._router.choose(self._probe_lan, self._spawn_probe)
+        return self._url_for(call, route), route
+
+    def _resolve_now(self, call: Call) -> tuple[URL, Route | None] | None:
+        """:meth:`_resolve` without awaiting, or None when the LAN may need a probe first."""
         if call.target is Target.APP_API:
             return join_url(self._transport.app_api_url, call.path), None
-        route = await self._route_for(call)
+        if call.target is Target.LAN:
+            route = Route.LAN
+        elif call.target is Target.RELAY or is_plugin_path(str(call.path)):
+            route = Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
+        elif self._router.policy is not RoutePolicy.PREFER_LOCAL:
+            route = self._router.route
+        else:
+            return None
+        return self._url_for(call, route), route
+
+    def _url_for(self, call: Call, route: Route) -> URL:
         base = self._router.base(route)
         path = call.path
         if isinstance(path, str) and "://" in path:
@@ -403,18 +479,7 @@ class Funnel:
             same = origin_of(path) in (origin_of(self._router.relay_url), origin_of(base))
             if same or self._router.is_lan_host(path):
                 path = path.relative()
-        return join_url(base, path), route
-
-    async def _route_for(self, call: Call) -> Route:
-        if call.target is Target.LAN:
-            return Route.LAN
-        if call.target is Target.RELAY:
-            return Route.RELAY
-        if is_plugin_path(str(call.path)):
-            return Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
-        if self._router.policy is not RoutePolicy.PREFER_LOCAL:
-            return self._router.route  # nothing to probe: no coroutine needed
-        return await self._router.choose(self._probe_lan, self._spawn_probe)
+        return join_url(base, path)
 
     async def _probe_lan(self, lan_url: URL) -> bool:
         """Is the printer at the LAN address? Its answer must match the relay's.
@@ -507,7 +572,8 @@ class Funnel:
         """
         deadline = self._deadline(call)
         transport = self._transport
-        await transport.acquire(call.pool, wait=self._remaining(deadline))
+        if not transport.try_acquire(call.pool):
+            await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
             return await self._attempts(call, deadline)
         finally:
@@ -541,7 +607,7 @@ class Funnel:
         attempt = 0
         while True:
             attempt += 1
-            url, route = await self._resolve(call)
+            url, route = self._resolve_now(call) or await self._resolve(call)
             path = display_path(url)
             data = call.data() if callable(call.data) else call.data
             kwargs: dict[str, Any] = {}
@@ -756,7 +822,8 @@ class Funnel:
             return
         deadline = self._deadline(call)
         transport = self._transport
-        await transport.acquire(call.pool, wait=self._remaining(deadline))
+        if not transport.try_acquire(call.pool):
+            await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
             resp = await self._attempts(call, deadline)
             try:
@@ -782,7 +849,8 @@ class Funnel:
         # send() spelled out: this is the hot path of every small request.
         deadline = self._deadline(call)
         transport = self._transport
-        await transport.acquire(call.pool, wait=self._remaining(deadline))
+        if not transport.try_acquire(call.pool):
+            await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
             resp = await self._attempts(call, deadline)
             try:

@@ -309,9 +309,18 @@ async def read_json(
 
     The body is read up to ``limit`` decoded bytes (:class:`UnexpectedResponseError` past it).
     """
-    what = f"the answer to {method} {display_path(resp.url)}"
-    body = await read_limited(resp, limit, what=what)
-    if not body.strip():
+    length = resp.content_length
+    if (
+        length is not None
+        and length <= _SMALL_BODY
+        and length <= limit
+        and not resp.headers.get("Content-Encoding")
+    ):
+        body = await resp.read()  # the common small answer (see read_limited)
+    else:
+        what = f"the answer to {method} {display_path(resp.url)}"
+        body = await read_limited(resp, limit, what=what)
+    if not body or body.isspace():
         return None
     try:
         return jsonlib.loads(body)

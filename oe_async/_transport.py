@@ -9,6 +9,7 @@ The request funnel (:mod:`oe_async._funnel`) is the only code that sends through
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import weakref
@@ -178,7 +179,7 @@ class Transport:
         # Requests being sent or read, and streams being opened: with the tracked streams
         # below, what oe_async holds of each pool (for the pool-exhausted error).
         self._in_flight: dict[Pool, int] = dict.fromkeys(Pool, 0)
-        self._gate: asyncio.Semaphore | None = None
+        self._gate: _Gate | None = None
         self._pool_wait_cache: dict[aiohttp.ClientTimeout, aiohttp.ClientTimeout] = {}
         self._handshake_child: aiohttp.ClientSession | None = None
         self._closed = False
@@ -343,38 +344,43 @@ class Transport:
             return None
         return self.exhausted(pool, elapsed)
 
+    def try_acquire(self, pool: Pool) -> bool:
+        """Take a request slot at once if one is free (no coroutine: the common case)."""
+        if pool is Pool.REQUESTS:
+            gate = self._gate if self._gate is not None else self._request_gate()
+            if gate is None or gate.try_take():
+                self._in_flight[pool] += 1
+                return True
+        return False
+
     async def acquire(self, pool: Pool, *, wait: float | None = None) -> None:
         """Count one request (or a stream being opened) against ``pool``; pair with :meth:`release`.
 
         The wait for room is bounded by :attr:`ConnectionBudget.pool_timeout` (or ``wait``,
         what is left of the call's deadline, when shorter), then
-        :class:`oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a
-        semaphore sized to their pool; streams hold connections beyond the call, so their
-        room is what the live streams leave.
+        :class:`oe_async.ConnectionPoolExhaustedError`. Requests take a slot of a gate
+        sized to their pool (first come, first served); streams hold connections beyond
+        the call, so their room is what the live streams leave.
         """
+        if self.try_acquire(pool):
+            return
         bound = self.budget.pool_timeout
         if wait is not None and wait < bound:
             bound = max(0.0, wait)
         if pool is Pool.STREAMS:
             await self._wait_for_stream_room(bound)
         else:
-            gate = self._gate if self._gate is not None else self._request_gate()
-            if gate is not None:
-                if gate.locked():
-                    try:
-                        async with asyncio.timeout(bound):
-                            await gate.acquire()
-                    except TimeoutError:
-                        raise self.exhausted(pool, bound) from None
-                else:
-                    await gate.acquire()  # free: returns at once
+            gate = self._gate
+            assert gate is not None  # noqa: S101 (try_acquire made it, or took the slot)
+            if not await gate.take(bound):
+                raise self.exhausted(pool, bound)
         self._in_flight[pool] += 1
 
     def release(self, pool: Pool) -> None:
         """Give back what :meth:`acquire` took."""
         self._in_flight[pool] -= 1
         if pool is Pool.REQUESTS and self._gate is not None:
-            self._gate.release()
+            self._gate.give()
 
     @asynccontextmanager
     async def slot(self, pool: Pool, *, wait: float | None = None) -> AsyncIterator[None]:
@@ -385,12 +391,12 @@ class Transport:
         finally:
             self.release(pool)
 
-    def _request_gate(self) -> asyncio.Semaphore | None:
+    def _request_gate(self) -> _Gate | None:
         if self._gate is None:
             limit = self.limit(Pool.REQUESTS)
             if limit is None:
                 return None
-            self._gate = asyncio.Semaphore(limit)
+            self._gate = _Gate(limit)
         return self._gate
 
     async def _wait_for_stream_room(self, bound: float) -> None:
@@ -471,6 +477,59 @@ class Transport:
         if self.owns_session and self._session is not None:
             await self._session.close()
         _LOGGER.debug("OctoEverywhere client closed (%d background task(s) cancelled)", len(tasks))
+
+
+class _Gate:
+    """A counting gate with a synchronous fast path and first-come, first-served waiters.
+
+    ``asyncio.Semaphore`` has no way to take a free slot without a coroutine; on the path of
+    every small request that costs more than the rest of the bookkeeping together.
+    """
+
+    __slots__ = ("_waiters", "limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def try_take(self) -> bool:
+        """Take a slot if one is free and nobody is queued before us."""
+        if self.used < self.limit and not self._waiters:
+            self.used += 1
+            return True
+        return False
+
+    async def take(self, bound: float) -> bool:
+        """Wait at most ``bound`` seconds for a slot; False when none came."""
+        if self.try_take():
+            return True
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(bound):
+                await waiter
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot just as time ran out: pass it on
+            return False
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # cancelled after being handed a slot: pass it on
+            raise
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        return True
+
+    def give(self) -> None:
+        """Give a slot back: straight to the first waiter still waiting, else to the pool."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes on; ``used`` is unchanged
+                return
+        self.used -= 1
 
 
 class _QuietConnector(aiohttp.TCPConnector):
