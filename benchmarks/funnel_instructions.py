@@ -14,6 +14,7 @@ the N run of each side is its cost per request. Prints both and their ratio (raw
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -74,6 +75,8 @@ def instructions(mode: str, count: int) -> int:
         capture_output=True,
         text=True,
         check=True,
+        # The same string hashes in every run: one less source of run-to-run drift.
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     match = re.search(r"Collected : (\d+)", out.stderr)
     if match is None:

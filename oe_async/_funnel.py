@@ -26,7 +26,16 @@ import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
-from ._http import TRANSPORT_ERRORS, display_path, join_url, read_capped, read_json, transport_error
+from ._http import (
+    SMALL_BODY,
+    TRANSPORT_ERRORS,
+    decode_json,
+    display_path,
+    join_url,
+    read_capped,
+    read_json,
+    transport_error,
+)
 from ._plugin_wire import is_plugin_path
 from ._transport import HANDSHAKE_AUTH, Pool, Transport, as_timeout
 from .auth import AuthMiddleware, Origin, origin_of, redact_url
@@ -108,11 +117,21 @@ class Call:
     allow_redirects: bool = True
     raise_for_status: bool = True
     pool: Pool = Pool.REQUESTS
+    #: Only the relay serves it (OctoEverywhere's plugin API).
+    relay_only: bool = False
+    #: What an attempt sends on each route, worked out once: ``[relay or App API, LAN]``.
+    #: A memo derived from the fields above (and the funnel's pins); not part of equality.
+    sends: list[_Send | None] = attrs.field(factory=lambda: [None, None], eq=False, repr=False)
 
     @property
     def replayable(self) -> bool:
         """True when the body can be sent again (JSON, bytes, a form, or a factory)."""
         return self.json is not MISSING or _is_replayable(self.data)
+
+    @property
+    def retryable(self) -> bool:
+        """True when a failed attempt may be sent again (idempotent and replayable)."""
+        return self.idempotent and self.replayable
 
 
 def _check_headers(
@@ -146,15 +165,36 @@ def _label(conn: AppConnection) -> str:
     return f"printer {digest}"
 
 
-@attrs.define(slots=True, kw_only=True)
-class _Attempt:
-    """What one attempt sends (the call's URL resolved for the current route)."""
+@attrs.frozen(slots=True, repr=False)
+class _Send:
+    """What every attempt of one call sends on one route (see :attr:`Call.sends`).
 
+    It holds the pinned secrets and the URL (whose host is a secret): its repr shows
+    neither.
+    """
+
+    #: The pins it was worked out with: a new LAN address re-pins, and this is stale.
+    auth: AuthMiddleware
     url: URL
-    data: Any
+    #: The path as logs and errors show it (no host, no query).
+    path: str
+    #: The request headers without secrets (the middleware path adds the pinned ones).
     headers: Mapping[str, str]
-    kwargs: dict[str, Any]
+    #: The same with this route's pinned secrets, when the call may skip the middleware.
+    direct: Mapping[str, str] | None
+    #: The first attempt's timeout (later ones get what is left of the deadline).
     timeout: aiohttp.ClientTimeout
+
+    def __repr__(self) -> str:
+        return f"<_Send {self.path}>"
+
+
+class _Pending(enum.Enum):
+    CHOOSE = enum.auto()
+
+
+#: "The route needs the router's (awaited) choice": the LAN may need a probe first.
+_CHOOSE: Final = _Pending.CHOOSE
 
 
 class Funnel:
@@ -207,13 +247,15 @@ class Funnel:
             lan_from_ip=lan_url is None and lan is not None,
         )
         self._auth = self._pin_secrets()
+        #: The printer route when the policy fixes it (relay or LAN only), else None.
+        self._fixed_route: Final = (
+            None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
+        )
         self._default_headers: Final = {"User-Agent": transport.user_agent}
         #: How log lines name this printer: its name, or a short digest of its URL (the
         #: URL's unique subdomain is a secret; the digest cannot be turned back into it).
         self.label: Final = _label(app_connection)
-        self._calls: dict[tuple[str, str, Target, bool], Call] = {}
-        self._direct_cache: dict[Origin, dict[str, str]] = {}
-        self._direct_cache_auth: AuthMiddleware | None = None
+        self._calls: dict[tuple[str, str, bool, bool], Call] = {}
         self._relay_fingerprint: tuple[int, str] | None = None
         self._lan_mismatch_logged = False
         self._lan_errors = 0
@@ -359,9 +401,10 @@ class Funnel:
         :class:`oe_async.InvalidArgumentError` before anything is sent. Calls without
         per-request options are built once per method and path (a ``Call`` is immutable).
         """
-        key: tuple[str, str, Target, bool] | None = None
+        key: tuple[str, str, bool, bool] | None = None
         if isinstance(path, str) and (
-            params is None
+            (target is Target.PRINTER or target is Target.APP_API)
+            and params is None
             and headers is None
             and json is MISSING
             and data is None
@@ -371,7 +414,8 @@ class Funnel:
             and allow_redirects
             and raise_for_status
         ):
-            key = (method, path, target, stream)
+            # No enum in the key: an Enum hashes its name in Python code, on every call.
+            key = (method, path, target is Target.APP_API, stream)
             cached = self._calls.get(key)
             if cached is not None:
                 return cached
@@ -395,6 +439,14 @@ class Funnel:
                 self._calls.clear()
             self._calls[key] = built
         return built
+
+    def plain(self, method: str, path: str | URL) -> Call:
+        """:meth:`call` with no options for the printer: the cached call, looked up first."""
+        if isinstance(path, str):
+            cached = self._calls.get((method, path, False, False))
+            if cached is not None:
+                return cached
+        return self.call(method, path)
 
     def _build_call(
         self,
@@ -442,31 +494,66 @@ class Funnel:
             allow_redirects=allow_redirects,
             raise_for_status=raise_for_status,
             pool=Pool.STREAMS if stream else Pool.REQUESTS,
+            # OctoEverywhere's plugin endpoints exist only on the relay.
+            relay_only=target is Target.RELAY
+            or (target is Target.PRINTER and is_plugin_path(str(path))),
         )
 
     # ------------------------------------------------------------------ routing
 
-    async def _resolve(self, call: Call) -> tuple[URL, Route | None]:
-        """The URL for one attempt of ``call`` and the printer route it takes (if any)."""
-        resolved = self._resolve_now(call)
-        if resolved is not None:
-            return resolved
-        route = await self._router.choose(self._probe_lan, self._spawn_probe)
-        return self._url_for(call, route), route
-
-    def _resolve_now(self, call: Call) -> tuple[URL, Route | None] | None:
-        """:meth:`_resolve` without awaiting, or None when the LAN may need a probe first."""
-        if call.target is Target.APP_API:
-            return join_url(self._transport.app_api_url, call.path), None
-        if call.target is Target.LAN:
-            route = Route.LAN
-        elif call.target is Target.RELAY or is_plugin_path(str(call.path)):
-            route = Route.RELAY  # OctoEverywhere's plugin endpoints exist only on the relay
-        elif self._router.policy is not RoutePolicy.PREFER_LOCAL:
-            route = self._router.route
-        else:
+    def _route_now(self, call: Call) -> Route | _Pending | None:
+        """The route of ``call``'s next attempt (None: the App API), or :data:`_CHOOSE`."""
+        target = call.target
+        if target is Target.PRINTER:
+            if call.relay_only:
+                return Route.RELAY
+            # Under prefer_local the LAN may need a probe first (a re-probe runs aside).
+            return (
+                self._fixed_route
+                or self._router.choose_now(self._probe_lan, self._spawn_probe)
+                or _CHOOSE
+            )
+        if target is Target.APP_API:
             return None
-        return self._url_for(call, route), route
+        return Route.LAN if target is Target.LAN else Route.RELAY
+
+    async def _route(self, call: Call) -> Route | None:
+        """The route of ``call``'s next attempt, probing the LAN first if it must."""
+        route = self._route_now(call)
+        if route is _CHOOSE:
+            return await self._router.choose(self._probe_lan, self._spawn_probe)
+        return route
+
+    def _send_for(self, call: Call, route: Route | None) -> _Send:
+        """What ``call`` sends on ``route`` (worked out once per call, route and pins)."""
+        slot = route is Route.LAN  # 0: the relay or the App API, 1: the LAN
+        send = call.sends[slot]
+        if send is None or send.auth is not self._auth:
+            send = call.sends[slot] = self._make_send(call, route)
+        return send
+
+    def _make_send(self, call: Call, route: Route | None) -> _Send:
+        if route is None:
+            url = join_url(self._transport.app_api_url, call.path)
+        else:
+            url = self._url_for(call, route)
+        headers = self._headers_for(call)
+        auth = self._auth
+        # Straight to the URL without the middleware when that is safe (see _attempts): a
+        # request that is not redirected or a GET/HEAD, without secret-named headers of
+        # its own (the middleware strips those where they do not belong).
+        names = auth.secret_names()
+        direct = (not call.allow_redirects or call.method in _RESENDABLE) and not (
+            call.headers and any(name.lower() in names for name in call.headers)
+        )
+        return _Send(
+            auth,
+            url,
+            display_path(url),
+            headers,
+            {**headers, **auth.headers_for(url)} if direct else None,
+            self._transport.with_pool_wait(call.timeout),
+        )
 
     def _url_for(self, call: Call, route: Route) -> URL:
         base = self._router.base(route)
@@ -529,10 +616,8 @@ class Funnel:
         except OctoEverywhereError:
             return None
 
-    def _lan_answered(self, route: Route | None, status: int) -> None:
+    def _lan_answered(self, status: int) -> None:
         """Give the LAN up after :data:`LAN_FAILURES` server errors in a row there."""
-        if route is not Route.LAN:
-            return
         if status < 500:
             self._lan_errors = 0
             return
@@ -575,9 +660,11 @@ class Funnel:
         if not transport.try_acquire(call.pool):
             await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
-            return await self._attempts(call, deadline)
+            resp = await self._attempts(call, deadline)
         finally:
             transport.release(call.pool)
+        transport.track(resp, call.pool)
+        return resp
 
     @staticmethod
     def _deadline(call: Call) -> float | None:
@@ -588,192 +675,188 @@ class Funnel:
     def _remaining(deadline: float | None) -> float | None:
         return None if deadline is None else deadline - asyncio.get_running_loop().time()
 
-    def _attempt_timeout(
-        self, call: Call, deadline: float | None, attempt: int
-    ) -> aiohttp.ClientTimeout:
-        """The attempt's timeout: what is left of the call's deadline, pool wait bounded."""
+    def _retry_timeout(self, call: Call, deadline: float | None) -> aiohttp.ClientTimeout:
+        """A later attempt's timeout: what is left of the call's deadline, pool wait bounded."""
         timeout = call.timeout
-        if deadline is not None and attempt > 1:  # the first attempt has all of it
+        if deadline is not None:
             remaining = deadline - asyncio.get_running_loop().time()
             timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
         return self._transport.with_pool_wait(timeout)
 
     async def _attempts(self, call: Call, deadline: float | None) -> aiohttp.ClientResponse:
+        """Send ``call`` until it succeeds or may not be retried; return the response.
+
+        Each attempt goes straight to its URL when that is safe, else through the auth
+        middleware. The middleware pins secrets on every redirect hop, but a per-request
+        middleware costs aiohttp about 20 us per request, an eighth of a small GET. The
+        first hop always goes to one of the connection's own origins, whose pinned headers
+        are known: a request that cannot be redirected (``allow_redirects=False``), or a
+        GET/HEAD (whose redirects keep the method and carry no body), goes out with them
+        set directly and no middleware (:attr:`_Send.direct`). A redirect answer is then
+        followed from its ``Location`` through the middleware (:meth:`_follow`). Session
+        default headers or per-request headers that carry a secret name always take the
+        middleware path (it strips them where they do not belong).
+
+        The caller tracks the response (:meth:`Transport.track` or :meth:`Transport.hold`).
+        """
         transport = self._transport
-        session = transport.session_for(call.pool)
+        session = transport.session if call.pool is Pool.REQUESTS else transport.stream_session
         loop = asyncio.get_running_loop()
-        headers = self._headers_for(call)
-        retryable_request = call.idempotent and call.replayable
         attempt = 0
         while True:
             attempt += 1
-            url, route = self._resolve_now(call) or await self._resolve(call)
-            path = display_path(url)
+            route = self._route_now(call)
+            if route is _CHOOSE:
+                route = await self._router.choose(self._probe_lan, self._spawn_probe)
+            send = call.sends[route is Route.LAN]  # _send_for(), spelled out
+            if send is None or send.auth is not self._auth:
+                send = self._send_for(call, route)
             data = call.data() if callable(call.data) else call.data
-            kwargs: dict[str, Any] = {}
-            if call.json is not MISSING:
-                kwargs["json"] = call.json
+            json_body = None if call.json is MISSING else call.json
+            timeout = send.timeout if attempt == 1 else self._retry_timeout(call, deadline)
             started = loop.time()
             try:
-                resp = await self._send_once(
-                    session,
-                    call,
-                    _Attempt(
-                        url=url,
-                        data=data,
-                        headers=headers,
-                        kwargs=kwargs,
-                        timeout=self._attempt_timeout(call, deadline, attempt),
-                    ),
+                direct = send.direct
+                if direct is not None and session.headers and self._session_has_secrets(session):
+                    direct = None
+                resp = await session.request(
+                    call.method,
+                    send.url,
+                    params=call.params,
+                    data=data,
+                    json=json_body,
+                    headers=send.headers if direct is None else direct,
+                    timeout=timeout,
+                    allow_redirects=call.allow_redirects and direct is None,
+                    raise_for_status=False,
+                    middlewares=(self._auth,) if direct is None else (),
                 )
+                if direct is not None and call.allow_redirects and resp.status in _REDIRECTS:
+                    resp = await self._follow(session, call, resp, send, timeout)
             except TRANSPORT_ERRORS as err:
                 error: OctoEverywhereError = transport.pool_full_error(
                     call.pool, err, loop.time() - started
-                ) or self.error_for(err, call.method, path)
+                ) or self.error_for(err, call.method, send.path)
                 # A request that never left can always go through the relay instead; one
                 # that may have reached the printer only if it may be repeated.
                 if (
                     not transport.closed
                     and self._lan_failed(route, call)
-                    and (isinstance(err, _NEVER_SENT) or retryable_request)
+                    and (isinstance(err, _NEVER_SENT) or call.retryable)
                 ):
                     _LOGGER.debug(
-                        "%s: %s %s: LAN unreachable, using the relay", self.label, call.method, path
+                        "%s: %s %s: LAN unreachable, using the relay",
+                        self.label,
+                        call.method,
+                        send.path,
                     )
                     attempt -= 1
                     continue
             else:
                 status = resp.status
-                self._lan_answered(route, status)
+                if route is Route.LAN:
+                    self._lan_answered(status)
                 # OctoEverywhere's 6xx codes mean something only from the relay and the
                 # App API: on the plain-http LAN they are any device's ordinary answer.
-                relay_status = is_relay_status(status) and route is not Route.LAN
-                if status < 400 or not (call.raise_for_status or relay_status):
-                    _LOGGER.debug("%s: %s %s -> %d", self.label, call.method, path, status)
-                    transport.track(resp, call.pool)
+                if status < 400 or not (
+                    call.raise_for_status or (route is not Route.LAN and is_relay_status(status))
+                ):
+                    if _LOGGER.isEnabledFor(logging.DEBUG):  # no call to debug() if not
+                        _LOGGER.debug("%s: %s %s -> %d", self.label, call.method, send.path, status)
                     return resp
                 try:
                     body = await read_capped(resp, MAX_ERROR_BODY)
                 finally:
                     resp.release()
-                error = self._http_error(resp, body, call, path, relay=route is not Route.LAN)
-            delay = (
-                call.retry.delay(attempt, error)
-                if retryable_request
-                and not isinstance(error, ClientClosedError)
-                and attempt < call.retry.attempts
-                and RetryPolicy.is_retryable_error(error)
-                else None
-            )
-            remaining = self._remaining(deadline)
-            if delay is not None and remaining is not None and delay >= remaining:
-                _LOGGER.debug(
-                    "%s: %s %s: no time left for attempt %d (%.2f s left)",
-                    self.label,
-                    call.method,
-                    path,
-                    attempt + 1,
-                    remaining,
-                )
-                delay = None
-            if delay is None:
-                _LOGGER.debug("%s: %s %s failed: %s", self.label, call.method, path, error)
-                self.last_error = {"type": type(error).__name__, "message": str(error)}
-                if attempt > 1 and isinstance(error, RequestTimeoutError) and deadline is not None:
-                    error = RequestTimeoutError(
-                        f"{call.method} {path}: no answer within the call's "
-                        f"{call.timeout.total:g} s deadline ({attempt} attempts)"
-                    )
-                raise error from None
+                error = self._http_error(resp, body, call, send.path, relay=route is not Route.LAN)
+            await self._before_retry(call, deadline, attempt, error, send.path)
+
+    async def _before_retry(
+        self,
+        call: Call,
+        deadline: float | None,
+        attempt: int,
+        error: OctoEverywhereError,
+        path: str,
+    ) -> None:
+        """Wait before attempt ``attempt + 1`` of ``call``, or raise ``error`` if none is due."""
+        delay = (
+            call.retry.delay(attempt, error)
+            if call.retryable
+            and not isinstance(error, ClientClosedError)
+            and attempt < call.retry.attempts
+            and RetryPolicy.is_retryable_error(error)
+            else None
+        )
+        remaining = self._remaining(deadline)
+        if delay is not None and remaining is not None and delay >= remaining:
             _LOGGER.debug(
-                "%s: %s %s failed (%s); attempt %d of %d in %.2f s",
+                "%s: %s %s: no time left for attempt %d (%.2f s left)",
                 self.label,
                 call.method,
                 path,
-                type(error).__name__,
                 attempt + 1,
-                call.retry.attempts,
-                delay,
+                remaining,
             )
-            await asyncio.sleep(delay)
-
-    async def _send_once(
-        self, session: aiohttp.ClientSession, call: Call, attempt: _Attempt
-    ) -> aiohttp.ClientResponse:
-        """One attempt: straight to its URL when that is safe, else through the middleware.
-
-        The auth middleware pins secrets on every redirect hop, but a per-request middleware
-        costs aiohttp about 20 us per request, an eighth of a small GET. The first hop always
-        goes to one of the connection's own origins, whose pinned headers are known: a
-        request that cannot be redirected (``allow_redirects=False``), or a GET/HEAD (whose
-        redirects keep the method and carry no body), goes out with them set directly and
-        no middleware. A redirect answer is then followed from its ``Location`` through the
-        middleware, hop by hop. Session default headers or per-request headers that carry a
-        secret name always take the middleware path (it strips them where they do not
-        belong).
-        """
-        direct = (not call.allow_redirects or call.method in _RESENDABLE) and self._direct_ok(
-            session, call
+            delay = None
+        if delay is None:
+            _LOGGER.debug("%s: %s %s failed: %s", self.label, call.method, path, error)
+            self.last_error = {"type": type(error).__name__, "message": str(error)}
+            if attempt > 1 and isinstance(error, RequestTimeoutError) and deadline is not None:
+                error = RequestTimeoutError(
+                    f"{call.method} {path}: no answer within the call's "
+                    f"{call.timeout.total:g} s deadline ({attempt} attempts)"
+                )
+            raise error from None
+        _LOGGER.debug(
+            "%s: %s %s failed (%s); attempt %d of %d in %.2f s",
+            self.label,
+            call.method,
+            path,
+            type(error).__name__,
+            attempt + 1,
+            call.retry.attempts,
+            delay,
         )
-        url: URL = attempt.url
-        params = call.params
-        if direct:
-            resp = await session.request(
-                call.method,
-                url,
-                params=params,
-                data=attempt.data,
-                headers=self._direct_headers(attempt.headers, url),
-                timeout=attempt.timeout,
-                allow_redirects=False,
-                raise_for_status=False,
-                middlewares=(),
-                **attempt.kwargs,
-            )
-            location = resp.headers.get("Location") if call.allow_redirects else None
-            if location is None or resp.status not in _REDIRECTS:
-                return resp
-            try:
-                target = resp.url.join(URL(location))
-            except ValueError:
-                target = None
-            resp.release()
-            if target is not None and target.scheme in ("http", "https"):
-                url, params = target, None  # the query is the Location's now
+        await asyncio.sleep(delay)
+
+    async def _follow(
+        self,
+        session: aiohttp.ClientSession,
+        call: Call,
+        resp: aiohttp.ClientResponse,
+        send: _Send,
+        timeout: aiohttp.ClientTimeout,
+    ) -> aiohttp.ClientResponse:
+        """Follow the redirect ``resp`` of a direct GET/HEAD through the auth middleware."""
+        location = resp.headers.get("Location")
+        if location is None:
+            return resp
+        try:
+            target: URL | None = resp.url.join(URL(location))
+        except ValueError:
+            target = None
+        resp.release()
+        url, params = send.url, call.params
+        if target is not None and target.scheme in ("http", "https"):
+            url, params = target, None  # the query is the Location's now
         return await session.request(
             call.method,
             url,
             params=params,
-            data=attempt.data,
-            headers=attempt.headers,
-            timeout=attempt.timeout,
-            allow_redirects=call.allow_redirects,
+            data=call.data() if callable(call.data) else call.data,
+            json=None if call.json is MISSING else call.json,
+            headers=send.headers,
+            timeout=timeout,
+            allow_redirects=True,
             raise_for_status=False,
             middlewares=(self._auth,),
-            **attempt.kwargs,
         )
 
-    def _direct_headers(self, headers: Mapping[str, str], url: URL) -> Mapping[str, str]:
-        """``headers`` plus the secrets pinned to ``url``'s origin (cached for the defaults)."""
-        if headers is not self._default_headers:
-            return {**headers, **self._auth.headers_for(url)}
-        origin = origin_of(url)
-        merged = self._direct_cache.get(origin)
-        if merged is None or self._direct_cache_auth is not self._auth:
-            if self._direct_cache_auth is not self._auth:  # re-pinned (a new LAN address)
-                self._direct_cache = {}
-                self._direct_cache_auth = self._auth
-            merged = self._direct_cache[origin] = {**headers, **self._auth.headers_for(url)}
-        return merged  # aiohttp copies it; nobody mutates it
-
-    def _direct_ok(self, session: aiohttp.ClientSession, call: Call) -> bool:
-        """No secret-named header from the session's defaults or the call's own headers."""
-        names = self._auth.secret_names()
+    def _session_has_secrets(self, session: aiohttp.ClientSession) -> bool:
+        """True when the session's default headers carry a secret name (middleware path)."""
         defaults = session.headers
-        if defaults and any(name in defaults for name in names):
-            return False
-        extra = call.headers
-        return not extra or not any(name.lower() in names for name in extra)
+        return any(name in defaults for name in self._auth.secret_names())
 
     def _http_error(
         self,
@@ -826,12 +909,14 @@ class Funnel:
             await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
             resp = await self._attempts(call, deadline)
+            transport.held.add(resp)
             try:
                 yield resp
             except TRANSPORT_ERRORS as err:
                 self._reraise(err, call, resp)
             finally:
                 resp.release()
+                transport.held.discard(resp)
         finally:
             transport.release(call.pool)
 
@@ -847,18 +932,29 @@ class Funnel:
             async with self.send(call) as resp:
                 return await read_json(resp, call.method)
         # send() spelled out: this is the hot path of every small request.
-        deadline = self._deadline(call)
+        total = call.timeout.total
+        deadline = None if total is None else asyncio.get_running_loop().time() + total
         transport = self._transport
         if not transport.try_acquire(call.pool):
             await transport.acquire(call.pool, wait=self._remaining(deadline))
         try:
             resp = await self._attempts(call, deadline)
+            transport.held.add(resp)
             try:
+                length = resp.content_length
+                if (
+                    length is not None
+                    and length <= SMALL_BODY
+                    and "Content-Encoding" not in resp.headers
+                ):
+                    # read_json's common case, spelled out: no coroutine of its own.
+                    return decode_json(await resp.read(), resp, call.method)
                 return await read_json(resp, call.method)
             except TRANSPORT_ERRORS as err:
                 self._reraise(err, call, resp)
             finally:
                 resp.release()
+                transport.held.discard(resp)
         finally:
             transport.release(call.pool)
 
@@ -880,8 +976,9 @@ class Funnel:
         """
         transport = self._transport
         while True:
-            url, route = await self._resolve(call)
-            path = display_path(url)
+            route = await self._route(call)
+            send = self._send_for(call, route)
+            url, path = send.url, send.path
             error: OctoEverywhereError | None = None
             token = HANDSHAKE_AUTH.set(self._auth)
             try:
@@ -891,7 +988,7 @@ class Funnel:
                         protocols=protocols,
                         heartbeat=heartbeat,
                         timeout=aiohttp.ClientWSTimeout(ws_receive=receive_timeout, ws_close=10.0),
-                        headers=self._headers_for(call),
+                        headers=send.headers,
                         max_msg_size=max_msg_size,
                         # PrinterWebSocket answers pings itself, with a bound on how many
                         # (aiohttp would answer a flood of them for ever, on the loop).

@@ -26,8 +26,10 @@ __all__ = [
     "FLOOD_CHUNKS",
     "FLOOD_MIN_AVERAGE",
     "MAX_JSON_SIZE",
+    "SMALL_BODY",
     "TRANSPORT_ERRORS",
     "ChunkFloodGuard",
+    "decode_json",
     "display_path",
     "join_url",
     "path_of",
@@ -260,7 +262,7 @@ class ChunkFloodGuard:
 
 
 #: A body with a Content-Length up to this (and no Content-Encoding) is read in one go.
-_SMALL_BODY: Final = 64 * 1024
+SMALL_BODY: Final = 64 * 1024
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
@@ -279,7 +281,7 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
     length = resp.content_length
     if (
         length is not None
-        and length <= _SMALL_BODY
+        and length <= SMALL_BODY
         and length <= limit
         and not resp.headers.get("Content-Encoding")
     ):
@@ -312,7 +314,7 @@ async def read_json(
     length = resp.content_length
     if (
         length is not None
-        and length <= _SMALL_BODY
+        and length <= SMALL_BODY
         and length <= limit
         and not resp.headers.get("Content-Encoding")
     ):
@@ -320,10 +322,19 @@ async def read_json(
     else:
         what = f"the answer to {method} {display_path(resp.url)}"
         body = await read_limited(resp, limit, what=what)
+    return decode_json(body, resp, method)
+
+
+def decode_json(body: bytes, resp: aiohttp.ClientResponse, method: str) -> Any:
+    """Decode the body of ``resp`` as JSON: None when empty, else it must parse."""
     if not body or body.isspace():
         return None
     try:
-        return jsonlib.loads(body)
+        try:
+            # UTF-8, as RFC 8259 requires: decoding it first skips json's encoding sniffing.
+            return jsonlib.loads(body.decode())
+        except ValueError:  # not UTF-8, or a BOM: json's own detection (UTF-16/32, BOM)
+            return jsonlib.loads(body)
     except ValueError:
         content_type = resp.headers.get("Content-Type", "no content type")
         raise UnexpectedResponseError(

@@ -178,7 +178,8 @@ class Transport:
         self._stream_session: aiohttp.ClientSession | None = None
         # Requests being sent or read, and streams being opened: with the tracked streams
         # below, what oe_async holds of each pool (for the pool-exhausted error).
-        self._in_flight: dict[Pool, int] = dict.fromkeys(Pool, 0)
+        # Indexed by ``pool is Pool.STREAMS``: an Enum key would hash in Python code.
+        self._in_flight: list[int] = [0, 0]
         self._gate: _Gate | None = None
         self._pool_wait_cache: dict[aiohttp.ClientTimeout, aiohttp.ClientTimeout] = {}
         self._handshake_child: aiohttp.ClientSession | None = None
@@ -190,6 +191,10 @@ class Transport:
         self._responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._stream_responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._websockets: weakref.WeakSet[aiohttp.ClientWebSocketResponse] = weakref.WeakSet()
+        #: Responses the funnel reads and releases itself (small answers), which close()
+        #: closes: a plain set (the funnel adds and discards), as adding to a WeakSet costs
+        #: a weak reference with a callback on every request.
+        self.held: Final[set[aiohttp.ClientResponse]] = set()
 
     @property
     def closed(self) -> bool:
@@ -270,7 +275,7 @@ class Transport:
     def busy(self, pool: Pool) -> int:
         """How many connections of ``pool`` oe_async holds or is acquiring now."""
         held = self._live_streams() if pool is Pool.STREAMS else 0
-        return held + self._in_flight[pool]
+        return held + self._in_flight[pool is Pool.STREAMS]
 
     def limit(self, pool: Pool) -> int | None:
         """How many connections ``pool`` may hold (None: unlimited).
@@ -349,7 +354,7 @@ class Transport:
         if pool is Pool.REQUESTS:
             gate = self._gate if self._gate is not None else self._request_gate()
             if gate is None or gate.try_take():
-                self._in_flight[pool] += 1
+                self._in_flight[0] += 1  # the requests pool's count
                 return True
         return False
 
@@ -374,11 +379,11 @@ class Transport:
             assert gate is not None  # noqa: S101 (try_acquire made it, or took the slot)
             if not await gate.take(bound):
                 raise self.exhausted(pool, bound)
-        self._in_flight[pool] += 1
+        self._in_flight[pool is Pool.STREAMS] += 1
 
     def release(self, pool: Pool) -> None:
         """Give back what :meth:`acquire` took."""
-        self._in_flight[pool] -= 1
+        self._in_flight[pool is Pool.STREAMS] -= 1
         if pool is Pool.REQUESTS and self._gate is not None:
             self._gate.give()
 
@@ -457,7 +462,7 @@ class Transport:
         if self._closed:
             return
         self._closed = True
-        for response in list(self._responses):
+        for response in [*self._responses, *self.held]:
             response.close()
         closing = [asyncio.ensure_future(ws.close()) for ws in list(self._websockets)]
         if closing:

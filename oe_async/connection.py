@@ -241,10 +241,13 @@ class PrinterConnection:
         Raises what :meth:`request` raises, and :class:`oe_async.UnexpectedResponseError`
         for a body that is not JSON.
         """
-        call = self._funnel.call(
+        funnel = self._funnel
+        if params is None and headers is None and timeout is None and retry is None:
+            return await funnel.json(funnel.plain("GET", path))  # the common poll
+        call = funnel.call(
             "GET", path, params=params, headers=headers, timeout=timeout, retry=retry
         )
-        return await self._funnel.json(call)
+        return await funnel.json(call)
 
     async def post_json(
         self,

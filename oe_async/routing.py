@@ -144,15 +144,27 @@ class Router:
 
     async def choose(self, probe: Prober, spawn: Spawner) -> Route:
         """The route for a request, probing the LAN first when nothing is known yet."""
+        route = self.choose_now(probe, spawn)
+        if route is not None:
+            return route
+        if self._first_probe is None:
+            self._first_probe = asyncio.Lock()
+        async with self._first_probe:  # concurrent first requests share one probe
+            if self._state is _LanState.UNKNOWN:
+                await self._probe(probe)
+        return self.route
+
+    def choose_now(self, probe: Prober, spawn: Spawner) -> Route | None:
+        """:meth:`choose` without awaiting; None while the first probe is still to be awaited.
+
+        A re-probe of a LAN that is down is due every ``reprobe_interval``: it runs in the
+        background (``spawn``) while this request takes the relay.
+        """
         if self.policy is not RoutePolicy.PREFER_LOCAL:
             return self.route
         if self._state is _LanState.UNKNOWN:
-            if self._first_probe is None:
-                self._first_probe = asyncio.Lock()
-            async with self._first_probe:  # concurrent first requests share one probe
-                if self._state is _LanState.UNKNOWN:
-                    await self._probe(probe)
-        elif (
+            return None
+        if (
             self._state is _LanState.DOWN
             and time.monotonic() - self._last_probe >= self.options.reprobe_interval
             and (self._background is None or self._background.done())

@@ -1,0 +1,133 @@
+"""The small-request path (issue 14.8): what it skips must not change what it does.
+
+``get_json`` reads a small answer in place, keeps what each call sends per route
+(``Call.sends``) and tracks its response in a plain set: these tests pin the behaviour
+those shortcuts could change (JSON decoding, close, a new LAN address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from oe_async import ClientClosedError, OctoEverywhere, UnexpectedResponseError
+from oe_async.testing import Simulator
+from oe_async.testing.hostile import HostileServer
+
+from .helpers import RecordingServer, acquired_connections
+
+TEXT = {"name": "Benchy é ✓"}
+BODIES: dict[str, tuple[bytes, Any]] = {
+    "UTF-8": ('{"name": "Benchy é ✓"}'.encode(), TEXT),
+    "UTF-8 with a BOM": (b"\xef\xbb\xbf" + '{"name": "Benchy é ✓"}'.encode(), TEXT),
+    "UTF-16 with a BOM": ('{"name": "Benchy é ✓"}'.encode("utf-16"), TEXT),
+    "UTF-16-LE without one": ('{"name": "Benchy é ✓"}'.encode("utf-16-le"), TEXT),
+    "empty": (b"", None),
+    "whitespace": (b" \r\n\t", None),
+    "null": (b"null", None),
+    "a number": (b"42", 42),
+    "not JSON": (b"<html>busy</html>", UnexpectedResponseError),
+    "invalid UTF-8": (b'{"name": "\xff"}', UnexpectedResponseError),
+}
+
+
+@contextlib.asynccontextmanager
+async def lan_serving(body: bytes, *, chunked: bool) -> AsyncIterator[URL]:
+    """A plain-http LAN printer answering ``body`` (with Content-Length, or chunked)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not chunked:
+            return web.Response(body=body, content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for i in range(0, len(body), 7):
+            await resp.write(body[i : i + 7])
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield URL(f"http://127.0.0.1:{runner.addresses[0][1]}/")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("name", list(BODIES))
+async def test_json_bodies_decode_the_same_on_both_read_paths(
+    oe: OctoEverywhere, sim: Simulator, name: str, chunked: bool
+) -> None:
+    body, expected = BODIES[name]
+    async with lan_serving(body, chunked=chunked) as lan:
+        printer = oe.printer(sim.app_connection(), lan_url=lan, route="local")
+        if expected is UnexpectedResponseError:
+            with pytest.raises(UnexpectedResponseError, match="GET /api/job answered a body"):
+                await printer.get_json("/api/job")
+        else:
+            assert await printer.get_json("/api/job") == expected
+
+
+@pytest.mark.parametrize("mode", ["owned", "borrowed"])
+async def test_close_ends_a_small_answer_being_read(sim: Simulator, mode: str) -> None:
+    """The small-answer path holds its response where close() finds it, in both modes."""
+    async with contextlib.AsyncExitStack() as stack:
+        session = None
+        if mode == "borrowed":
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+        server = await stack.enter_async_context(HostileServer("stall_body", stall_after=100))
+        oe = sim.client(session=session)
+        printer = oe.printer(sim.app_connection(url=server.url))
+        task = asyncio.create_task(printer.get_json("/api/job", timeout=60))
+        while server.connections == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the headers are in, the body stalls half-way
+        assert not task.done()
+        began = time.monotonic()
+        await oe.close()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        assert done, "still reading a second after close()"
+        assert isinstance(task.exception(), ClientClosedError)
+        assert time.monotonic() - began < 1.5
+        if session is not None:
+            assert acquired_connections(session) == 0
+
+
+async def test_calls_made_before_a_new_lan_address_follow_it(
+    oe: OctoEverywhere, sim: Simulator
+) -> None:
+    """What a call sends per route is remembered; a new LAN address (Info API) renews it."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            old = await stack.enter_async_context(RecordingServer(host="127.0.0.10", port=80))
+            new = await stack.enter_async_context(RecordingServer(host="127.0.0.11", port=80))
+        except OSError as err:
+            pytest.skip(f"needs port 80 on 127.0.0.10 and 127.0.0.11 ({err})")
+        printer = oe.printer(
+            sim.app_connection(local_ip="127.0.0.10"),
+            route="local",
+            headers={"X-Api-Key": "lan-key"},
+        )
+        for _ in range(2):
+            await printer.get_json("/api/job")
+        sim.state.local_ip = "127.0.0.11"
+        await printer.app_api.info()
+        for _ in range(2):
+            await printer.get_json("/api/job")
+        assert [s.path for s in old.seen] == ["/api/job"] * 2
+        assert [s.path for s in new.seen] == ["/api/job"] * 2
+        assert all(s.headers["X-Api-Key"] == "lan-key" for s in new.seen)
+        assert new.secret_headers_seen() == [("/api/job", "X-Api-Key")] * 2
