@@ -1,13 +1,15 @@
-"""Test-only helpers: a recording server that plays an unrelated (foreign) origin."""
+"""Test-only helpers: a recording server that plays an unrelated (foreign) origin, and more."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import socket
 import ssl
+import sys
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Self
 
 import attrs
@@ -159,3 +161,20 @@ async def write_bytes(path: Path, data: bytes) -> None:
 async def open_fds() -> int:
     """This process's open file descriptors (psutil reads /proc: off the loop)."""
     return await asyncio.to_thread(lambda: psutil.Process().num_fds())
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` (not a package) as the module ``example_<name>``, once."""
+    loaded = sys.modules.get(f"example_{name}")
+    if loaded is not None:
+        return loaded
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import socket
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -21,21 +18,10 @@ import oe_async
 from oe_async import EventType, WebhookEvent
 from oe_async.testing import Simulator
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from .helpers import EXAMPLES, load_example
 
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ha = load("ha_style_integration")
-receiver_example = load("webhook_receiver")
+ha = load_example("ha_style_integration")
+receiver_example = load_example("webhook_receiver")
 
 
 @pytest_asyncio.fixture

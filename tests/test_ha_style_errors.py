@@ -7,12 +7,8 @@ person (ConfigEntryError), 613 as an idle printer, and the refresh's deadline.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -21,21 +17,12 @@ import pytest_asyncio
 
 from oe_async.testing import Simulator
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ha_style_integration.py"
+from .helpers import load_example
+
 STATUS_PATH = "/octoeverywhere-command-api/status"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_ha_style_errors", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ha = _load()
+ha = load_example("ha_style_integration")
 
 
 @pytest_asyncio.fixture

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
-import sys
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 
 import aiohttp
 import pytest_asyncio
@@ -18,20 +14,9 @@ from aiohttp import web
 from oe_async.mjpeg import MJPEGParser
 from oe_async.testing import Simulator
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mjpeg_proxy.py"
+from .helpers import load_example
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("example_mjpeg_proxy", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-proxy = _load()
+proxy = load_example("mjpeg_proxy")
 
 
 @pytest_asyncio.fixture
