@@ -121,7 +121,10 @@ class Call:
     relay_only: bool = False
     #: What an attempt sends on each route, worked out once: ``[relay or App API, LAN]``.
     #: A memo derived from the fields above (and the funnel's pins); not part of equality.
-    sends: list[_Send | None] = attrs.field(factory=lambda: [None, None], eq=False, repr=False)
+    #: Never passed in (``attrs.evolve`` gives the new call a fresh memo).
+    sends: list[_Send | None] = attrs.field(
+        init=False, factory=lambda: [None, None], eq=False, repr=False
+    )
 
     @property
     def replayable(self) -> bool:
@@ -697,14 +700,18 @@ class Funnel:
         default headers or per-request headers that carry a secret name always take the
         middleware path (it strips them where they do not belong).
 
-        The caller tracks the response (:meth:`Transport.track` or :meth:`Transport.hold`).
+        The caller tracks the response (:meth:`Transport.track`, or :attr:`Transport.held`
+        when it releases the response itself).
         """
         transport = self._transport
-        session = transport.session if call.pool is Pool.REQUESTS else transport.stream_session
         loop = asyncio.get_running_loop()
         attempt = 0
+        sent = False  # the first send has the call's whole timeout, later ones what is left
         while True:
             attempt += 1
+            # Asked again for every send: a client closed meanwhile (say during a retry's
+            # back-off) raises ClientClosedError here, instead of sending on.
+            session = transport.session if call.pool is Pool.REQUESTS else transport.stream_session
             route = self._route_now(call)
             if route is _CHOOSE:
                 route = await self._router.choose(self._probe_lan, self._spawn_probe)
@@ -713,11 +720,16 @@ class Funnel:
                 send = self._send_for(call, route)
             data = call.data() if callable(call.data) else call.data
             json_body = None if call.json is MISSING else call.json
-            timeout = send.timeout if attempt == 1 else self._retry_timeout(call, deadline)
+            timeout = self._retry_timeout(call, deadline) if sent else send.timeout
+            sent = True
             started = loop.time()
             try:
                 direct = send.direct
-                if direct is not None and session.headers and self._session_has_secrets(session):
+                if (
+                    direct is not None
+                    and (session.headers or session.auth is not None)
+                    and self._session_has_secrets(session)
+                ):
                     direct = None
                 resp = await session.request(
                     call.method,
@@ -854,7 +866,13 @@ class Funnel:
         )
 
     def _session_has_secrets(self, session: aiohttp.ClientSession) -> bool:
-        """True when the session's default headers carry a secret name (middleware path)."""
+        """True when the session adds a secret of its own (take the middleware path).
+
+        A default ``auth=`` (a borrowed session's) would become an ``Authorization`` header
+        that the direct path cannot strip: sent to the LAN, or clashing with the relay's.
+        """
+        if session.auth is not None:
+            return True
         defaults = session.headers
         return any(name in defaults for name in self._auth.secret_names())
 

@@ -191,9 +191,9 @@ class Transport:
         self._responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._stream_responses: weakref.WeakSet[aiohttp.ClientResponse] = weakref.WeakSet()
         self._websockets: weakref.WeakSet[aiohttp.ClientWebSocketResponse] = weakref.WeakSet()
-        #: Responses the funnel reads and releases itself (small answers), which close()
-        #: closes: a plain set (the funnel adds and discards), as adding to a WeakSet costs
-        #: a weak reference with a callback on every request.
+        #: Responses of the requests pool that the funnel releases itself (``json()``,
+        #: ``send()``), which close() closes: a plain set (the funnel adds and discards in
+        #: ``finally``), as adding to a WeakSet costs a weak reference with a callback.
         self.held: Final[set[aiohttp.ClientResponse]] = set()
 
     @property

@@ -2,7 +2,8 @@
 
 ``get_json`` reads a small answer in place, keeps what each call sends per route
 (``Call.sends``) and tracks its response in a plain set: these tests pin the behaviour
-those shortcuts could change (JSON decoding, close, a new LAN address).
+those shortcuts could change (JSON decoding, close, a new LAN address), and what a review
+of it found (close during a back-off, a LAN fallback's deadline, a session's own ``auth=``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from oe_async import ClientClosedError, OctoEverywhere, UnexpectedResponseError
+from oe_async import (
+    ClientClosedError,
+    OctoEverywhere,
+    RequestTimeoutError,
+    RetryPolicy,
+    UnexpectedResponseError,
+)
 from oe_async.testing import Simulator
 from oe_async.testing.hostile import HostileServer
 
@@ -131,3 +138,66 @@ async def test_calls_made_before_a_new_lan_address_follow_it(
         assert [s.path for s in new.seen] == ["/api/job"] * 2
         assert all(s.headers["X-Api-Key"] == "lan-key" for s in new.seen)
         assert new.secret_headers_seen() == [("/api/job", "X-Api-Key")] * 2
+
+
+# ---------------------------------------------------------------- found reviewing this path
+
+
+@pytest.mark.parametrize("mode", ["owned", "borrowed"])
+async def test_close_during_a_retry_back_off_ends_the_call(sim: Simulator, mode: str) -> None:
+    """Owned: aiohttp's RuntimeError('Session is closed') escaped; borrowed: the retry went out."""
+    async with contextlib.AsyncExitStack() as stack:
+        session = None
+        if mode == "borrowed":
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+        oe = sim.client(
+            session=session, retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=0.5)
+        )
+        printer = oe.printer(sim.app_connection())
+        sim.fail(600, path="/api/job", origin="relay", times=1)
+        task = asyncio.create_task(printer.get_json("/api/job"))
+        while not sim.requests_to("relay", "/api/job"):
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # in the back-off now
+        await oe.close()
+        with pytest.raises(ClientClosedError):
+            await asyncio.wait_for(task, 2)
+        assert len(sim.requests_to("relay", "/api/job")) == 1  # nothing sent after close()
+
+
+async def test_a_lan_fallback_keeps_the_calls_deadline(sim: Simulator) -> None:
+    """The relay attempt after a LAN timeout gets what is left, not the whole timeout again."""
+    lan = await sim.start_lan()
+    async with sim.client(retry=RetryPolicy.never()) as oe:
+        printer = oe.printer(sim.app_connection(), lan_url=lan, route="prefer_local")
+        await printer.get_json("/api/job")
+        sim.state.latency = 5
+        began = time.monotonic()
+        with pytest.raises(RequestTimeoutError):
+            await printer.get_json("/api/job", timeout=1)
+        assert time.monotonic() - began < 1.4  # 2.0 s before
+        sim.state.latency = 0
+
+
+@pytest.mark.parametrize("route", ["relay", "local"])
+async def test_a_borrowed_sessions_default_auth_never_reaches_the_lan(
+    sim: Simulator, route: str
+) -> None:
+    """A session-wide ``auth=`` takes the middleware path: pinned on the relay, cut on the LAN.
+
+    The direct path raised aiohttp's ValueError on the relay (two Authorization sources) and
+    sent the session owner's Basic credentials to the plain-http LAN.
+    """
+    lan = await sim.start_lan()
+    with pytest.warns(DeprecationWarning, match="(?i)auth"):  # both deprecated in aiohttp 3.14
+        session = aiohttp.ClientSession(auth=aiohttp.BasicAuth("owner", "owner-pw"))
+    async with session, sim.client(session=session) as oe:
+        printer = oe.printer(
+            sim.app_connection(), route=route, lan_url=lan if route == "local" else None
+        )
+        assert (await printer.get_json("/api/version"))["api"]
+    if route == "local":
+        assert [r.headers.get("Authorization") for r in sim.requests_to("lan")] == [None]
+    else:
+        [seen] = sim.requests_to("relay", "/api/version")
+        assert seen.headers["Authorization"] == sim.auth.header_value
