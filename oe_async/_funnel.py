@@ -27,13 +27,14 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ._http import (
-    SMALL_BODY,
+    MAX_JSON_SIZE,
     TRANSPORT_ERRORS,
     decode_json,
     display_path,
     join_url,
     read_capped,
     read_json,
+    reads_at_once,
     transport_error,
 )
 from ._plugin_wire import is_plugin_path
@@ -445,7 +446,7 @@ class Funnel:
 
     def plain(self, method: str, path: str | URL) -> Call:
         """:meth:`call` with no options for the printer: the cached call, looked up first."""
-        if isinstance(path, str):
+        if isinstance(path, str):  # the key call() files it under
             cached = self._calls.get((method, path, False, False))
             if cached is not None:
                 return cached
@@ -715,9 +716,7 @@ class Funnel:
             route = self._route_now(call)
             if route is _CHOOSE:
                 route = await self._router.choose(self._probe_lan, self._spawn_probe)
-            send = call.sends[route is Route.LAN]  # _send_for(), spelled out
-            if send is None or send.auth is not self._auth:
-                send = self._send_for(call, route)
+            send = self._send_for(call, route)
             data = call.data() if callable(call.data) else call.data
             json_body = None if call.json is MISSING else call.json
             timeout = self._retry_timeout(call, deadline) if sent else send.timeout
@@ -725,11 +724,7 @@ class Funnel:
             started = loop.time()
             try:
                 direct = send.direct
-                if (
-                    direct is not None
-                    and (session.headers or session.auth is not None)
-                    and self._session_has_secrets(session)
-                ):
+                if direct is not None and self._session_has_secrets(session):
                     direct = None
                 resp = await session.request(
                     call.method,
@@ -744,7 +739,9 @@ class Funnel:
                     middlewares=(self._auth,) if direct is None else (),
                 )
                 if direct is not None and call.allow_redirects and resp.status in _REDIRECTS:
-                    resp = await self._follow(session, call, resp, send, timeout)
+                    resp = await self._follow(
+                        session, call, resp, send, timeout=timeout, json=json_body
+                    )
             except TRANSPORT_ERRORS as err:
                 error: OctoEverywhereError = transport.pool_full_error(
                     call.pool, err, loop.time() - started
@@ -838,7 +835,9 @@ class Funnel:
         call: Call,
         resp: aiohttp.ClientResponse,
         send: _Send,
+        *,
         timeout: aiohttp.ClientTimeout,
+        json: Any,
     ) -> aiohttp.ClientResponse:
         """Follow the redirect ``resp`` of a direct GET/HEAD through the auth middleware."""
         location = resp.headers.get("Location")
@@ -857,7 +856,7 @@ class Funnel:
             url,
             params=params,
             data=call.data() if callable(call.data) else call.data,
-            json=None if call.json is MISSING else call.json,
+            json=json,
             headers=send.headers,
             timeout=timeout,
             allow_redirects=True,
@@ -874,7 +873,7 @@ class Funnel:
         if session.auth is not None:
             return True
         defaults = session.headers
-        return any(name in defaults for name in self._auth.secret_names())
+        return bool(defaults) and any(name in defaults for name in self._auth.secret_names())
 
     def _http_error(
         self,
@@ -959,13 +958,7 @@ class Funnel:
             resp = await self._attempts(call, deadline)
             transport.held.add(resp)
             try:
-                length = resp.content_length
-                if (
-                    length is not None
-                    and length <= SMALL_BODY
-                    and "Content-Encoding" not in resp.headers
-                ):
-                    # read_json's common case, spelled out: no coroutine of its own.
+                if reads_at_once(resp, MAX_JSON_SIZE):  # read_json's common case, in place
                     return decode_json(await resp.read(), resp, call.method)
                 return await read_json(resp, call.method)
             except TRANSPORT_ERRORS as err:

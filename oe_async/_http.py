@@ -26,7 +26,6 @@ __all__ = [
     "FLOOD_CHUNKS",
     "FLOOD_MIN_AVERAGE",
     "MAX_JSON_SIZE",
-    "SMALL_BODY",
     "TRANSPORT_ERRORS",
     "ChunkFloodGuard",
     "decode_json",
@@ -37,6 +36,7 @@ __all__ = [
     "read_chunk",
     "read_json",
     "read_limited",
+    "reads_at_once",
     "transport_error",
 ]
 
@@ -262,7 +262,22 @@ class ChunkFloodGuard:
 
 
 #: A body with a Content-Length up to this (and no Content-Encoding) is read in one go.
-SMALL_BODY: Final = 64 * 1024
+_SMALL_BODY: Final = 64 * 1024
+
+
+def reads_at_once(resp: aiohttp.ClientResponse, limit: int) -> bool:
+    """True for a small body within ``limit`` that can be read in one go.
+
+    That is a Content-Length up to 64 KiB and no Content-Encoding: aiohttp reads exactly
+    that many bytes, so neither the size nor a flood of tiny chunks can get out of hand.
+    """
+    length = resp.content_length
+    return (
+        length is not None
+        and length <= _SMALL_BODY
+        and length <= limit
+        and "Content-Encoding" not in resp.headers
+    )
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
@@ -278,16 +293,8 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
         and not resp.headers.get("Content-Encoding")
     ):
         raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
-    length = resp.content_length
-    if (
-        length is not None
-        and length <= SMALL_BODY
-        and length <= limit
-        and not resp.headers.get("Content-Encoding")
-    ):
-        # The common small answer: aiohttp reads exactly Content-Length bytes, so neither
-        # the size nor a flood of tiny chunks (at most this many) can get out of hand.
-        return await resp.read()
+    if reads_at_once(resp, limit):
+        return await resp.read()  # the common small answer
     guard = ChunkFloodGuard(what)
     chunks: list[bytes] = []
     size = 0
@@ -311,18 +318,8 @@ async def read_json(
 
     The body is read up to ``limit`` decoded bytes (:class:`UnexpectedResponseError` past it).
     """
-    length = resp.content_length
-    if (
-        length is not None
-        and length <= SMALL_BODY
-        and length <= limit
-        and not resp.headers.get("Content-Encoding")
-    ):
-        body = await resp.read()  # the common small answer (see read_limited)
-    else:
-        what = f"the answer to {method} {display_path(resp.url)}"
-        body = await read_limited(resp, limit, what=what)
-    return decode_json(body, resp, method)
+    what = f"the answer to {method} {display_path(resp.url)}"
+    return decode_json(await read_limited(resp, limit, what=what), resp, method)
 
 
 def decode_json(body: bytes, resp: aiohttp.ClientResponse, method: str) -> Any:

@@ -88,13 +88,18 @@ async def test_json_bodies_decode_the_same_on_both_read_paths(
             assert await printer.get_json("/api/job") == expected
 
 
+async def session_in(mode: str, stack: contextlib.AsyncExitStack) -> aiohttp.ClientSession | None:
+    """None for an owned session, else a borrowed ``ClientSession`` that ``stack`` closes."""
+    if mode == "owned":
+        return None
+    return await stack.enter_async_context(aiohttp.ClientSession())
+
+
 @pytest.mark.parametrize("mode", ["owned", "borrowed"])
 async def test_close_ends_a_small_answer_being_read(sim: Simulator, mode: str) -> None:
     """The small-answer path holds its response where close() finds it, in both modes."""
     async with contextlib.AsyncExitStack() as stack:
-        session = None
-        if mode == "borrowed":
-            session = await stack.enter_async_context(aiohttp.ClientSession())
+        session = await session_in(mode, stack)
         server = await stack.enter_async_context(HostileServer("stall_body", stall_after=100))
         oe = sim.client(session=session)
         printer = oe.printer(sim.app_connection(url=server.url))
@@ -147,9 +152,7 @@ async def test_calls_made_before_a_new_lan_address_follow_it(
 async def test_close_during_a_retry_back_off_ends_the_call(sim: Simulator, mode: str) -> None:
     """Owned: aiohttp's RuntimeError('Session is closed') escaped; borrowed: the retry went out."""
     async with contextlib.AsyncExitStack() as stack:
-        session = None
-        if mode == "borrowed":
-            session = await stack.enter_async_context(aiohttp.ClientSession())
+        session = await session_in(mode, stack)
         oe = sim.client(
             session=session, retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=0.5)
         )
