@@ -615,8 +615,11 @@ MAX_SERVER_MESSAGE: Final = 500
 #: URLs in free text (the same rule as :func:`oe_async.redact`): scheme, host and port stay.
 _URL_IN_TEXT: Final = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s\"'<>`]+", re.IGNORECASE)
 #: ``Bearer xyz``, ``Basic xyz``, and ``token: xyz``/``api_key=xyz``/``password 'xyz'``.
+#: A credential after Bearer/Basic has a digit or ``+/=``, or is 20+ characters (a random
+#: token may have no digit; "Basic authentication" stays readable).
 _SECRET_IN_TEXT: Final = re.compile(
-    r"\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9+/=])[A-Za-z0-9._~+/=-]{8,}"
+    r"\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9+/=]|[A-Za-z0-9._~+/=-]{20})"
+    r"[A-Za-z0-9._~+/=-]{8,}"
     r"|\b((?:x-)?api[_-]?key|apptoken|app[_-]?api[_-]?token|access[_-]?token|token|password|"
     r"passwd|secret(?:[_-]?key)?|authorization|cookie|set-cookie)\b(\s*[:=]\s*|\s+(?=[\"']))"
     r"(\"[^\"]*\"|'[^']*'|[^\s,;]+)",

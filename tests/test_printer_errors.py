@@ -159,3 +159,34 @@ def test_a_long_message_is_shortened() -> None:
 def test_plugin_error_text_hides_secrets_too() -> None:
     err = oe_async.errors.plugin_error(752, "failed: token=abc123secret\nnext")
     assert err.message == "failed: token=**REDACTED**\nnext"  # otherwise as the plugin said
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "oe-sim-secret-tok-JNYvDjyJQQocIsZpeFFstEWpHbFgpnHL",  # no digit: slipped through once
+        "abc12345x",
+        "dGVzdDp0ZXN0",
+    ],
+)
+async def test_a_bearer_or_basic_credential_is_hidden_with_or_without_digits(
+    printer: PrinterConnection, sim: Simulator, token: str
+) -> None:
+    message = f"Bearer {token} and Basic {token} refused"
+    body = json.dumps({"error": {"code": 403, "message": message}}).encode()
+    sim.fail(403, origin="relay", path="/api/files", body=body)
+    with pytest.raises(oe_async.PrinterHTTPError) as excinfo:
+        await printer.get_json("/api/files")
+    assert token not in excinfo.value.message
+    assert "Bearer **REDACTED**" in excinfo.value.message
+
+
+async def test_basic_authentication_in_prose_stays_readable(
+    printer: PrinterConnection, sim: Simulator
+) -> None:
+    message = "Basic authentication is required"
+    body = json.dumps({"error": {"code": 403, "message": message}}).encode()
+    sim.fail(403, origin="relay", path="/api/files", body=body)
+    with pytest.raises(oe_async.PrinterHTTPError) as excinfo:
+        await printer.get_json("/api/files")
+    assert "Basic authentication is required" in excinfo.value.message
