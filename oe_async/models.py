@@ -6,7 +6,7 @@ Every model is frozen and keyword-only. Anything secret is redacted from ``repr(
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Self
 
@@ -16,6 +16,7 @@ from cattrs.strategies import configure_tagged_union
 from yarl import URL
 
 from ._convert import api_model, converter, describe_error, wire
+from ._redact import KnownSecrets, unique_label
 from .auth import BasicAuth, BearerAuth, is_loopback_host, redact_url
 from .errors import InvalidArgumentError, PortalError
 
@@ -224,6 +225,28 @@ class AppConnection:
             if problems is None:
                 raise
             raise InvalidArgumentError(f"Invalid App Connection data: {problems}") from None
+
+
+def known_secrets(connection: AppConnection, extra: Iterable[str] = ()) -> KnownSecrets:
+    """The connection's secrets (and ``extra`` ones), to hide from text a server sent.
+
+    The Basic user name, password and their encoded form (what a server echoing the
+    ``Authorization`` header shows), the bearer token, the App token, the OctoPrint key, the
+    connection id and the unique first label of the URL's host.
+    """
+    auth = connection.auth
+    values: list[str | None] = [
+        *extra,
+        connection.app_token,
+        connection.octoprint_api_key,
+        connection.id,
+        unique_label(connection.url.host or ""),
+    ]
+    if isinstance(auth, BasicAuth):
+        values += [auth.username, auth.password, auth.header_value.partition(" ")[2]]
+    else:
+        values.append(auth.token)
+    return KnownSecrets(value for value in values if value)
 
 
 def _validation_problems(err: Exception) -> str | None:
