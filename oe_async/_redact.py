@@ -187,20 +187,21 @@ def as_known_secrets(secrets: KnownSecrets | Iterable[str] | None) -> KnownSecre
     return KnownSecrets(secrets)
 
 
-def redact_text(text: str, secrets: KnownSecrets | None = None) -> str:
+def redact_text(text: str, secrets: KnownSecrets | None = None, *, urls: bool = True) -> str:
     """``text`` with every secret this module knows how to find replaced.
 
     In order: the known secrets (exact values), credential headers (``Authorization:`` of
     any scheme, ``Cookie:``) to the end of their value, secret-looking ``key=value`` pairs,
-    ``Bearer``/``Basic`` credentials, and URLs (scheme, redacted host and port stay). Line
-    breaks and other characters are kept: strip them for display separately.
+    ``Bearer``/``Basic`` credentials, and URLs (scheme, redacted host and port stay; kept
+    whole with ``urls=False``, for text that is shown as the server wrote it). Line breaks
+    and other characters are kept: strip them for display separately.
     """
     if secrets is not None:
         text = secrets.hide(text)
     text = _CREDENTIAL_HEADER.sub(_hide_value, text)
     text = _SECRET_VALUE.sub(_hide_value, text)
     text = _SCHEME_CREDENTIAL.sub(_hide_scheme_credential, text)
-    return hide_urls(text)
+    return hide_urls(text) if urls else text
 
 
 def redact_bytes(data: bytes, secrets: KnownSecrets | None = None) -> bytes:

@@ -447,8 +447,8 @@ class PluginCommandError(OctoEverywhereError):
         if plugin_status is not None:
             self.plugin_status = plugin_status
         # The plugin's own text, as it is (apps and the CLI escape it for display), with
-        # secret-looking values (``token=...``, ``Authorization: ...``) and URL paths hidden.
-        message = redact_text(message or "") or self.default_message
+        # secret-looking values (``token=...``, ``Authorization: ...``) hidden.
+        message = redact_text(message or "", urls=False) or self.default_message
         self._set_message(message, f"{message} (plugin status {self.plugin_status})")
 
 

@@ -7,10 +7,14 @@ ones run against real loopback servers.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import secrets as pysecrets
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -28,6 +32,8 @@ from oe_async import (
 from oe_async.testing import SECRET_MARKER, Simulator
 
 from .canary import SecretWatch
+from .helpers import listdir, write_bytes
+from .test_cli import Cli
 
 EchoHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -215,3 +221,154 @@ class TestRedactText:
         assert redact({"msg": text}, secrets=["OPKEY0987654321"]) == {
             "msg": redact(text.replace("OPKEY0987654321", "**REDACTED**"))
         }
+
+
+# ------------------------------------------------------------- 29.6, 29.11, 29.12: stored data
+
+RELAY = "https://app-abc123.octoeverywhere.com/"
+STORED = {"url": RELAY, "auth": {"type": "bearer", "token": "tok-123456"}, "app_token": "app-1"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example\x00.octoeverywhere.com/",
+        "https://evil.example%00.octoeverywhere.com/",
+        "https://evil.example\x01.octoeverywhere.com/",
+        "https://evil example.octoeverywhere.com/",
+        "https://app-abc123.octoeverywhere.com/\x00",
+    ],
+)
+def test_a_nul_or_odd_byte_in_the_host_is_refused(url: str) -> None:
+    with pytest.raises(oe_async.InvalidArgumentError) as info:
+        AppConnection.from_dict({**STORED, "url": url})
+    assert "url" in str(info.value)
+    assert "evil" not in str(info.value)
+    if "evil" in url:  # a yarl.URL, not only a string
+        with pytest.raises(oe_async.InvalidArgumentError):
+            AppConnection(url=URL(url, encoded="%00" in url), auth=BearerAuth("tok-123456"))
+
+
+def test_a_nul_in_the_completion_urls_relay_url_is_a_portal_error(sim: Simulator) -> None:
+    completion = sim.completion_url(url="https://evil.example%00.octoeverywhere.com")
+    # the simulator's url is replaced by the hostile one, percent-encoded once more
+    raw = str(completion).replace("%2500", "%00")
+    with pytest.raises(oe_async.PortalError) as info:
+        AppConnection.from_completion_url(raw)
+    assert "evil" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["abc\r\nX-Evil: 1", "abc\x00def", "abc def", " ", ""])
+def test_a_header_breaking_octoprint_key_is_refused_at_input(sim: Simulator, key: str) -> None:
+    with pytest.raises(oe_async.InvalidArgumentError) as info:
+        AppConnection.from_dict({**STORED, "octoprint_api_key": key})
+    assert "octoprint_api_key" in str(info.value)
+    assert key.strip() == "" or key not in str(info.value)
+    query = str(sim.completion_url(octoPrintApiKey=key))
+    if key:  # an empty one is simply "none given"
+        with pytest.raises(oe_async.PortalError, match="octoprint_api_key"):
+            AppConnection.from_completion_url(query)
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"allow_insecure_loopback": "false"}, "$.allow_insecure_loopback"),
+        ({"allow_insecure_loopback": 1}, "$.allow_insecure_loopback"),
+        ({"auth": {"type": "basic", "username": None, "password": "pw-123456"}}, "username"),
+        ({"auth": {"type": "basic", "username": "u", "password": ["pw"]}}, "password"),
+        ({"auth": {"type": "bearer", "token": {"t": 1}}}, "token"),
+        ({"app_token": 12345}, "$.app_token"),
+        ({"printer_name": ["Voron"]}, "$.printer_name"),
+        ({"id": 7}, "$.id"),
+        ({"url": ["https://app-abc123.octoeverywhere.com/"]}, "$.url"),
+    ],
+)
+def test_stored_data_of_the_wrong_type_is_refused_not_coerced(
+    change: dict[str, object], where: str
+) -> None:
+    with pytest.raises(oe_async.InvalidArgumentError) as info:
+        AppConnection.from_dict({**STORED, **change})
+    assert where in str(info.value)
+    assert "expected" in str(info.value)
+
+
+def test_stored_data_still_round_trips() -> None:
+    conn = AppConnection(
+        url=RELAY,
+        auth=BasicAuth("user-1", "pw-123456"),
+        app_token="app-1",
+        id="c-1",
+        printer_name="Voron",
+        octoprint_api_key="ABCDEF0123456789",
+    )
+    assert AppConnection.from_dict(conn.to_dict()) == conn
+    assert AppConnection.from_dict(json.loads(json.dumps(conn.to_dict()))) == conn
+
+
+# ------------------------------------------------------- 29.17 and the login file (the CLI)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, sim: Simulator) -> Cli:
+    return Cli(tmp_path, sim)
+
+
+async def test_a_deeply_nested_login_file_is_a_clear_error(cli: Cli) -> None:
+    await asyncio.to_thread(cli.config.parent.mkdir, parents=True)
+    await write_bytes(cli.config, b'{"connection": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+    await asyncio.to_thread(cli.config.chmod, 0o600)
+    run = await cli("info")
+    assert run.code == 4, run.err
+    assert "Traceback" not in run.err
+    assert "nested too deeply" in run.err
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize(
+    ("mode", "code", "said"),
+    [(0o644, 0, "readable by other users"), (0o620, 4, "changed by other users")],
+)
+async def test_a_login_file_others_can_read_or_change(
+    cli: Cli, mode: int, code: int, said: str
+) -> None:
+    assert (await cli.login()).code == 0
+    await asyncio.to_thread(cli.config.chmod, mode)
+    run = await cli("info")
+    assert run.code == code, run.err
+    assert said in " ".join(run.err.split())
+    assert f"chmod 600 {cli.config}" in " ".join(run.err.split())
+    cli.assert_no_secret(run)
+    await asyncio.to_thread(cli.config.chmod, 0o600)
+    quiet = await cli("info")
+    assert quiet.code == 0
+    assert "warning" not in quiet.err
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None,
+    reason="needs root to mount a small tmpfs (a full disk)",
+)
+async def test_a_full_disk_is_one_error_line_and_no_partial_file(
+    cli: Cli, sim: Simulator, tmp_path: Path
+) -> None:
+    """Decision: the library raises the OSError as it is (errno intact, nothing left behind);
+    the CLI shows it as one line with its own exit code (13)."""
+    assert (await cli.login()).code == 0
+    full = tmp_path / "full"
+    await asyncio.to_thread(full.mkdir)
+    mount = await asyncio.create_subprocess_exec(
+        "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)
+    )
+    if await mount.wait() != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        sim.files.add("gcode/big.gcode", b"G1 X1\n" * 50_000)  # 300 KB > 64 KiB
+        run = await cli("download", "gcode/big.gcode", str(full / "big.gcode"))
+        assert run.code == 13, run.err
+        assert "No space left on device" in run.err
+        assert "Traceback" not in run.err
+        assert await listdir(full) == []
+    finally:
+        umount = await asyncio.create_subprocess_exec("umount", str(full))
+        await umount.wait()
