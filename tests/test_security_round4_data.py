@@ -8,10 +8,13 @@ ones run against real loopback servers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets as pysecrets
 import shutil
+import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,6 +30,8 @@ from oe_async import (
     BearerAuth,
     PluginCommandError,
     PrinterHTTPError,
+    WebhookEvent,
+    WebhookReceiver,
     redact,
 )
 from oe_async.testing import SECRET_MARKER, Simulator
@@ -372,3 +377,190 @@ async def test_a_full_disk_is_one_error_line_and_no_partial_file(
     finally:
         umount = await asyncio.create_subprocess_exec("umount", str(full))
         await umount.wait()
+
+
+# ------------------------------------------------ 29.3, 29.16, 29.21 and callbacks: webhooks
+
+HOOK_SECRET = f"{SECRET_MARKER}-whsec-{pysecrets.token_hex(8)}"
+
+
+def _payload(**fields: object) -> bytes:
+    return json.dumps({"EventType": 6, "SecretKey": HOOK_SECRET, "Progress": 40, **fields}).encode()
+
+
+@asynccontextmanager
+async def webhook_app(
+    receiver: WebhookReceiver, *, auto_decompress: bool = True
+) -> AsyncIterator[tuple[str, int]]:
+    app = web.Application(handler_args={"auto_decompress": auto_decompress})
+    receiver.attach(app, "/hook")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield "127.0.0.1", runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+async def _post_raw(
+    where: tuple[str, int], body: bytes, headers: dict[str, str], *, send_all: bool = True
+) -> tuple[int, bytes, asyncio.StreamReader, asyncio.StreamWriter]:
+    """POST over a raw socket; returns the status, the answer's body and the open stream."""
+    reader, writer = await asyncio.open_connection(*where)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items() if k != "Content-Length")
+    length = headers.get("Content-Length", str(len(body)))
+    writer.write(
+        f"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n{head}\r\n".encode()
+    )
+    writer.write(body if send_all else body[:1])
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 30)
+    status = int(status_line.split()[1]) if status_line else 0
+    answer = b""
+    while line := await asyncio.wait_for(reader.readline(), 30):
+        if line == b"\r\n":
+            answer = await asyncio.wait_for(reader.read(4096), 30)
+            break
+    return status, answer, reader, writer
+
+
+def _gzip_bomb(inflated: int = 64 * 1024 * 1024) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    parts = [packer.compress(b'{"EventType": 1, "Padding": "')]
+    block = b" " * (1024 * 1024)
+    parts += [packer.compress(block) for _ in range(inflated // len(block))]
+    parts += [packer.compress(b'"}'), packer.flush()]
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("auto_decompress", [True, False], ids=["aiohttp-inflates", "we-inflate"])
+async def test_a_compressed_bomb_costs_next_to_no_cpu(auto_decompress: bool) -> None:
+    """A 65 KB gzip body inflating to 64 MiB: refused after ``max_body`` inflated bytes.
+
+    Before: aiohttp inflated the whole of it (its "lingering" read after the 413), ~0.2 s
+    of loop CPU for 64 MiB (0.7 s for 256 MiB), and the connection stayed open.
+    """
+    events: list[WebhookEvent] = []
+    receiver = WebhookReceiver(events.append, secret_key=HOOK_SECRET)
+    bomb = _gzip_bomb()
+    async with webhook_app(receiver, auto_decompress=auto_decompress) as where:
+        started = time.thread_time()
+        reader, writer = await asyncio.open_connection(*where)
+        writer.write(
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+            + f"Content-Length: {len(bomb)}\r\n\r\n".encode()
+            + bomb
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+            # The answer (413), then the end of the connection: nothing lingers.
+            while await asyncio.wait_for(reader.read(65536), 30):
+                pass
+        writer.close()
+        cpu = time.thread_time() - started
+    assert receiver.rejected == 1
+    assert events == []
+    assert cpu < 0.1, f"{cpu:.3f} s of CPU for one compressed bomb"
+
+
+@pytest.mark.parametrize("auto_decompress", [True, False], ids=["aiohttp-inflates", "we-inflate"])
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "raw-deflate"])
+async def test_a_small_compressed_webhook_is_delivered(auto_decompress: bool, coding: str) -> None:
+    events: list[WebhookEvent] = []
+    receiver = WebhookReceiver(events.append, secret_key=HOOK_SECRET)
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS, "raw-deflate": -15}[coding]
+    packer = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    body = packer.compress(_payload()) + packer.flush()
+    header = "gzip" if coding == "gzip" else "deflate"
+    async with webhook_app(receiver, auto_decompress=auto_decompress) as where:
+        status, _, _, writer = await _post_raw(where, body, {"Content-Encoding": header})
+        writer.close()
+        await receiver.drain()
+    assert status == 200
+    assert [e.progress for e in events] == [40]
+
+
+@pytest.mark.parametrize("auto_decompress", [True, False], ids=["aiohttp-inflates", "we-inflate"])
+async def test_other_content_codings_are_415_and_garbage_is_400(auto_decompress: bool) -> None:
+    receiver = WebhookReceiver(lambda _: None, secret_key=HOOK_SECRET)
+    async with webhook_app(receiver, auto_decompress=auto_decompress) as where:
+        status, _, _, writer = await _post_raw(where, b"\x1f\x8b", {"Content-Encoding": "br"})
+        writer.close()
+        # aiohttp answers 400 itself when it would inflate br and Brotli is not installed
+        assert status == 415 or (auto_decompress and status == 400)
+        garbage = b"\x1f\x8b\x08\x00" + b"\x00" * 50
+        status, _, _, writer = await _post_raw(where, garbage, {"Content-Encoding": "gzip"})
+        writer.close()
+        assert status == 400
+
+
+async def test_a_dripping_body_ends_at_the_read_deadline() -> None:
+    """29.16: 1 byte of 100 and then nothing: 408 at ``read_timeout``, connection closed."""
+    receiver = WebhookReceiver(lambda _: None, secret_key=HOOK_SECRET, read_timeout=0.5)
+    async with webhook_app(receiver) as where:
+        started = time.monotonic()
+        status, _, reader, writer = await _post_raw(
+            where, _payload(), {"Content-Length": "100"}, send_all=False
+        )
+        assert await asyncio.wait_for(reader.read(), 30) == b""  # closed by the receiver
+        elapsed = time.monotonic() - started
+        writer.close()
+    assert status == 408
+    assert elapsed < 5  # before: held until the client gave up (no deadline at all)
+
+
+@pytest.mark.parametrize("event_type", [10**30, -1, 0, 2**31, 99])
+async def test_an_unknown_event_type_is_delivered_with_200(event_type: int) -> None:
+    """29.21: a 400 made OctoEverywhere retry, then disable the hook."""
+    events: list[WebhookEvent] = []
+    receiver = WebhookReceiver(events.append, secret_key=HOOK_SECRET)
+    async with webhook_app(receiver) as where:
+        status, _, _, writer = await _post_raw(where, _payload(EventType=event_type), {})
+        writer.close()
+        await receiver.drain()
+    assert status == 200
+    assert [int(e.event_type) for e in events] == [event_type]
+    assert not events[0].event_type.known
+
+
+async def test_callbacks_in_flight_are_bounded() -> None:
+    """Information item: no limit on concurrent callbacks. Past ``max_callbacks``: 503."""
+    release = asyncio.Event()
+    started: list[WebhookEvent] = []
+
+    async def slow(event: WebhookEvent) -> None:
+        started.append(event)
+        await release.wait()
+
+    receiver = WebhookReceiver(slow, secret_key=HOOK_SECRET, max_callbacks=2)
+    async with webhook_app(receiver) as where:
+        statuses = []
+        for _ in range(3):
+            status, _, _, writer = await _post_raw(where, _payload(), {})
+            writer.close()
+            statuses.append(status)
+        assert statuses == [200, 200, 503]
+        release.set()
+        await receiver.drain()
+        status, _, _, writer = await _post_raw(where, _payload(), {})
+        writer.close()
+        await receiver.drain()
+    assert status == 200
+    assert len(started) == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"read_timeout": 0},
+        {"read_timeout": float("nan")},
+        {"max_callbacks": 0},
+        {"max_callbacks": True},
+    ],
+)
+def test_receiver_limits_are_checked(kwargs: dict[str, object]) -> None:
+    with pytest.raises(oe_async.InvalidArgumentError):
+        WebhookReceiver(lambda _: None, secret_key=HOOK_SECRET, **kwargs)  # type: ignore[arg-type]
