@@ -32,6 +32,7 @@ from ._http import (
     decode_json,
     display_path,
     join_url,
+    parse_url,
     read_capped,
     read_json,
     reads_at_once,
@@ -568,7 +569,7 @@ class Funnel:
         base = self._router.base(route)
         path = call.path
         if isinstance(path, str) and "://" in path:
-            path = URL(path)
+            path = parse_url(path)  # InvalidArgumentError, never yarl's ValueError
         if isinstance(path, URL) and path.absolute:
             # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
             # put them on the active route, dropping LAN ports on the relay side.

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import secrets as pysecrets
 import shutil
 import time
+import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,6 +36,7 @@ from oe_async import (
     WebhookReceiver,
     redact,
 )
+from oe_async._http import join_url
 from oe_async.testing import SECRET_MARKER, Simulator
 
 from .canary import SecretWatch
@@ -564,3 +567,59 @@ async def test_callbacks_in_flight_are_bounded() -> None:
 def test_receiver_limits_are_checked(kwargs: dict[str, object]) -> None:
     with pytest.raises(oe_async.InvalidArgumentError):
         WebhookReceiver(lambda _: None, secret_key=HOOK_SECRET, **kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------ 29.15 and 29.20: URL joining
+
+
+def _retained_after(work: Callable[[], None]) -> int:
+    """Bytes still allocated (by tracemalloc's count) after ``work`` and a collection."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        work()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_the_join_cache_is_bounded_by_size_not_count() -> None:
+    """6,000 unique 7 KB paths kept 57 MiB after close() (4,096 cached joins)."""
+    base = URL("https://app-abc123.octoeverywhere.com/")
+
+    def work() -> None:
+        for n in range(6_000):
+            join_url(base, f"/files/{n:05d}/" + "p" * 7_000)
+
+    # What stays is yarl's own caches (128 entries each, ~2.7 MiB here); ours keeps no
+    # path over 256 characters. Before: 4,096 joins of ~14 KB, 57 MiB.
+    assert _retained_after(work) < 4 * 1024 * 1024
+
+
+def test_the_join_cache_keeps_no_printers_url() -> None:
+    """Each printer's unique relay URL stayed in the process-wide cache after close()."""
+
+    def work() -> None:
+        for n in range(1_000):  # 1,000 printers with big unique base URLs, 3 paths each
+            base = URL(f"https://app-{n:04d}.octoeverywhere.com/{'u' * 20_000}/")
+            for path in ("/api/printer", "/api/job", "/octoeverywhere-command-api/status"):
+                join_url(base, path)
+
+    # yarl's own caches keep up to 128 URLs each (~8 MiB of these); before, ours kept
+    # 3,000 (base, path) joins: ~120 MiB.
+    assert _retained_after(work) < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "path", ["https://a\\b.example/x", "http://127.0.0.1\\@evil.example/x", "https://[::1\\]/x"]
+)
+async def test_a_backslash_in_an_absolute_paths_authority_is_an_argument_error(
+    printer: oe_async.PrinterConnection, sim: Simulator, path: str
+) -> None:
+    """29.20: yarl's bare ValueError ("backslash ... not allowed in the authority")."""
+    before = len(sim.requests)
+    with pytest.raises(oe_async.InvalidArgumentError, match="backslash"):
+        await printer.get_json(path)
+    assert len(sim.requests) == before  # nothing sent
