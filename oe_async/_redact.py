@@ -138,7 +138,7 @@ class KnownSecrets:
     :data:`MIN_SECRET_LENGTH` are left out. The repr shows only how many there are.
     """
 
-    __slots__ = ("_count", "_pattern")
+    __slots__ = ("_count", "_pattern", "_spellings")
 
     def __init__(self, values: Iterable[str]) -> None:
         spellings: set[str] = set()
@@ -153,22 +153,23 @@ class KnownSecrets:
         # are also looked for in their UTF-8 bytes.
         spellings |= {s.encode().decode("latin-1") for s in spellings if not s.isascii()}
         self._count = len(spellings)
-        # Longest first, so a secret that contains another is hidden whole.
-        ordered = sorted(spellings, key=len, reverse=True)
-        self._pattern: re.Pattern[str] | None = (
-            re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
-        )
+        # Longest first, so a secret that contains another is hidden whole. Compiled on
+        # first use: most connections never see an error (one per printer, at scale).
+        self._spellings: tuple[str, ...] = tuple(sorted(spellings, key=len, reverse=True))
+        self._pattern: re.Pattern[str] | None = None
 
     def __repr__(self) -> str:
         return f"<KnownSecrets: {self._count} spelling(s)>"
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return bool(self._spellings)
 
     def hide(self, text: str) -> str:
         """``text`` with every known secret replaced by :data:`REDACTED`."""
-        if self._pattern is None:
+        if not self._spellings:
             return text
+        if self._pattern is None:
+            self._pattern = re.compile("|".join(map(re.escape, self._spellings)), re.IGNORECASE)
         return self._pattern.sub(REDACTED, text)
 
 
