@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from yarl import URL
 
+from ._redact import KnownSecrets
 from .errors import (
     PluginCommandError,
     PrinterHTTPError,
@@ -30,10 +31,13 @@ PLUGIN_PREFIX: Final = "/octoeverywhere-command-api/"
 _RESULT_KEYS: Final = ("Result", "Result:")
 
 
-def unwrap_envelope(data: Any, *, command: str) -> Any:
+def unwrap_envelope(
+    data: Any, *, command: str, secrets: KnownSecrets | Iterable[str] | None = None
+) -> Any:
     """Return an envelope's ``Result``, or raise the :class:`PluginCommandError` it carries.
 
     Pure function. A body that is not an envelope raises :class:`UnexpectedResponseError`.
+    ``secrets`` (the connection's own) are hidden from the error's message.
     """
     if not isinstance(data, Mapping) or "Status" not in data:
         raise UnexpectedResponseError(f"plugin command {command!r} did not answer an envelope")
@@ -42,7 +46,7 @@ def unwrap_envelope(data: Any, *, command: str) -> Any:
         raise UnexpectedResponseError(f"plugin command {command!r} answered a non-integer Status")
     if status != 200:
         message = data.get("Error")
-        raise plugin_error(status, message if isinstance(message, str) else None)
+        raise plugin_error(status, message if isinstance(message, str) else None, secrets=secrets)
     for key in _RESULT_KEYS:
         if key in data:
             return data[key]

@@ -141,7 +141,7 @@ class PluginAPI:
             if mapped is not None:
                 raise mapped from None
             raise
-        return unwrap_envelope(data, command=name)
+        return unwrap_envelope(data, command=name, secrets=self._funnel.secrets)
 
     async def _command(
         self,
@@ -445,7 +445,7 @@ class PluginAPI:
             size=size,
             retry=retry,
         )
-        result = unwrap_envelope(answer.data, command="files/upload")
+        result = unwrap_envelope(answer.data, command="files/upload", secrets=self._funnel.secrets)
         return structure(result, PluginFile, what="files/upload answer")
 
     def stream_file(

@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "oe_async"
 LAYERS: dict[str, int] = {
     # 0 pure: the protocol without I/O
     "oe_async._version": 0,
+    "oe_async._redact": 0,
     "oe_async.errors": 0,
     "oe_async._convert": 0,
     "oe_async.auth": 0,
