@@ -147,6 +147,11 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/transfers.py
 	$(VENV)/bin/python benchmarks/mjpeg.py
 
+# oe_async vs paho-mqtt over WebSockets through the stand-in relay in front of mosquitto.
+bench-mqtt: $(VENV)/.installed
+	@command -v mosquitto >/dev/null || { echo "bench-mqtt: apt-get install mosquitto"; exit 1; }
+	$(VENV)/bin/python benchmarks/mqtt.py
+
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:

@@ -130,7 +130,8 @@ class FakeBambuPrinter:
         report: its state, the ``print`` object a ``pushall`` sends.
         broker_online: False while its broker is down (change with ``set_broker_online``).
         push_interval: seconds between the small reports each session gets while it is
-            subscribed (temperatures, like a printer's steady stream; 0 turns them off).
+            subscribed (progress and temperatures, like a printer's steady stream; a
+            running print advances 1 % per report; 0, the default, turns them off).
         requests: every command received on the request topic (decoded JSON), in order.
         published: every message an app published, in order.
         answer_pings, ack_publishes: False to play a broker that stops answering PINGREQ,
@@ -315,12 +316,18 @@ async def _on_packet(  # noqa: PLR0911 (one answer per packet type)
 
 
 async def _pusher(printer: FakeBambuPrinter, session: _Session) -> None:
+    """Every ``push_interval``: a small report; the first session's clock advances a print."""
     while printer.push_interval > 0:
         await asyncio.sleep(printer.push_interval)
-        if session.subscriptions:
-            fields = {k: printer.report[k] for k in ("nozzle_temper", "bed_temper")}
-            body = {"print": {**fields, "command": "push_status", "msg": 1}}
-            await session.deliver(printer.report_topic, json.dumps(body).encode(), 0)
+        if not session.subscriptions:
+            continue
+        report = printer.report
+        if printer.sessions[:1] == [session] and report.get("gcode_state") == "RUNNING":
+            report["mc_percent"] = min(100, int(report.get("mc_percent", 0)) + 1)
+            report["mc_remaining_time"] = max(0, int(report.get("mc_remaining_time", 0)) - 1)
+        keys = ("mc_percent", "mc_remaining_time", "nozzle_temper", "bed_temper")
+        body = {"print": {**{k: report.get(k) for k in keys}, "command": "push_status", "msg": 1}}
+        await session.deliver(printer.report_topic, json.dumps(body).encode(), 0)
 
 
 async def _serve(printer: FakeBambuPrinter, session: _Session) -> None:
