@@ -343,7 +343,8 @@ class MQTTDecoder:
             raise InvalidArgumentError("max_packet_size must be an integer")
         if not 2 <= max_packet_size <= MAX_REMAINING_LENGTH:
             raise InvalidArgumentError("max_packet_size must be from 2 to 268,435,455 bytes")
-        self.max_packet_size = max_packet_size
+        #: The largest remaining length accepted (bytes).
+        self.max_packet_size: int = max_packet_size
         self._buffer = b""
 
     @property

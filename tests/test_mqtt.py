@@ -23,6 +23,8 @@ from oe_async import (
     AppConnectionRevokedError,
     ClientClosedError,
     CommunicationError,
+    ConnectionBudget,
+    ConnectionPoolExhaustedError,
     InvalidArgumentError,
     MQTTBrokerUnavailableError,
     MQTTConnectionRefusedError,
@@ -521,3 +523,29 @@ async def test_publish_waits_for_a_connection_and_times_out(
     finally:
         await sub.close()
     assert json.dumps(repr(sub)).count(fake.serial) == 0
+
+
+async def test_the_proxy_is_reached_through_the_relay_even_with_a_lan(
+    oe: OctoEverywhere, sim: Simulator, fake: FakeBambuPrinter
+) -> None:
+    lan = await sim.start_lan()
+    printer = oe.printer(sim.app_connection(), lan_url=lan, route="prefer_local")
+    async with printer.mqtt.connect() as mq:
+        assert mq.through_relay  # the plugin's command API lives on the relay only
+        await mq.subscribe(fake.report_topic)
+    assert sim.requests_to("relay", PROXY_PATH)
+    assert not sim.requests_to("lan", PROXY_PATH)
+
+
+async def test_an_mqtt_session_holds_a_stream_connection(sim: Simulator) -> None:
+    budget = ConnectionBudget(streams=1, pool_timeout=0.3)
+    async with sim.client(connections=budget) as oe:
+        printer = oe.printer(sim.app_connection())
+        async with printer.mqtt.connect():
+            with pytest.raises(ConnectionPoolExhaustedError) as caught:
+                async with printer.mqtt.connect():
+                    pass
+            assert caught.value.pool == "streams"
+            assert await printer.get_json("/api/printer")  # requests have their own pool
+        async with printer.mqtt.connect():  # the first one gave its connection back
+            pass
