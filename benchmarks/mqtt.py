@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,12 +31,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import trustme
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import alternate  # noqa: E402
 from oe_async import AppConnection, BasicAuth, OctoEverywhere  # noqa: E402
+from tests.integration.mqtt.support import Mosquitto  # noqa: E402
 
 WINDOW = 20  # paho's default max_inflight_messages
 RELAY = """
@@ -52,46 +53,18 @@ asyncio.run(main())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @contextmanager
 def mosquitto() -> Iterator[int]:
-    """mosquitto with a WebSocket listener on loopback; yields its port."""
+    """The integration suite's mosquitto (a WebSocket listener on loopback); its port."""
     if shutil.which("mosquitto") is None:
         sys.exit("benchmarks/mqtt.py needs mosquitto (apt-get install mosquitto)")
     with tempfile.TemporaryDirectory() as tmp:
-        ws_port = free_port()
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(
-            f"listener {free_port()} 127.0.0.1\nallow_anonymous true\n"  # 2.0.11 needs one
-            f"listener {ws_port} 127.0.0.1\nprotocol websockets\n"
-            "max_queued_messages 0\nmax_inflight_messages 20\n"
-        )
-        proc = subprocess.Popen(
-            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
+        broker = Mosquitto(Path(tmp), trustme.CA())
+        broker.start()
         try:
-            wait_for_port(ws_port)
-            yield ws_port
+            yield broker.ws_port
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            broker.stop()
 
 
 @contextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
@@ -13,27 +12,16 @@ from oe_async import (
     BambuState,
     InvalidArgumentError,
     PrinterConnection,
-    ReconnectPolicy,
     SubscriptionState,
     UnexpectedResponseError,
 )
 from oe_async.bambu import print_command, pushall_command, report_topic, request_topic
-from oe_async.testing import Simulator
-from oe_async.testing.fake_mqtt import FakeBambuPrinter, bambu_printer
+from oe_async.testing.fake_mqtt import FakeBambuPrinter
 
-FAST = ReconnectPolicy(max_failures=None, base_delay=0.01, max_delay=0.05)
+from . import test_mqtt
+from .test_mqtt import wait_until
 
-
-@pytest.fixture
-def fake(sim: Simulator) -> FakeBambuPrinter:
-    return bambu_printer(sim)
-
-
-async def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
-    assert check(), what
+fake = test_mqtt.fake  # the fake Bambu Lab printer fixture, shared
 
 
 def test_topics_and_commands() -> None:

@@ -11,10 +11,12 @@ import pytest
 
 from oe_async import OctoEverywhere, PrinterConnection, SubscriptionState
 from oe_async.testing import Simulator
-from oe_async.testing.fake_mqtt import FakeBambuPrinter, bambu_printer
+from oe_async.testing.fake_mqtt import FakeBambuPrinter
 
+from . import test_mqtt
 from .helpers import load_example
 
+fake = test_mqtt.fake  # the fake Bambu Lab printer fixture, shared
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = (ROOT / "docs" / "bambu.md").read_text(encoding="utf-8")  # read at import, not on the loop
 BAMBU_STATUS = load_example("bambu_status")
@@ -26,11 +28,6 @@ def recipes() -> dict[str, Any]:
     for block in re.findall(r"```python\n(.*?)```", GUIDE, flags=re.S):
         exec(compile(block, "docs/bambu.md", "exec"), namespace)  # noqa: S102 (our own docs)
     return namespace
-
-
-@pytest.fixture
-def fake(sim: Simulator) -> FakeBambuPrinter:
-    return bambu_printer(sim)
 
 
 async def test_follow_and_pause(
