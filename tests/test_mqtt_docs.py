@@ -35,7 +35,7 @@ async def test_follow_and_pause(
 ) -> None:
     follower = asyncio.ensure_future(recipes["follow"](printer, fake.serial))
     async with asyncio.timeout(20):
-        while not fake.sessions or not fake.sessions[0].subscriptions:
+        while not any("pushing" in request for request in fake.requests):
             await asyncio.sleep(0.01)
     await fake.update(gcode_state="FINISH")
     await asyncio.wait_for(follower, 20)
@@ -77,8 +77,8 @@ async def test_the_example_prints_pushed_reports(
     oe: OctoEverywhere, sim: Simulator, fake: FakeBambuPrinter, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async def advance() -> None:
-        async with asyncio.timeout(20):
-            while not fake.sessions or not fake.sessions[0].subscriptions:
+        async with asyncio.timeout(20):  # the full report went out (answering the pushall)
+            while not any("pushing" in request for request in fake.requests):
                 await asyncio.sleep(0.01)
         await fake.update(mc_percent=43, mc_remaining_time=37)
 
