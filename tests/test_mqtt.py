@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -295,6 +296,8 @@ async def rogue() -> AsyncIterator[Callable[[bytes], str]]:
                 if script.get("connack", b"x"):
                     await ws.send_bytes(script.get("connack", encode_connack(0)))
                 await ws.send_bytes(script["after"])
+                if script.get("close"):
+                    await ws.close()
         return ws
 
     app = web.Application()
@@ -305,14 +308,38 @@ async def rogue() -> AsyncIterator[Callable[[bytes], str]]:
     await site.start()
     port = runner.addresses[0][1]
 
-    def serve(after: bytes, connack: bytes | None = None) -> str:
+    def serve(after: bytes, connack: bytes | None = None, *, close: bool = False) -> str:
         script["after"] = after
+        script["close"] = b"yes" if close else b""
         if connack is not None:
             script["connack"] = connack
         return f"http://127.0.0.1:{port}"
 
     yield serve  # type: ignore[misc]
     await runner.cleanup()
+
+
+def _noise(seed: int) -> bytes:
+    """Seeded garbage, often shaped like packets (a random type and length first)."""
+    rng = random.Random(seed)
+    body = rng.randbytes(rng.randrange(0, 40))
+    if seed % 2:
+        body = bytes((rng.randrange(256), len(body))) + body
+    return body
+
+
+@pytest.mark.parametrize("seed", range(24))
+async def test_garbage_after_connack_ends_the_session_with_a_library_error(
+    oe: OctoEverywhere, sim: Simulator, rogue: Callable[..., str], seed: int
+) -> None:
+    printer = oe.printer(sim.app_connection(url=rogue(_noise(seed), close=True)))
+    async with printer.mqtt.connect(path="/mqtt") as mq:
+        await mq.publish("t", b"", qos=0)
+        with pytest.raises((MQTTProtocolError, CommunicationError)):
+            async with asyncio.timeout(20):
+                async for _ in mq.messages():
+                    pass
+        assert mq.closed
 
 
 async def test_an_answer_that_is_not_a_connack_fails_the_connect(
