@@ -576,3 +576,31 @@ async def test_an_mqtt_session_holds_a_stream_connection(sim: Simulator) -> None
             assert await printer.get_json("/api/printer")  # requests have their own pool
         async with printer.mqtt.connect():  # the first one gave its connection back
             pass
+
+
+@pytest.mark.parametrize(("stable_after", "failures"), [(10.0, [1, 2, 3]), (0.0, [0, 0, 0])])
+async def test_only_a_connection_that_lasted_resets_the_back_off(
+    printer: PrinterConnection, fake: FakeBambuPrinter, stable_after: float, failures: list[int]
+) -> None:
+    # A proxy that drops each session right after it connected: with the default, each drop
+    # is one more failure (a longer wait each time); a session that lasted resets the count.
+    seen = Recorder()
+    sub = printer.mqtt.subscribe(
+        fake.report_topic,
+        seen.on_message,
+        on_state=seen.on_state,
+        reconnect=FAST,
+        stable_after=stable_after,
+    )
+    try:
+        for drop in range(1, 4):
+            await wait_until(lambda drop=drop: sub.connects == drop, f"connect {drop}")
+            await fake.close_sessions()
+            await wait_until(
+                lambda drop=drop: seen.states().count(SubscriptionState.DISCONNECTED) == drop,
+                f"disconnect {drop}",
+            )
+    finally:
+        await sub.close()
+    down = [e.failures for e in seen.events if e.state is SubscriptionState.DISCONNECTED]
+    assert down == failures
