@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration ha demo docs dist test-wheel fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -92,6 +92,17 @@ endif
 integration: $(VENV)/.installed
 	scripts/octoprint-integration $(INTEGRATION_ARGS)
 
+# printer.mqtt against real peers (tests/integration/mqtt): Debian's mosquitto (apt-installed
+# here when missing, as root) directly and behind the stand-in relay, and the plugin's REAL
+# mqttmux proxy, extracted at test time from the bare git copy at OE_PLUGIN_MIRROR (default:
+# the /work/.mirror one; those tests skip with a message when it is absent), with mosquitto as
+# the printer's broker. Loopback only. INTEGRATION_ARGS go to pytest.
+integration-mqtt: $(VENV)/.installed
+	@command -v mosquitto >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; \
+		else echo "integration-mqtt: mosquitto is missing (apt-get install mosquitto)"; exit 1; fi; }
+	OE_MQTT_INTEGRATION=1 $(VENV)/bin/python -m pytest tests/integration/mqtt $(INTEGRATION_ARGS)
+
 # The example Home Assistant integration (examples/homeassistant) tested inside Home Assistant
 # with pytest-homeassistant-custom-component on Python 3.14: a python3.14 found here, else (as
 # root) the scripts/py314 root with a venv of its own; skipped otherwise. HA_ARGS go to pytest.
@@ -157,6 +168,11 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/funnel.py
 	$(VENV)/bin/python benchmarks/transfers.py
 	$(VENV)/bin/python benchmarks/mjpeg.py
+
+# oe_async vs paho-mqtt over WebSockets through the stand-in relay in front of mosquitto.
+bench-mqtt: $(VENV)/.installed
+	@command -v mosquitto >/dev/null || { echo "bench-mqtt: apt-get install mosquitto"; exit 1; }
+	$(VENV)/bin/python benchmarks/mqtt.py
 
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.

@@ -8,6 +8,8 @@ from ._transport import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT, ConnectionBudge
 from ._version import __version__
 from .app_api import AppAPI
 from .auth import BasicAuth, BearerAuth
+from .bambu import BambuReport, BambuState
+from .bambu_mqtt import BambuPrinter, BambuSession, BambuWatch, ReportCallback
 from .client import DEFAULT_APP_API_URL, OctoEverywhere
 from .connection import PrinterConnection
 from .diagnostics import redact
@@ -64,6 +66,18 @@ from .models import (
     WebcamInfo,
     WebcamList,
 )
+from .mqtt import MQTT, MessageCallback, MQTTSubscription, SessionHook
+from .mqtt_errors import (
+    MQTTBadCredentialsError,
+    MQTTBrokerUnavailableError,
+    MQTTClientIdRejectedError,
+    MQTTConnectionRefusedError,
+    MQTTNotAuthorizedError,
+    MQTTProtocolVersionError,
+    MQTTSubscribeError,
+)
+from .mqtt_packets import MQTTError, MQTTMessage, MQTTProtocolError, Payload, SubscribeResult
+from .mqtt_session import MQTTSession
 from .plugin_api import PluginAPI
 from .plugin_models import (
     CurrentPrint,
@@ -81,6 +95,7 @@ from .plugin_models import (
 from .portal import portal_url
 from .retry import ReconnectPolicy, RetryPolicy
 from .routing import Route, RoutePolicy, RoutingOptions
+from .subscription import StateHandler, SubscriptionEvent, SubscriptionState
 from .transfer import (
     DownloadStream,
     Files,
@@ -95,10 +110,7 @@ from .websocket import (
     Hello,
     MessageHandler,
     PrinterWebSocket,
-    StateHandler,
     Subscription,
-    SubscriptionEvent,
-    SubscriptionState,
     WebSockets,
 )
 
@@ -106,12 +118,18 @@ __all__ = [
     "DEFAULT_APP_API_URL",
     "DEFAULT_STREAM_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "MQTT",
     "AppAPI",
     "AppAPIError",
     "AppConnection",
     "AppConnectionNotFoundError",
     "AppConnectionRevokedError",
     "Auth",
+    "BambuPrinter",
+    "BambuReport",
+    "BambuSession",
+    "BambuState",
+    "BambuWatch",
     "BasicAuth",
     "BearerAuth",
     "ClientClosedError",
@@ -146,12 +164,26 @@ __all__ = [
     "LiveLink",
     "MJPEGError",
     "MJPEGParser",
+    "MQTTBadCredentialsError",
+    "MQTTBrokerUnavailableError",
+    "MQTTClientIdRejectedError",
+    "MQTTConnectionRefusedError",
+    "MQTTError",
+    "MQTTMessage",
+    "MQTTNotAuthorizedError",
+    "MQTTProtocolError",
+    "MQTTProtocolVersionError",
+    "MQTTSession",
+    "MQTTSubscribeError",
+    "MQTTSubscription",
+    "MessageCallback",
     "MessageHandler",
     "NoActivePrintError",
     "NoBetaAccessError",
     "OctoEverywhere",
     "OctoEverywhereError",
     "OctoEverywhereStatus",
+    "Payload",
     "PluginAPI",
     "PluginCommandError",
     "PluginCommandFailedError",
@@ -172,16 +204,19 @@ __all__ = [
     "ReauthorizationRequiredError",
     "ReconnectPolicy",
     "RelayError",
+    "ReportCallback",
     "RequestTimeoutError",
     "RetryPolicy",
     "Route",
     "RoutePolicy",
     "RoutingOptions",
     "ServiceError",
+    "SessionHook",
     "SizeLimitError",
     "StateHandler",
     "StatusHandler",
     "StreamState",
+    "SubscribeResult",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",

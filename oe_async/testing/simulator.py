@@ -34,6 +34,7 @@ from oe_async.client import OctoEverywhere
 from oe_async.testing import (
     fake_app_api,
     fake_files,
+    fake_mqtt,
     fake_plugin,
     fake_printer,
     fake_webcam,
@@ -400,4 +401,5 @@ def _printer_routes(app: web.Application) -> None:
     fake_files.setup(app)
     fake_webcam.setup(app)
     fake_websockets.setup(app)
+    fake_mqtt.setup(app)  # before fake_plugin: its path is under the plugin's prefix
     fake_plugin.setup(app)  # last: its catch-all must not shadow the raw file/webcam routes
