@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration ha demo docs fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration plugin-conformance ha demo docs fuzz bench matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -92,6 +92,13 @@ endif
 integration: $(VENV)/.installed
 	scripts/octoprint-integration $(INTEGRATION_ARGS)
 
+# printer.plugin and the default webcam against the REAL OctoEverywhere plugin's command
+# handler, every platform (tests/conformance): its source from OE_PLUGIN_SOURCE (a clone or
+# bare git directory, extracted at test time, never committed; absent: skipped, exit 0), its
+# requirements and OctoPrint 1.11 in their own venv, .venv-plugin. CONFORMANCE_ARGS go to pytest.
+plugin-conformance:
+	scripts/plugin-conformance $(CONFORMANCE_ARGS)
+
 # The example Home Assistant integration (examples/homeassistant) tested inside Home Assistant
 # with pytest-homeassistant-custom-component on Python 3.14: a python3.14 found here, else (as
 # root) the scripts/py314 root with a venv of its own; skipped otherwise. HA_ARGS go to pytest.
@@ -139,7 +146,7 @@ bench: $(VENV)/.installed
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf .venv-octoprint .venv-ha $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
+	rm -rf .venv-octoprint .venv-plugin .venv-ha $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
 	scripts/py314 clean-venv
 
 clean-314:
