@@ -65,26 +65,28 @@ from .models import (
     WebcamList,
 )
 from .plugin_api import PluginAPI
-from .plugin_models import (
+from .plugin_commands import (
     CommandResult,
+    HttpCommand,
+    HttpReply,
+    MqttCommand,
+    MqttMessage,
+    WebSocketCommand,
+)
+from .plugin_models import (
     CurrentPrint,
     Features,
     FileDetails,
     FileEntry,
     GadgetSummary,
-    HttpCommand,
-    HttpReply,
     JobState,
     JobStatus,
     Light,
-    MqttCommand,
-    MqttMessage,
     OctoEverywhereStatus,
     PluginConnectionInfo,
     PluginFile,
     PrinterStatus,
     Temps,
-    WebSocketCommand,
 )
 from .portal import portal_url
 from .retry import ReconnectPolicy, RetryPolicy

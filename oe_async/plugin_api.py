@@ -35,18 +35,20 @@ from .errors import (
     UnsupportedOnPlatformError,
 )
 from .models import WebcamList
-from .plugin_models import (
+from .plugin_commands import (
     MAX_COMMAND_TIMEOUT_SEC,
     CommandResult,
+    HttpCommand,
+    MqttCommand,
+    WebSocketCommand,
+)
+from .plugin_models import (
     Features,
     FileDetails,
     FileEntry,
-    HttpCommand,
-    MqttCommand,
     PluginConnectionInfo,
     PluginFile,
     PrinterStatus,
-    WebSocketCommand,
 )
 from .retry import RetryPolicy
 from .transfer import DownloadStream, Files, ProgressCallback, UploadSource

@@ -31,7 +31,7 @@ from oe_async import (
 )
 from oe_async._plugin_wire import content_error, is_json_type
 from oe_async.diagnostics import redact
-from oe_async.plugin_models import HttpReply
+from oe_async.plugin_commands import HttpReply
 from oe_async.testing import Simulator
 from oe_async.testing.plugin_state import PLATFORMS
 
