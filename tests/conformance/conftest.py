@@ -109,3 +109,33 @@ def pytest_report_header(config: pytest.Config) -> str:
     if UNAVAILABLE is not None:
         return f"plugin conformance: skipped ({UNAVAILABLE})"
     return f"plugin conformance: the OctoEverywhere plugin at {source_commit()}"
+
+
+#: Each conformance test's outcome per platform, for the summary table.
+_OUTCOMES: dict[str, dict[str, str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "conformance" not in report.nodeid or "[" not in report.nodeid:
+        return
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    name, _, params = report.nodeid.split("::")[-1].partition("[")
+    platform = next((p for p in PLATFORM_NAMES if p in params.rstrip("]").split("-")), None)
+    if platform is None:
+        return
+    rest = "-".join(p for p in params.rstrip("]").split("-") if p != platform)
+    row = name.removeprefix("test_") + (f" ({rest})" if rest else "")
+    cell = {"passed": "ok", "skipped": "n/a", "failed": "FAIL"}[report.outcome]
+    _OUTCOMES.setdefault(row, {})[platform] = cell
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _OUTCOMES:
+        return
+    write = terminalreporter.write_line
+    write(f"plugin conformance at {source_commit()}")
+    width = max(len(row) for row in _OUTCOMES)
+    write(" " * width + "  " + " ".join(f"{p:>10}" for p in PLATFORM_NAMES))
+    for row, cells in _OUTCOMES.items():
+        write(f"{row:<{width}}  " + " ".join(f"{cells.get(p, '-'):>10}" for p in PLATFORM_NAMES))
