@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt plugin-conformance ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -103,6 +103,13 @@ integration-mqtt: $(VENV)/.installed
 		else echo "integration-mqtt: mosquitto is missing (apt-get install mosquitto)"; exit 1; fi; }
 	OE_MQTT_INTEGRATION=1 $(VENV)/bin/python -m pytest tests/integration/mqtt $(INTEGRATION_ARGS)
 
+# printer.plugin and the default webcam against the REAL OctoEverywhere plugin's command
+# handler, every platform (tests/conformance): its source from OE_PLUGIN_SOURCE (a clone or
+# bare git directory, extracted at test time, never committed; absent: skipped, exit 0), its
+# requirements and OctoPrint 1.11 in their own venv, .venv-plugin. CONFORMANCE_ARGS go to pytest.
+plugin-conformance:
+	scripts/plugin-conformance $(CONFORMANCE_ARGS)
+
 # The example Home Assistant integration (examples/homeassistant) tested inside Home Assistant
 # with pytest-homeassistant-custom-component on Python 3.14: a python3.14 found here, else (as
 # root) the scripts/py314 root with a venv of its own; skipped otherwise. HA_ARGS go to pytest.
@@ -177,7 +184,7 @@ bench-mqtt: $(VENV)/.installed
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf .venv-octoprint .venv-ha $(VENV) $(VENV)-dist $(VENV313) $(VENV314) dist .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
+	rm -rf .venv-octoprint .venv-plugin .venv-ha $(VENV) $(VENV)-dist $(VENV313) $(VENV314) dist .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
 	scripts/py314 clean-venv
 
 clean-314:

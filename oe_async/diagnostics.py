@@ -28,11 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = ["REDACTED", "redact"]
 
-#: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key),
-#: and the App Connection id (``id``, ``connection_id``, ``appConnectionId``: repr() hides it).
+#: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key,
+#: a printer's AccessCode and Username from get-connection-info), and the App Connection id
+#: (``id``, ``connection_id``, ``appConnectionId``: repr() hides it).
 _SECRET_KEY: Final = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|authorization|auth[_-]?basic|bearer|cookie|"
-    r"credential|^auth$|^(?:(?:app[_-]?)?connection[_-]?)?id$",
+    r"credential|access[_-]?code|user[_-]?name|^auth$|"
+    r"^(?:(?:app[_-]?)?connection[_-]?)?id$",
     re.IGNORECASE,
 )
 #: The words of a key name: camelCase, PascalCase, snake_case, kebab-case, dotted, spaced.

@@ -348,13 +348,28 @@ class LiveLink:
     short_url: str | None = None
 
 
+def _url_without_userinfo(value: str | None) -> str:
+    """``repr()`` of a camera URL with its user info hidden.
+
+    A Bambu Lab X1's RTSP URL carries the printer's LAN access code as its password.
+    """
+    if value is None or "@" not in value:
+        return repr(value)
+    scheme, sep, rest = value.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return repr(value)
+    return repr(f"{scheme}://***@{rest.split('@', 1)[1]}")
+
+
 @api_model
 @attrs.frozen(kw_only=True)
 class WebcamInfo:
     """One webcam as the plugin API lists it (``webcam/list``).
 
     ``rotation`` is 0, 90, 180 or 270 degrees; the URLs are the printer's own (often LAN)
-    URLs: stream through :meth:`oe_async.Webcam.frames` with ``index=`` instead.
+    URLs: stream through :meth:`oe_async.Webcam.frames` with ``index=`` instead. They may
+    carry credentials (Bambu Lab: ``rtsps://bblp:<access code>@...``): ``repr()`` hides a
+    URL's user info, but treat the URLs themselves as secrets.
     """
 
     name: str | None = None
@@ -362,8 +377,8 @@ class WebcamInfo:
     flip_v: bool = False
     rotation: int = 0
     enabled: bool = True
-    snapshot_url: str | None = None
-    stream_url: str | None = None
+    snapshot_url: str | None = attrs.field(default=None, repr=_url_without_userinfo)
+    stream_url: str | None = attrs.field(default=None, repr=_url_without_userinfo)
 
 
 @api_model

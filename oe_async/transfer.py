@@ -761,7 +761,8 @@ class UploadResult:
         status: the HTTP status (e.g. 201 from OctoPrint and Moonraker).
         headers: the response headers.
         body: the answer's bytes (at most 32 MiB).
-        data: the decoded JSON when the answer is JSON (``Content-Type``), else None.
+        data: the decoded JSON when the answer is JSON (``Content-Type``
+            ``application/json``, ``text/json`` or ``+json``), else None.
 
     """
 
@@ -777,7 +778,12 @@ class UploadResult:
 
 
 def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
+    # The OctoEverywhere plugin answers its commands (files/upload included) as text/json.
+    return content_type in ("application/json", "text/json") or content_type.endswith("+json")
+
+
+#: Called with an opened download before any byte is read or written; raises to refuse it.
+AnswerCheck = Callable[["DownloadStream"], Awaitable[None]]
 
 
 class Files:
@@ -934,11 +940,14 @@ class Files:
         params: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
+        check_answer: AnswerCheck | None = None,
     ) -> AbstractAsyncContextManager[DownloadStream]:
         """Stream a file from the printer: ``async with printer.files.download(p) as chunks``.
 
         ``chunks`` is an async iterator of ``bytes`` (also ``.total``, ``.received``,
         ``.headers``). The connection is released when the block exits, early or not.
+        ``check_answer`` is awaited with the opened stream before it is handed out: raise
+        there to refuse an answer that is not the file (the plugin API uses it).
 
         Raises:
             DownloadLimitError: ``Content-Length`` or the streamed count passes the
@@ -946,7 +955,12 @@ class Files:
 
         """
         return self._open_download(
-            path, Progress(progress, None), params=params, headers=headers, timeout=timeout
+            path,
+            Progress(progress, None),
+            params=params,
+            headers=headers,
+            timeout=timeout,
+            check_answer=check_answer,
         )
 
     @contextlib.asynccontextmanager
@@ -959,6 +973,7 @@ class Files:
         headers: Mapping[str, str] | None,
         timeout: float | aiohttp.ClientTimeout | None,
         offset: int = 0,
+        check_answer: AnswerCheck | None = None,
     ) -> AsyncIterator[DownloadStream]:
         """The body of ``path`` from byte ``offset`` (a ``Range`` set by the caller)."""
         limits = await self._limits.precheck_limits()
@@ -983,6 +998,8 @@ class Files:
                 funnel=self._funnel,
             )
             stream.check_declared_size()
+            if check_answer is not None:
+                await check_answer(stream)
             yield stream
 
     async def download_to(
@@ -994,6 +1011,7 @@ class Files:
         resume: bool = True,
         params: Any = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
+        check_answer: AnswerCheck | None = None,
     ) -> Path:
         """Download to ``dest`` atomically; return ``dest`` as a ``Path``.
 
@@ -1001,7 +1019,8 @@ class Files:
         only on success: after any failure or cancellation ``dest`` is untouched and no
         temporary file remains. With ``resume`` (default), a connection that drops
         mid-body is resumed with ``Range``/``If-Range`` when the server supports ranges;
-        the result is byte-identical.
+        the result is byte-identical. ``check_answer`` is as for :meth:`download`, awaited
+        on every answer before a byte of it is written.
         """
         target = Path(os.fspath(dest))
         reporter = Progress(progress, None)
@@ -1029,6 +1048,7 @@ class Files:
                         headers=headers,
                         timeout=timeout,
                         offset=received,
+                        check_answer=check_answer,
                     ) as stream:
                         if received and stream.status == 206:
                             point = _resume_point(stream)

@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "oe_async._lan": 0,
     "oe_async.portal": 0,
     "oe_async.plugin_models": 0,
+    "oe_async.plugin_commands": 0,
     "oe_async._plugin_wire": 0,
     "oe_async.webhooks": 0,
     "oe_async.subscription": 0,
