@@ -35,10 +35,11 @@ from .bambu import (
     report_topic,
     request_topic,
 )
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, UnsupportedOnPlatformError
 from .mqtt import MQTT, MQTTSubscription
 from .mqtt_packets import MQTTMessage
 from .mqtt_session import MQTTSession
+from .plugin_api import PluginAPI
 from .retry import ReconnectPolicy
 from .subscription import StateHandler, SubscriptionState, call_handler
 
@@ -127,6 +128,28 @@ class BambuPrinter:
 
     def __repr__(self) -> str:
         return "<BambuPrinter device/***>"
+
+    @classmethod
+    async def discover(cls, mqtt: MQTT, plugin: PluginAPI, **connect_options: Any) -> BambuPrinter:
+        """The printer behind ``printer``, its serial number asked of the plugin.
+
+        ``bambu = await BambuPrinter.discover(printer.mqtt, printer.plugin)``: one
+        ``get-connection-info`` call (:meth:`oe_async.PluginAPI.connection_info`), then no
+        I/O until ``connect()``/``watch()``. ``connect_options`` as for the constructor.
+
+        Raises:
+            UnsupportedOnPlatformError: the plugin reports no serial number (not a Bambu Lab
+                or Elegoo Centauri Carbon 2 printer).
+
+        And what every plugin call raises.
+
+        """
+        info = await plugin.connection_info()
+        if not info.serial_number:
+            raise UnsupportedOnPlatformError(
+                "the printer reports no serial number: it is not a Bambu Lab printer"
+            )
+        return cls(mqtt, info.serial_number, **connect_options)
 
     @property
     def report_topic(self) -> str:

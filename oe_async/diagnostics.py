@@ -29,11 +29,12 @@ if TYPE_CHECKING:
 __all__ = ["REDACTED", "redact"]
 
 #: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key,
-#: a printer's AccessCode and Username from get-connection-info), and the App Connection id
+#: a printer's AccessCode, Username and SerialNumber from get-connection-info: the serial
+#: names a Bambu Lab printer's MQTT topics), and the App Connection id
 #: (``id``, ``connection_id``, ``appConnectionId``: repr() hides it).
 _SECRET_KEY: Final = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|authorization|auth[_-]?basic|bearer|cookie|"
-    r"credential|access[_-]?code|user[_-]?name|^auth$|"
+    r"credential|access[_-]?code|user[_-]?name|serial[_-]?number|^auth$|"
     r"^(?:(?:app[_-]?)?connection[_-]?)?id$",
     re.IGNORECASE,
 )

@@ -38,8 +38,8 @@ from .models import WebcamList
 from .plugin_commands import (
     MAX_COMMAND_TIMEOUT_SEC,
     CommandResult,
-    HttpCommand,
-    MqttCommand,
+    HTTPCommand,
+    MQTTCommand,
     WebSocketCommand,
 )
 from .plugin_models import (
@@ -71,7 +71,7 @@ HOME_TIMEOUT: Final = 135.0
 START_TIMEOUT: Final = 75.0
 COMMAND_TIMEOUT_MARGIN: Final = 15
 #: A send-command's transports, as the plugin names them.
-_COMMANDS: Final = (HttpCommand, WebSocketCommand, MqttCommand)
+_COMMANDS: Final = (HTTPCommand, WebSocketCommand, MQTTCommand)
 
 
 def _number(
@@ -141,7 +141,7 @@ def _check_command(command: object) -> dict[str, Any]:
     """The send-command fields for a request (each class checked its own arguments)."""
     if not isinstance(command, _COMMANDS):
         raise InvalidArgumentError(
-            "command must be an HttpCommand, a WebSocketCommand or an MqttCommand"
+            "command must be an HTTPCommand, a WebSocketCommand or an MQTTCommand"
         )
     return {"TransportType": command.transport, **command.payload()}
 
@@ -670,7 +670,7 @@ class PluginAPI:
 
     async def send_command(
         self,
-        command: HttpCommand | WebSocketCommand | MqttCommand,
+        command: HTTPCommand | WebSocketCommand | MQTTCommand,
         *,
         wait_for_response: bool = True,
         timeout_sec: int | None = None,
@@ -679,9 +679,9 @@ class PluginAPI:
     ) -> CommandResult:
         """Send a command in the printer's own protocol through the plugin.
 
-        Each platform takes one transport: OctoPrint and PrusaLink :class:`HttpCommand`,
+        Each platform takes one transport: OctoPrint and PrusaLink :class:`HTTPCommand`,
         Moonraker and Elegoo (SDCP) :class:`WebSocketCommand`, Bambu Lab and Elegoo
-        Centauri Carbon 2 :class:`MqttCommand`; another raises
+        Centauri Carbon 2 :class:`MQTTCommand`; another raises
         :class:`UnsupportedOnPlatformError` (788). ``wait_for_response=False`` sends
         without waiting for the printer's answer (websocket and mqtt; some commands never
         answer). ``timeout_sec`` (1-1800, the plugin's default 10) is how long the plugin

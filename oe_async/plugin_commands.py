@@ -1,6 +1,6 @@
 """``send-command``: a command in the printer's own protocol, through the plugin (pure).
 
-The requests (:class:`HttpCommand`, :class:`WebSocketCommand`, :class:`MqttCommand`) check
+The requests (:class:`HTTPCommand`, :class:`WebSocketCommand`, :class:`MQTTCommand`) check
 their arguments as they are built, as the real plugin would (its ``ParseHttpSendCommand``,
 ``ParseWebsocketSendCommand``, ``ParseMqttSendCommand``); :class:`CommandResult` is the
 plugin's ``BuildSendCommandResult`` envelope with typed views of the printer's answer.
@@ -17,14 +17,15 @@ import attrs
 
 from ._convert import converter
 from .errors import InvalidArgumentError
+from .mqtt_packets import redact_topic
 
 __all__ = [
     "MAX_COMMAND_TIMEOUT_SEC",
     "CommandResult",
-    "HttpCommand",
-    "HttpReply",
-    "MqttCommand",
-    "MqttMessage",
+    "HTTPCommand",
+    "HTTPReply",
+    "MQTTCommand",
+    "PluginMQTTMessage",
     "WebSocketCommand",
 ]
 
@@ -33,7 +34,7 @@ MAX_COMMAND_TIMEOUT_SEC: Final = 1800
 
 
 @attrs.frozen(kw_only=True, repr=False)
-class HttpCommand:
+class HTTPCommand:
     """A request to the printer's own HTTP API, sent by the plugin on the printer's LAN.
 
     For OctoPrint and PrusaLink (the platforms whose ``send-command`` transport is http).
@@ -59,30 +60,30 @@ class HttpCommand:
         path = self.path
         if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
             raise InvalidArgumentError(
-                "HttpCommand.path must be the printer's own API path, starting with one '/' "
+                "HTTPCommand.path must be the printer's own API path, starting with one '/' "
                 "(the plugin adds the printer's credentials, so it only calls the printer)"
             )
         if "://" in path:
-            raise InvalidArgumentError("HttpCommand.path must be a path, not an absolute URL")
+            raise InvalidArgumentError("HTTPCommand.path must be a path, not an absolute URL")
         if not isinstance(self.method, str) or not self.method.strip():
-            raise InvalidArgumentError("HttpCommand.method must be a non-empty string")
+            raise InvalidArgumentError("HTTPCommand.method must be a non-empty string")
         if not isinstance(self.headers, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
         ):
-            raise InvalidArgumentError("HttpCommand.headers must map str names to str values")
+            raise InvalidArgumentError("HTTPCommand.headers must map str names to str values")
         if sum(body is not None for body in (self.json, self.text, self.data)) > 1:
-            raise InvalidArgumentError("HttpCommand takes one body: json, text or data")
+            raise InvalidArgumentError("HTTPCommand takes one body: json, text or data")
         if self.json is not None and not isinstance(self.json, Mapping):
             raise InvalidArgumentError(
-                "HttpCommand.json must be a JSON object (send other JSON as text=)"
+                "HTTPCommand.json must be a JSON object (send other JSON as text=)"
             )
         if self.text is not None and not isinstance(self.text, str):
-            raise InvalidArgumentError("HttpCommand.text must be a str")
+            raise InvalidArgumentError("HTTPCommand.text must be a str")
         if self.data is not None and not isinstance(self.data, bytes | bytearray):
-            raise InvalidArgumentError("HttpCommand.data must be bytes")
+            raise InvalidArgumentError("HTTPCommand.data must be bytes")
 
     def __repr__(self) -> str:
-        return f"HttpCommand({self.method} {self.path!r}, headers={sorted(self.headers)})"
+        return f"HTTPCommand({self.method} {self.path!r}, headers={sorted(self.headers)})"
 
     def payload(self) -> dict[str, Any]:
         """The ``send-command`` fields for this request (no ``TransportType``)."""
@@ -130,7 +131,7 @@ class WebSocketCommand:
 
 
 @attrs.frozen(kw_only=True)
-class MqttCommand:
+class MQTTCommand:
     """A message to the printer's own MQTT broker, published by the plugin.
 
     Bambu Lab: ``request`` is the whole JSON payload, sent as it is to
@@ -144,7 +145,7 @@ class MqttCommand:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.request, Mapping):
-            raise InvalidArgumentError("MqttCommand.request must be a mapping (a JSON object)")
+            raise InvalidArgumentError("MQTTCommand.request must be a mapping (a JSON object)")
 
     def payload(self) -> dict[str, Any]:
         """The ``send-command`` fields for this message (no ``TransportType``)."""
@@ -152,18 +153,24 @@ class MqttCommand:
 
 
 @attrs.frozen(kw_only=True)
-class MqttMessage:
-    """One MQTT message as the plugin echoes it (topic, native payload, QoS, retain)."""
+class PluginMQTTMessage:
+    """One MQTT message as the plugin echoes it (topic, native payload, QoS, retain).
 
-    topic: str | None = None
-    payload: Any = None
+    The repr shows the topic redacted (``device/***/report``: it carries the printer's
+    serial number) and leaves the payload out.
+    """
+
+    topic: str | None = attrs.field(
+        default=None, repr=lambda topic: repr(None if topic is None else redact_topic(topic))
+    )
+    payload: Any = attrs.field(default=None, repr=False)
     qos: int = 0
     retain: bool = False
 
 
 @attrs.frozen(kw_only=True, repr=False)
-class HttpReply:
-    """The printer's answer to an :class:`HttpCommand`.
+class HTTPReply:
+    """The printer's answer to an :class:`HTTPCommand`.
 
     ``body`` holds the bytes however the plugin carried them (``BodyAsJson``, as text, or
     base64); ``json`` is the decoded JSON body when it was JSON (else None); ``text`` the
@@ -177,7 +184,7 @@ class HttpReply:
     json: Any = None
 
     def __repr__(self) -> str:
-        return f"HttpReply(status={self.status}, {len(self.body)} bytes)"
+        return f"HTTPReply(status={self.status}, {len(self.body)} bytes)"
 
     @property
     def text(self) -> str:
@@ -190,7 +197,7 @@ class HttpReply:
         return 200 <= self.status < 300
 
 
-def _http_reply(response: Any) -> HttpReply | None:
+def _http_reply(response: Any) -> HTTPReply | None:
     if not isinstance(response, Mapping):
         return None
     status = response.get("StatusCode")
@@ -210,7 +217,7 @@ def _http_reply(response: Any) -> HttpReply | None:
         except ValueError:
             body = b""
     url = response.get("Url")
-    return HttpReply(
+    return HTTPReply(
         status=status,
         headers={str(k): str(v) for k, v in headers.items()}
         if isinstance(headers, Mapping)
@@ -221,11 +228,11 @@ def _http_reply(response: Any) -> HttpReply | None:
     )
 
 
-def _mqtt_message(value: Any) -> MqttMessage | None:
+def _mqtt_message(value: Any) -> PluginMQTTMessage | None:
     if not isinstance(value, Mapping) or "Payload" not in value:
         return None
     topic, qos, retain = value.get("Topic"), value.get("Qos"), value.get("Retain")
-    return MqttMessage(
+    return PluginMQTTMessage(
         topic=topic if isinstance(topic, str) else None,
         payload=value.get("Payload"),
         qos=qos if isinstance(qos, int) and not isinstance(qos, bool) else 0,
@@ -261,17 +268,17 @@ class CommandResult:
         )
 
     @property
-    def http(self) -> HttpReply | None:
+    def http(self) -> HTTPReply | None:
         """The printer's HTTP answer (``http`` transport), else None."""
         return _http_reply(self.response) if self.transport == "http" else None
 
     @property
-    def mqtt(self) -> MqttMessage | None:
+    def mqtt(self) -> PluginMQTTMessage | None:
         """The MQTT message that answered (``mqtt`` transport, when one was awaited)."""
         return _mqtt_message(self.response) if self.transport == "mqtt" else None
 
     @property
-    def mqtt_request(self) -> MqttMessage | None:
+    def mqtt_request(self) -> PluginMQTTMessage | None:
         """The MQTT message the plugin published (``mqtt`` transport), else None."""
         return _mqtt_message(self.request) if self.transport == "mqtt" else None
 

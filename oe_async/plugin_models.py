@@ -335,8 +335,9 @@ class PluginConnectionInfo:
     LAN ``access_code`` and ``serial_number``; Elegoo Centauri Carbon 2: the same;
     PrusaLink: ``api_key``, ``username``, ``password``; OctoPrint, Moonraker and Elegoo
     only the address). Fields the platform does not have are None (an empty string from
-    the plugin counts as none). The credentials are secrets: ``repr()`` shows only whether
-    each is set, and :func:`oe_async.diagnostics.redact` hides them; keep them on the
+    the plugin counts as none). The credentials, and the serial number (it names the
+    printer's MQTT topics, as the spec lists it with them), are secrets: ``repr()`` shows only
+    whether each is set, and :func:`oe_async.diagnostics.redact` hides them; keep them on the
     device that asked, and use them only for the printer's own LAN address.
     """
 
@@ -352,11 +353,10 @@ class PluginConnectionInfo:
         shown = [
             f"local_ip={self.local_ip!r}",
             f"local_port={self.local_port!r}",
-            f"serial_number={self.serial_number!r}",
         ]
         shown += [
             f"{name}={'***' if getattr(self, name) else None}"
-            for name in ("access_code", "api_key", "username", "password")
+            for name in ("serial_number", "access_code", "api_key", "username", "password")
         ]
         return f"PluginConnectionInfo({', '.join(shown)})"
 

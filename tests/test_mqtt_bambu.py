@@ -14,9 +14,11 @@ from oe_async import (
     PrinterConnection,
     SubscriptionState,
     UnexpectedResponseError,
+    UnsupportedOnPlatformError,
 )
 from oe_async.bambu import print_command, pushall_command, report_topic, request_topic
-from oe_async.testing.fake_mqtt import FakeBambuPrinter
+from oe_async.testing import Simulator
+from oe_async.testing.fake_mqtt import FakeBambuPrinter, bambu_printer
 
 from . import test_mqtt
 from .test_mqtt import wait_until
@@ -158,3 +160,26 @@ async def test_bad_commands_send_nothing(
         with pytest.raises(InvalidArgumentError):
             await session.print_command("explode")  # type: ignore[arg-type]
     assert [next(iter(r)) for r in fake.requests] == ["pushing"]
+
+
+@pytest.mark.parametrize("platform", ["bambu", None])
+async def test_discover_asks_the_plugin_for_the_serial(platform: str | None) -> None:
+    """The serial comes from get-connection-info: the app needs no platform knowledge."""
+    async with Simulator(platform=platform) as sim, sim.client() as oe:  # type: ignore[arg-type]
+        printer = oe.printer(sim.app_connection())
+        bambu = await BambuPrinter.discover(printer.mqtt, printer.plugin)
+        fake = bambu_printer(sim)
+        assert bambu.report_topic == fake.report_topic
+        assert fake.serial not in repr(bambu)
+        async with bambu.connect() as session:
+            async with asyncio.timeout(20):
+                report = await anext(session.reports())
+        assert report.gcode_state == "RUNNING"
+
+
+async def test_discover_on_a_printer_without_a_serial_is_unsupported() -> None:
+    async with Simulator(platform="prusalink") as sim, sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        with pytest.raises(UnsupportedOnPlatformError, match="no serial number"):
+            await BambuPrinter.discover(printer.mqtt, printer.plugin)
+        assert not bambu_printer(sim).connects  # nothing was opened

@@ -46,6 +46,13 @@ async def test_follow_and_pause(
     assert report["print"]["command"] == "push_status"
 
 
+async def test_discover(
+    recipes: dict[str, Any], printer: PrinterConnection, fake: FakeBambuPrinter
+) -> None:
+    bambu = await recipes["discover"](printer)
+    assert bambu.report_topic == fake.report_topic
+
+
 async def test_watch_for_home_assistant(
     recipes: dict[str, Any], printer: PrinterConnection, fake: FakeBambuPrinter
 ) -> None:

@@ -22,8 +22,8 @@ import oe_async
 from oe_async import (
     CommandResult,
     Features,
-    HttpCommand,
-    MqttCommand,
+    HTTPCommand,
+    MQTTCommand,
     OctoEverywhere,
     PluginConnectionInfo,
     PrinterConnection,
@@ -31,16 +31,16 @@ from oe_async import (
 )
 from oe_async._plugin_wire import content_error, is_json_type
 from oe_async.diagnostics import redact
-from oe_async.plugin_commands import HttpReply
+from oe_async.plugin_commands import HTTPReply
 from oe_async.testing import Simulator
 from oe_async.testing.plugin_state import PLATFORMS
 
 from .helpers import listdir, write_bytes
 
 COMMANDS: dict[str, Any] = {
-    "http": HttpCommand(path="/api/version"),
+    "http": HTTPCommand(path="/api/version"),
     "websocket": WebSocketCommand(method="printer.objects.query", params={"objects": {}}),
-    "mqtt": MqttCommand(request={"pushing": {"sequence_id": "1", "command": "pushall"}}),
+    "mqtt": MQTTCommand(request={"pushing": {"sequence_id": "1", "command": "pushall"}}),
 }
 
 
@@ -81,7 +81,7 @@ async def test_every_platform_answers_like_its_plugin(
     (transport,) = sim.state.plugin.transports
     command = COMMANDS[transport]
     if name == "elegoo_cc2":  # its MQTT commands are {"Method": <int>, "Params": {...}}
-        command = MqttCommand(request={"Method": 1002, "Params": {}})
+        command = MQTTCommand(request={"Method": 1002, "Params": {}})
     result = await plugin.send_command(command)
     assert result.transport == transport
     for other, command in COMMANDS.items():
@@ -258,13 +258,13 @@ async def test_default_webcam_follows_set_default_webcam(
 
 async def test_send_command_shapes(printer: PrinterConnection, sim: Simulator) -> None:
     plugin = printer.plugin
-    http = await plugin.send_command(HttpCommand(path="/api/version"), timeout_sec=45)
+    http = await plugin.send_command(HTTPCommand(path="/api/version"), timeout_sec=45)
     assert isinstance(http, CommandResult)
     assert http.timeout_sec == 45
     assert http.http is not None
     assert (http.http.status, http.http.json["server"]) == (200, "1.10.3")
     assert http.mqtt is None
-    missing = await plugin.send_command(HttpCommand(path="/nope", method="POST", json={"a": 1}))
+    missing = await plugin.send_command(HTTPCommand(path="/nope", method="POST", json={"a": 1}))
     assert missing.is_error
     assert missing.http is not None
     assert not missing.http.ok
@@ -283,11 +283,11 @@ async def test_send_command_shapes(printer: PrinterConnection, sim: Simulator) -
     assert answered.mqtt.topic is not None
     assert answered.mqtt.topic.endswith("/report")
     await plugin.send_command(
-        HttpCommand(path="/api/files", method="PUT", data=b"\x00\x01", headers={"X-A": "b"})
+        HTTPCommand(path="/api/files", method="PUT", data=b"\x00\x01", headers={"X-A": "b"})
     )
     assert sim.state.plugin.commands[-1][1]["BodyBase64"] == "AAE="
-    assert "X-A" in repr(HttpCommand(path="/x", headers={"X-A": "secret-value"}))
-    assert "secret-value" not in repr(HttpCommand(path="/x", headers={"X-A": "secret-value"}))
+    assert "X-A" in repr(HTTPCommand(path="/x", headers={"X-A": "secret-value"}))
+    assert "secret-value" not in repr(HTTPCommand(path="/x", headers={"X-A": "secret-value"}))
 
 
 async def test_send_command_deadline_covers_timeout_sec(
@@ -304,7 +304,7 @@ async def test_send_command_deadline_covers_timeout_sec(
 def test_http_reply_bodies() -> None:
     base = {"StatusCode": 201, "Headers": {"A": 1}, "Url": "http://x/y", "BodySizeBytes": 2}
     text = CommandResult(transport="http", response={**base, "BodyAsText": "hi"}).http
-    assert isinstance(text, HttpReply)
+    assert isinstance(text, HTTPReply)
     assert (text.body, text.text, text.json, text.headers) == (b"hi", "hi", None, {"A": "1"})
     binary = CommandResult(transport="http", response={**base, "BodyAsBase64": "AAE="}).http
     assert binary is not None

@@ -197,10 +197,18 @@ _printers: weakref.WeakKeyDictionary[SimulatorCore, FakeBambuPrinter] = weakref.
 
 
 def bambu_printer(sim: SimulatorCore) -> FakeBambuPrinter:
-    """The fake Bambu Lab printer behind ``sim``'s MQTT proxy (one per simulated printer)."""
+    """The fake Bambu Lab printer behind ``sim``'s MQTT proxy (one per simulated printer).
+
+    Its serial number is the one ``get-connection-info`` answers on ``sim``.
+    """
     printer = _printers.get(sim)
     if printer is None:
-        printer = _printers[sim] = FakeBambuPrinter()
+        # The serial the plugin's get-connection-info reports, so that
+        # ``BambuPrinter.discover`` finds this printer.
+        serial = sim.state.plugin.connection.get("SerialNumber")
+        printer = _printers[sim] = (
+            FakeBambuPrinter(serial=serial) if isinstance(serial, str) else FakeBambuPrinter()
+        )
     return printer
 
 

@@ -70,6 +70,11 @@ def _secret(kind: str) -> str:
     return f"{SECRET_MARKER}-{kind}-{secrets.token_hex(6)}"
 
 
+def _serial(prefix: str) -> str:
+    """A serial number that carries the secret marker (the library must never show one)."""
+    return f"{prefix}-{SECRET_MARKER}-{secrets.token_hex(3)}"
+
+
 def _connection(**fields: Any) -> dict[str, Any]:
     """A ``get-connection-info`` result: the plugin always sends all seven keys."""
     info: dict[str, Any] = dict.fromkeys(
@@ -116,7 +121,7 @@ class PluginSettings:
             LocalIp="127.0.0.1",
             LocalPort=80,
             AccessCode=_secret("access-code"),
-            SerialNumber="01S00C000000001",
+            SerialNumber=_serial("01S00C"),
             ApiKey=_secret("printer-api-key"),
         )
     )
@@ -168,7 +173,7 @@ def platform_settings(platform: Platform) -> PluginSettings:
             connection=_connection(
                 LocalIp="192.168.1.60",
                 AccessCode=_secret("access-code"),
-                SerialNumber="01S00C123456789",
+                SerialNumber=_serial("01S00C"),
             ),
         )
     if platform == "prusalink":
@@ -210,7 +215,7 @@ def platform_settings(platform: Platform) -> PluginSettings:
                 LocalIp="192.168.1.81",
                 LocalPort=1883,
                 AccessCode=_secret("access-code"),
-                SerialNumber="CC2E00112233",
+                SerialNumber=_serial("CC2E00"),
             ),
         )
     raise ValueError(f"unknown platform {platform!r}; choose one of {', '.join(PLATFORMS)}")

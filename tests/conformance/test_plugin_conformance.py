@@ -20,9 +20,9 @@ import oe_async
 from oe_async import (
     CommandResult,
     Features,
-    HttpCommand,
+    HTTPCommand,
     JobState,
-    MqttCommand,
+    MQTTCommand,
     PluginConnectionInfo,
     WebSocketCommand,
 )
@@ -367,14 +367,14 @@ async def test_control_arguments_the_plugin_refuses(world: World) -> None:
 # ---------------------------------------------------------------------------- send-command
 
 COMMANDS: Final[dict[str, Any]] = {
-    "octoprint": HttpCommand(path="/api/version"),
-    "prusalink": HttpCommand(path="/api/v1/status", headers={"Accept-Language": "en"}),
+    "octoprint": HTTPCommand(path="/api/version"),
+    "prusalink": HTTPCommand(path="/api/v1/status", headers={"Accept-Language": "en"}),
     "moonraker": WebSocketCommand(
         method="printer.objects.query", params={"objects": {"heater_bed": None}}
     ),
     "elegoo": WebSocketCommand(method=1, params={}),
-    "bambu": MqttCommand(request={"pushing": {"sequence_id": "7", "command": "pushall"}}),
-    "elegoo_cc2": MqttCommand(request={"Method": 1002, "Params": {}}),
+    "bambu": MQTTCommand(request={"pushing": {"sequence_id": "7", "command": "pushall"}}),
+    "elegoo_cc2": MQTTCommand(request={"Method": 1002, "Params": {}}),
 }
 
 
@@ -421,7 +421,7 @@ async def test_send_command(world: World) -> None:
 async def test_send_command_failures(world: World) -> None:
     plugin, name = world.printer.plugin, world.platform.name
     if name == "octoprint":
-        result = await plugin.send_command(HttpCommand(path="/no/such/api"))
+        result = await plugin.send_command(HTTPCommand(path="/no/such/api"))
         assert result.is_error
         assert result.http is not None
         assert result.http.status == 404
@@ -432,12 +432,12 @@ async def test_send_command_failures(world: World) -> None:
     if name == "bambu":
         with pytest.raises(oe_async.PluginCommandFailedError) as excinfo:
             await plugin.send_command(
-                MqttCommand(request={"print": {"command": "never-answers"}}), timeout_sec=1
+                MQTTCommand(request={"print": {"command": "never-answers"}}), timeout_sec=1
             )
         assert excinfo.value.plugin_status == 752
     if name == "elegoo_cc2":
         with pytest.raises(oe_async.PluginCommandFailedError) as excinfo:
-            await plugin.send_command(MqttCommand(request={"Method": "one"}))
+            await plugin.send_command(MQTTCommand(request={"Method": "one"}))
         assert excinfo.value.plugin_status == 400
     world.platform.connected = False
     if name not in ("octoprint",):  # OctoPrint's is an HTTP call to itself: still up
@@ -448,12 +448,12 @@ async def test_send_command_failures(world: World) -> None:
 @pytest.mark.parametrize(
     "bad",
     [
-        lambda: HttpCommand(path="http://192.0.2.1/api"),
-        lambda: HttpCommand(path="//evil/api"),
-        lambda: HttpCommand(path="api/version"),
-        lambda: HttpCommand(path="/api", json={"a": 1}, text="x"),
+        lambda: HTTPCommand(path="http://192.0.2.1/api"),
+        lambda: HTTPCommand(path="//evil/api"),
+        lambda: HTTPCommand(path="api/version"),
+        lambda: HTTPCommand(path="/api", json={"a": 1}, text="x"),
         lambda: WebSocketCommand(method=""),
-        lambda: MqttCommand(request=[1, 2]),  # type: ignore[arg-type]
+        lambda: MQTTCommand(request=[1, 2]),  # type: ignore[arg-type]
     ],
 )
 def test_commands_the_plugin_would_refuse_are_refused_first(bad: Any) -> None:
