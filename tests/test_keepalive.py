@@ -30,6 +30,8 @@ from oe_async import (
     InvalidArgumentError,
     OctoEverywhere,
     RetryPolicy,
+    Route,
+    RoutingOptions,
 )
 from oe_async.testing import Simulator, SimulatorCA
 
@@ -174,16 +176,27 @@ class KeptAliveServer:
                         length = int(value)
                 if length:
                     await reader.readexactly(length)
-                self.seen.append((number, lines[0].split(" ", 1)[0]))
+                method, path = lines[0].split(" ")[:2]
+                self.seen.append((number, method))
                 if answered and self.cross_next:
                     self.cross_next = False
                     writer.transport.abort()
                     return
                 answered += 1
+                # "/" answers as the simulator's relay does, so a LAN probe trusts this server.
+                status, kind = (
+                    (b"404 Not Found", b"text/plain")
+                    if path == "/"
+                    else (
+                        b"200 OK",
+                        b"application/json",
+                    )
+                )
                 body = b'{"answer": %d}' % len(self.seen)
                 writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\n\r\n" % len(body) + body[:-1]
+                    b"HTTP/1.1 %s\r\nContent-Type: %s\r\n" % (status, kind)
+                    + b"Content-Length: %d\r\n\r\n" % len(body)
+                    + body[:-1]
                 )
                 hold, self.hold = self.hold, None
                 if hold is not None:
@@ -285,3 +298,23 @@ async def test_a_close_crossing_a_request_resends_only_idempotent_ones(sim: Simu
         with pytest.raises(CommunicationError):
             await printer.post_json("/api/job", {"command": "pause"})
     assert server.seen[3:] == [(1, "POST"), (1, "POST")]  # the second once: not re-sent
+
+
+async def test_a_post_that_may_have_reached_the_lan_is_not_sent_to_the_relay(
+    sim: Simulator,
+) -> None:
+    """The LAN fallback moves a request to the relay only if it never left (or may be
+    repeated): a POST whose LAN connection closed as it arrived may have run there."""
+    async with (
+        KeptAliveServer() as lan,
+        sim.client(retry=RetryPolicy.never()) as oe,
+    ):
+        routing = RoutingOptions(probe_timeout=1.0, reprobe_interval=0.5)
+        printer = oe.printer(sim.app_connection(), lan_url=lan.url, routing=routing)
+        await printer.get_json("/api/version")
+        assert printer.route is Route.LAN
+        lan.cross_next = True
+        with pytest.raises(CommunicationError):
+            await printer.post_json("/echo/once", {"x": 1})
+    assert [method for _, method in lan.seen].count("POST") == 1
+    assert sim.requests_to("relay", "/echo/once") == []

@@ -90,7 +90,7 @@ class Simulator(SimulatorCore):
             ``trustme``); None serves plain http, which clients must accept with
             ``allow_insecure_loopback=True`` (the helpers below do).
         tls: serve https with a certificate authority made for this run (``ca``, a
-            :class:`~oe_async.testing.tls.SimulatorCA`; needs ``trustme``): every origin,
+            :class:`oe_async.testing.SimulatorCA`; needs ``trustme``): every origin,
             ``add_printer()`` hosts included, gets a certificate for its IP address, and
             :meth:`client` trusts it.
         app_id: the app id the simulator expects.
@@ -216,7 +216,11 @@ class Simulator(SimulatorCore):
     # ------------------------------------------------------------------ client helpers
 
     def client(self, session: aiohttp.ClientSession | None = None, **kwargs: Any) -> OctoEverywhere:
-        """An :class:`OctoEverywhere` pointed at this simulator's App API."""
+        """An :class:`OctoEverywhere` pointed at this simulator's App API.
+
+        With ``tls=True`` and no session given, it trusts the simulator's authority
+        (``ssl_context``); ``kwargs`` override any of that.
+        """
         kwargs.setdefault("app_api_url", self.app_api_url)
         kwargs.setdefault("allow_insecure_loopback", self._ssl is None)
         if session is None and self.ca is not None:
