@@ -5,7 +5,9 @@ own (``sim.add_printer()``: 127.1.x.y), with its own credentials; with ``--tls``
 is served over https with a certificate for its address from a certificate authority made
 for the run (``python -m oe_async.testing --tls``), which the clients trust through an
 ``ssl.SSLContext``. Each phase then runs in a fresh process of its own (so its RSS is its
-own), for ``--warmup`` seconds and then a measured window of ``--seconds``:
+own), for ``--warmup`` seconds and then a measured window of ``--seconds``; with
+``--together`` (the default with ``--tls``) all phases run at the same time, so the load of a
+shared machine falls on each alike and their ratios compare like with like:
 
 * ``--printers`` printer connections, each polling ``GET /api/printer`` every
   ``--interval`` seconds (start times spread over the first interval), with a 2 s timeout;
@@ -354,7 +356,7 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def run_child(name: str, announcement: Path, args: argparse.Namespace) -> dict[str, Any]:
+def start_child(name: str, announcement: Path, args: argparse.Namespace) -> subprocess.Popen[str]:
     phase_args = vars(args).copy()
     if name == "small":
         phase_args.update(streams=50, subscriptions=0, printers=min(100, args.printers))
@@ -370,8 +372,15 @@ def run_child(name: str, announcement: Path, args: argparse.Namespace) -> dict[s
     ):
         argv += [f"--{key.replace('_', '-')}", str(phase_args[key])]
     argv += ["--max-idle", str(args.max_idle)]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
+def finish_child(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"a phase failed (exit status {proc.returncode})")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def ratios(results: dict[str, dict[str, Any]]) -> None:
@@ -419,8 +428,14 @@ def main(args: argparse.Namespace) -> None:
             f"measured per phase, each phase in its own process (fd limit {soft} -> {hard})"
         )
         results: dict[str, dict[str, Any]] = {}
-        for name in args.phases:
-            result = run_child(name, announcement, args)
+        if args.together:
+            # Side by side in time: a shared machine's load falls on every phase alike.
+            procs = {name: start_child(name, announcement, args) for name in args.phases}
+            running = procs.items()
+        else:
+            running = ((name, start_child(name, announcement, args)) for name in args.phases)
+        for name, proc in running:
+            result = finish_child(proc)
             result["max_idle"] = args.max_idle
             results[name] = result
             show(result)
@@ -472,6 +487,11 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--lag-interval", type=float, help="loop-lag ticker period (0.01 s; --tls: 0.05 s)"
     )
+    parser.add_argument(
+        "--together",
+        action=argparse.BooleanOptionalAction,
+        help="run the phases at the same time, each in its own process (default with --tls)",
+    )
     parser.add_argument("--quick", action="store_true", help="100 printers, 30 streams, 10 s")
     parser.add_argument("--child", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument("--announcement", help=argparse.SUPPRESS)
@@ -491,6 +511,8 @@ def parse() -> argparse.Namespace:
     for key, value in defaults.items():
         if getattr(ns, key) is None:
             setattr(ns, key, value)
+    if ns.together is None:
+        ns.together = tls
     if ns.lag_interval is None:
         ns.lag_interval = 0.05 if tls else 0.01
     if ns.warmup is None:
