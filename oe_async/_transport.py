@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import functools
 import logging
+import select
+import ssl
+import time
 import weakref
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -21,13 +25,15 @@ from typing import Any, Final
 import aiohttp
 import attrs
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.connector import Connection
 from yarl import URL
 
 from .errors import ClientClosedError, ConnectionPoolExhaustedError, InvalidArgumentError
-from .retry import RetryPolicy
+from .retry import IDEMPOTENT_METHODS, RetryPolicy
 
 __all__ = [
+    "DEFAULT_KEEPALIVE",
     "DEFAULT_STREAM_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "HANDSHAKE_AUTH",
@@ -43,6 +49,13 @@ _LOGGER = logging.getLogger(__package__)
 DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
 #: Streams (downloads, webcams): no total limit, but every read must make progress in 30 s.
 DEFAULT_STREAM_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+
+#: How long the owned session keeps an idle connection open (seconds). Apps poll every 5 to
+#: 60 s (Home Assistant: 30 s): a connection must outlive a 60 s interval with room for
+#: jitter, or every poll pays a new TCP and TLS handshake (aiohttp's default is 15 s). And it
+#: stays under the 75 s after which nginx and aiohttp servers close an idle connection, so
+#: on those the client, not the server, ends it, and never sends on a connection being closed.
+DEFAULT_KEEPALIVE: Final = 70.0
 
 #: How long close() lets open WebSockets finish their closing handshake (seconds).
 WEBSOCKET_CLOSE_BOUND: Final = 0.5
@@ -92,6 +105,13 @@ def _positive_seconds(_: object, attribute: attrs.Attribute[float], value: float
         raise InvalidArgumentError(f"ConnectionBudget.{attribute.name} must be seconds > 0")
 
 
+def _optional_count(_: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidArgumentError(
+            f"ConnectionBudget.{attribute.name} must be None or an integer >= 0"
+        )
+
+
 @attrs.frozen(kw_only=True)
 class ConnectionBudget:
     """How many connections oe_async may hold, and how long it waits for a free one.
@@ -112,11 +132,22 @@ class ConnectionBudget:
     with :class:`oe_async.ConnectionPoolExhaustedError`, naming the pool, its limit and how
     many connections were busy.
 
+    The pools bound connections in use. Idle ones are kept for the next request to the same
+    host (every printer has its own relay host) for ``keepalive`` seconds, so a printer
+    polled every 5 to 60 s reuses one connection instead of a new TCP and TLS handshake per
+    poll. Each idle TLS connection costs about 300 KiB of memory (most of it asyncio's read
+    buffer) and a file descriptor: ``max_idle`` caps how many are kept, closing the least
+    recently used first. Both apply to an owned session; a borrowed session's connector has
+    its own (``TCPConnector(keepalive_timeout=...)``).
+
     Args:
         requests: owned session: connections for ordinary requests (default 100).
         streams: owned session: connections for long-lived streams (default 500).
         reserve: borrowed session: connections kept free for requests (default 10).
         pool_timeout: the longest wait for a free connection, in seconds (default 10).
+        keepalive: owned session: seconds an idle connection is kept open (default 70).
+        max_idle: owned session: most idle connections kept open, both pools together
+            (default None: no cap beyond ``keepalive``; 0 keeps none).
 
     """
 
@@ -124,6 +155,8 @@ class ConnectionBudget:
     streams: int = attrs.field(default=500, validator=_positive_int)
     reserve: int = attrs.field(default=10, validator=_non_negative_int)
     pool_timeout: float = attrs.field(default=10.0, validator=_positive_seconds)
+    keepalive: float = attrs.field(default=DEFAULT_KEEPALIVE, validator=_positive_seconds)
+    max_idle: int | None = attrs.field(default=None, validator=_optional_count)
 
 
 class Pool(enum.Enum):
@@ -147,6 +180,7 @@ class Transport:
         user_agent: the User-Agent header sent with every request.
         budget: the connection pools' sizes and the longest wait for a connection.
         precheck_limits: whether transfers are checked against the account limits first.
+        ssl_context: the owned session's TLS settings (trust store); None: the system's.
 
     """
 
@@ -163,6 +197,7 @@ class Transport:
         user_agent: str,
         budget: ConnectionBudget | None = None,
         precheck_limits: bool = True,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.app_id: Final = app_id
         self.app_api_url: Final = app_api_url
@@ -174,6 +209,8 @@ class Transport:
         self.owns_session: Final = session is None
         self.budget: Final = budget if budget is not None else ConnectionBudget()
         self.precheck_limits: Final = precheck_limits
+        self.ssl_context: Final = ssl_context
+        self._kept_alive = _KeptAlive(self.budget.max_idle)
         self._session = session
         self._stream_session: aiohttp.ClientSession | None = None
         # Requests being sent or read, and streams being opened: with the tracked streams
@@ -207,10 +244,21 @@ class Transport:
         # request passes its own middlewares, which replace it. No cookie jar: nothing a
         # relay, a LAN device or the App API sets can reach another origin (or plain http).
         return aiohttp.ClientSession(
-            connector=_QuietConnector(limit=limit, limit_per_host=0),
+            connector=self._new_connector(limit),
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=self.timeout,
             middlewares=(_handshake_middleware,),
+        )
+
+    def _new_connector(self, limit: int) -> _QuietConnector:
+        # Both owned sessions share one record of their idle connections (max_idle counts
+        # both pools together).
+        return _QuietConnector(
+            self._kept_alive,
+            limit=limit,
+            limit_per_host=0,
+            keepalive_timeout=self.budget.keepalive,
+            ssl=self.ssl_context if self.ssl_context is not None else True,
         )
 
     @property
@@ -538,32 +586,164 @@ class _Gate:
 
 
 class _QuietConnector(aiohttp.TCPConnector):
-    """A connector that never reuses a pooled connection which heard something while idle.
+    """A connector that never sends on a pooled connection which heard something while idle.
 
     aiohttp hands a kept-alive connection to the next request even when bytes arrived on
     it while it sat in the pool: an unsolicited response (a stray ``408`` from a proxy or a
     server timing the connection out) is then read as the next request's answer, and every
     later answer on that connection is off by one. Such a connection reports
-    ``should_close`` (it holds buffered data); drop it and take another. Public API only:
-    ``connect()``, ``Connection.protocol``, ``ResponseHandler.should_close``.
+    ``should_close`` (it holds buffered data); drop it and take another.
+
+    Nor does it send on a pooled connection the server has closed when the event loop has
+    not read the close yet (a busy loop, or the close arriving just now): see
+    :class:`_KeptAlive`. The request then goes out on another connection, and nothing of it
+    was sent on the dead one, so this is safe for any method. Public API only: ``connect()``,
+    ``Connection.protocol`` and ``add_callback()``, ``ResponseHandler.should_close``,
+    ``is_connected()`` and ``close()``, the transport's ``socket`` extra.
     """
+
+    def __init__(self, kept_alive: _KeptAlive, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kept_alive = kept_alive
 
     async def connect(
         self, req: aiohttp.ClientRequest, traces: list[Any], timeout: aiohttp.ClientTimeout
     ) -> Connection:
         """A pooled connection with nothing unread on it, or a new one."""
+        kept_alive = self._kept_alive
         for _ in range(_MAX_STALE):
             conn = await super().connect(req, traces, timeout)
             protocol = conn.protocol
-            if protocol is None or not protocol.should_close:
+            if protocol is None:
                 return conn
-            _LOGGER.debug("dropping a pooled connection that received data while idle")
+            if protocol.should_close:
+                _LOGGER.debug("dropping a pooled connection that received data while idle")
+            elif kept_alive.usable(conn, protocol, req.method):
+                return conn
+            else:
+                _LOGGER.debug("dropping a pooled connection that the server has closed")
             conn.close()
-        return await super().connect(req, traces, timeout)
+        conn = await super().connect(req, traces, timeout)
+        if conn.protocol is not None:
+            kept_alive.track(conn, conn.protocol)
+        return conn
 
 
 #: Idle connections with stray data dropped before one connect() gives up looking.
 _MAX_STALE: Final = 8
+#: A connection handed out again after this many seconds is looked at before use, whatever
+#: the method (sooner, only for methods aiohttp does not re-send on a dropped connection).
+_LOOK_AFTER: Final = 1.0
+#: Connections remembered before the first sweep of closed ones (then twice the live ones).
+_SWEEP_MIN: Final = 256
+_monotonic: Final = time.monotonic
+#: ``select.poll`` (none on Windows: there the look is skipped, aiohttp's own check stays).
+_POLL: Final[Any] = getattr(select, "poll", None)
+
+
+class _KeptAlive:
+    """What the owned sessions' connectors know of their kept-alive connections.
+
+    **Stale connections.** A server closes an idle connection on its own schedule; aiohttp
+    skips a pooled connection once the event loop has read the close, but on a busy loop,
+    or when the close arrives just before a request, it sends on it. The server never
+    reads that request; the client sees ``ServerDisconnectedError``, and only an idempotent
+    request is re-sent (by aiohttp, once). So a connection is looked at before it is handed
+    out again: after :data:`_LOOK_AFTER` seconds, and always for a method that would not be
+    re-sent. A zero-timeout ``poll()`` of its socket (no wait, no read) shows whether the
+    server's close (or anything else) has arrived unread; then it is dropped before a byte
+    is written, and the request takes another connection. A close still on the wire when
+    the request leaves cannot be seen: an idempotent request is then re-sent by aiohttp,
+    and any other fails, as it may have reached the server.
+
+    **The idle cap.** With ``max_idle``, connections released to the pools are remembered
+    in the order they were released; past ``max_idle`` the least recently used is closed
+    (a closed connection left in aiohttp's pool is skipped and dropped by aiohttp). The
+    cap is an upper bound: a connection that the server or aiohttp closed counts until it
+    is the oldest.
+    """
+
+    __slots__ = ("_handed_out", "_idle", "_max_idle", "_sweep_at")
+
+    def __init__(self, max_idle: int | None) -> None:
+        #: When each connection was last handed out: a new one is not looked at (the TLS
+        #: session tickets a server sends after the handshake may still be unread).
+        self._handed_out: dict[ResponseHandler, float] = {}
+        self._idle: collections.OrderedDict[ResponseHandler, None] | None = (
+            None if max_idle is None else collections.OrderedDict()
+        )
+        self._max_idle = max_idle or 0
+        self._sweep_at = _SWEEP_MIN
+
+    def usable(self, conn: Connection, protocol: ResponseHandler, method: str) -> bool:
+        """Whether ``conn`` may carry a ``method`` request now; if so it is in use from now.
+
+        On the path of every request: one clock read and two dict operations unless the
+        connection is looked at (and, with a cap, the release callback).
+        """
+        now = _monotonic()
+        handed_out = self._handed_out
+        last = handed_out.get(protocol)
+        handed_out[protocol] = now
+        if last is not None:
+            if (now - last >= _LOOK_AFTER or method not in IDEMPOTENT_METHODS) and _unread_close(
+                protocol
+            ):
+                del handed_out[protocol]
+                return False
+        elif len(handed_out) > self._sweep_at:
+            self._sweep()
+        if self._idle is not None:
+            self.track(conn, protocol)
+        return True
+
+    def track(self, conn: Connection, protocol: ResponseHandler) -> None:
+        """``conn`` is in use: with a cap, note when it goes back to the pool."""
+        idle = self._idle
+        if idle is not None:
+            idle.pop(protocol, None)
+            conn.add_callback(functools.partial(self._released, protocol))
+
+    def _released(self, protocol: ResponseHandler) -> None:
+        idle = self._idle
+        if idle is None or protocol.should_close:
+            return  # aiohttp closes it: it never becomes idle
+        idle[protocol] = None
+        while len(idle) > self._max_idle:
+            oldest, _ = idle.popitem(last=False)
+            if oldest.is_connected():
+                _LOGGER.debug(
+                    "closing the least recently used idle connection (max_idle=%d)",
+                    self._max_idle,
+                )
+                oldest.close()
+
+    def _sweep(self) -> None:
+        """Forget closed connections (amortised: the threshold doubles with the live ones)."""
+        handed_out = self._handed_out
+        for protocol in [p for p in handed_out if not p.is_connected()]:
+            del handed_out[protocol]
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(handed_out))
+
+
+def _unread_close(protocol: ResponseHandler) -> bool:
+    """Whether an idle connection is closed, or its socket holds bytes the loop has not read.
+
+    On an idle connection that is the server's close (end of stream, a reset, a TLS
+    ``close_notify``) or an answer nobody asked for: either way it must not carry a request.
+    """
+    transport = protocol.transport
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None or _POLL is None:
+        return False
+    poller = _POLL()
+    try:
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 # aiohttp keeps a session's own ``proxy=``/``proxy_auth=`` with no public accessor; read

@@ -57,9 +57,15 @@ class OctoEverywhere:
         precheck_limits: check a transfer's size against the account limits (from the App
             API) before sending it. The check is quick (1.5 s, no retries) and skipped for a
             minute after the App API fails; the relay still enforces the limits (607/608).
-        allow_unverified_tls: accept a borrowed session that does not verify TLS
-            certificates (``TCPConnector(ssl=False)``). Off by default: relay credentials
-            are then refused rather than sent to whoever answers.
+        allow_unverified_tls: accept a borrowed session or an ``ssl_context`` that does not
+            verify TLS certificates (``TCPConnector(ssl=False)``, ``CERT_NONE``, or no host
+            name check). Off by default: relay credentials are then refused rather than sent
+            to whoever answers.
+        ssl_context: the owned session's TLS settings: a client ``ssl.SSLContext`` that
+            trusts the certificate authorities you need (a TLS-inspecting corporate proxy,
+            a private CA). None: the system's trust store. Build it in an executor (loading
+            certificates reads files). For a borrowed session, set it on its connector
+            (``TCPConnector(ssl=...)``) instead.
 
     """
 
@@ -76,6 +82,7 @@ class OctoEverywhere:
         connections: ConnectionBudget | None = None,
         precheck_limits: bool = True,
         allow_unverified_tls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidArgumentError("session must be an aiohttp.ClientSession or None")
@@ -94,6 +101,9 @@ class OctoEverywhere:
                 "unverified SSLContext): oe_async will not send relay credentials over it. "
                 "Pass allow_unverified_tls=True to accept that risk."
             )
+        _check_owned_options(
+            session, connections, ssl_context, allow_unverified_tls=allow_unverified_tls
+        )
         self.app_id: Final[str] = check_app_id(app_id)
         #: The App APIs' base URL.
         self.app_api_url: Final[URL] = check_base_url(
@@ -124,6 +134,7 @@ class OctoEverywhere:
             user_agent=self.user_agent,
             budget=connections,
             precheck_limits=precheck_limits,
+            ssl_context=ssl_context,
         )
 
     def __repr__(self) -> str:
@@ -211,5 +222,46 @@ def _skips_tls_checks(session: aiohttp.ClientSession) -> bool:
     if value is False:
         return True
     if isinstance(value, ssl.SSLContext):
-        return value.verify_mode == ssl.CERT_NONE or not value.check_hostname
+        return _unverified(value)
     return False
+
+
+def _unverified(context: ssl.SSLContext) -> bool:
+    """Whether ``context`` accepts any certificate, or a trusted one for any host name."""
+    return context.verify_mode == ssl.CERT_NONE or not context.check_hostname
+
+
+def _check_owned_options(
+    session: aiohttp.ClientSession | None,
+    connections: ConnectionBudget | None,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    allow_unverified_tls: bool,
+) -> None:
+    """Refuse the owned session's options where they would be ignored or unsafe."""
+    if session is not None:
+        if ssl_context is not None:
+            raise InvalidArgumentError(
+                "ssl_context applies to the session oe_async owns; for a borrowed session "
+                "set it on its connector: aiohttp.TCPConnector(ssl=context)"
+            )
+        if connections is not None and connections.max_idle is not None:
+            raise InvalidArgumentError(
+                "ConnectionBudget.max_idle applies to the session oe_async owns; a borrowed "
+                "session keeps idle connections by its connector's keepalive_timeout"
+            )
+    if ssl_context is None:
+        return
+    if not isinstance(ssl_context, ssl.SSLContext):
+        raise InvalidArgumentError("ssl_context must be an ssl.SSLContext or None")
+    if ssl_context.protocol == ssl.PROTOCOL_TLS_SERVER:
+        raise InvalidArgumentError(
+            "ssl_context is a server-side context; build a client one, e.g. "
+            "ssl.create_default_context(cafile=...)"
+        )
+    if not allow_unverified_tls and _unverified(ssl_context):
+        raise InvalidArgumentError(
+            "ssl_context does not verify TLS certificates (CERT_NONE or check_hostname=False): "
+            "oe_async will not send relay credentials over it. Pass allow_unverified_tls=True "
+            "to accept that risk."
+        )

@@ -110,16 +110,19 @@ async def test_a_post_that_never_left_goes_through_the_relay(sim: Simulator) -> 
     assert len(sim.requests_to("relay", "/echo/after")) == 1
 
 
-async def test_a_post_that_may_have_left_is_not_sent_twice(
+async def test_a_post_on_a_lan_connection_closed_while_idle_goes_through_the_relay_once(
     oe: OctoEverywhere, sim: Simulator
 ) -> None:
     lan = await sim.start_lan()
     printer = oe.printer(sim.app_connection(), lan_url=lan, routing=QUICK)
     await printer.get_json("/api/version")  # leaves a kept-alive LAN connection in the pool
     await sim.stop_lan()
-    with pytest.raises(oe_async.CommunicationError):
-        await printer.post_json("/echo/once", {"x": 1})
-    assert sim.requests_to("relay", "/echo/once") == []
+    # The kept-alive connection's close is seen before anything is written to it (issue 31:
+    # it used to carry the POST and fail): the POST never left, so the relay takes it, once.
+    # A POST that may have reached the LAN is never re-sent: tests/test_keepalive.py.
+    answer = await printer.post_json("/echo/once", {"x": 1})
+    assert answer["method"] == "POST"
+    assert len(sim.requests_to("relay", "/echo/once")) == 1
     assert printer.route is Route.RELAY
 
 

@@ -1,8 +1,8 @@
 """Run the simulator standalone: ``python -m oe_async.testing [--port P]``.
 
 Prints one JSON line (URLs, app id and the App Connection as ``AppConnection.to_dict()``,
-plus ``printers``: one more per ``--printers``) so another process can connect, then serves
-until interrupted.
+plus ``printers``: one more per ``--printers``; with ``--tls``, ``ca_pem``: the certificate
+authority to trust) so another process can connect, then serves until interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from oe_async.testing.simulator import Simulator
 
 async def serve(args: argparse.Namespace) -> None:
     """Start the simulator, announce it on stdout, and serve forever."""
-    async with Simulator(relay_port=args.port, app_api_port=args.app_api_port) as sim:
+    async with Simulator(relay_port=args.port, app_api_port=args.app_api_port, tls=args.tls) as sim:
         if args.keep_limit is not None:
             sim.files.keep_limit = args.keep_limit
         limits = sim.state.limits
@@ -45,6 +45,8 @@ async def serve(args: argparse.Namespace) -> None:
             "app_connection": sim.app_connection().to_dict(),
             "printers": [printer.app_connection().to_dict() for printer in sim.printers],
         }
+        if sim.ca is not None:
+            announcement["ca_pem"] = sim.ca.cert_pem
         sys.stdout.write(json.dumps(announcement) + "\n")
         sys.stdout.flush()
         await asyncio.Event().wait()
@@ -66,6 +68,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--webcam-large", action="store_true", help="serve ~100 KB webcam frames")
     parser.add_argument(
         "--printers", type=int, default=0, help="also serve N more printers (add_printer())"
+    )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a certificate authority made for this run (needs trustme); "
+        "its certificate is announced as ca_pem",
     )
     parser.add_argument("--keep-limit", type=int, help="keep uploads up to this many bytes")
     parser.add_argument("--max-upload", type=int, help="account upload limit (bytes)")

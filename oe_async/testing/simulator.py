@@ -55,6 +55,7 @@ from oe_async.testing._core import (
 )
 from oe_async.testing.mjpeg_source import load_jpegs
 from oe_async.testing.plugin_state import Platform
+from oe_async.testing.tls import SimulatorCA
 
 if TYPE_CHECKING:
     import aiohttp
@@ -90,6 +91,10 @@ class Simulator(SimulatorCore):
         ssl: a server-side ``SSLContext`` to serve both origins over https (e.g. from
             ``trustme``); None serves plain http, which clients must accept with
             ``allow_insecure_loopback=True`` (the helpers below do).
+        tls: serve https with a certificate authority made for this run (``ca``, a
+            :class:`oe_async.testing.SimulatorCA`; needs ``trustme``): every origin,
+            ``add_printer()`` hosts included, gets a certificate for its IP address, and
+            :meth:`client` trusts it.
         app_id: the app id the simulator expects.
         relay_port, app_api_port: fixed ports (0: any free port).
         platform: answer the plugin API as the real OctoEverywhere plugin does on that
@@ -109,13 +114,19 @@ class Simulator(SimulatorCore):
         relay_port: int = 0,
         app_api_port: int = 0,
         platform: Platform | None = None,
+        tls: bool = False,
     ) -> None:
         super().__init__(auth=auth, app_id=app_id)
+        if tls and ssl is not None:
+            raise ValueError("pass ssl= (your own certificate) or tls=True, not both")
         if platform is not None:
             self.play(platform)
         self.host: str = host
         self._ports = {"relay": relay_port, "app_api": app_api_port}
         self._ssl = ssl
+        self._tls = tls
+        #: The certificate authority of ``tls=True`` (set by :meth:`start`), else None.
+        self.ca: SimulatorCA | None = None
         self._runners: list[web.AppRunner] = []
         self.relay_url: URL = URL()
         self.app_api_url: URL = URL()
@@ -145,7 +156,11 @@ class Simulator(SimulatorCore):
 
     async def start(self) -> None:
         """Start both servers on free loopback ports."""
-        jpegs, large = await asyncio.get_running_loop().run_in_executor(None, load_jpegs)
+        loop = asyncio.get_running_loop()
+        jpegs, large = await loop.run_in_executor(None, load_jpegs)
+        if self._tls and self.ca is None:
+            self.ca = await loop.run_in_executor(None, SimulatorCA)
+            self._ssl = await loop.run_in_executor(None, self.ca.server_context, self.host)
         self.jpegs = jpegs
         self.large_jpeg = large
         relay = self._make_app("relay", _printer_routes)
@@ -210,9 +225,15 @@ class Simulator(SimulatorCore):
     # ------------------------------------------------------------------ client helpers
 
     def client(self, session: aiohttp.ClientSession | None = None, **kwargs: Any) -> OctoEverywhere:
-        """An :class:`OctoEverywhere` pointed at this simulator's App API."""
+        """An :class:`OctoEverywhere` pointed at this simulator's App API.
+
+        With ``tls=True`` and no session given, it trusts the simulator's authority
+        (``ssl_context``); ``kwargs`` override any of that.
+        """
         kwargs.setdefault("app_api_url", self.app_api_url)
         kwargs.setdefault("allow_insecure_loopback", self._ssl is None)
+        if session is None and self.ca is not None:
+            kwargs.setdefault("ssl_context", self.ca.client_context())
         return OctoEverywhere(self.app_id, session=session, **kwargs)
 
     def completion_url(self, *, success: bool = True, **overrides: str) -> URL:
@@ -391,8 +412,12 @@ class Simulator(SimulatorCore):
         address = f"127.1.{index // 250 + 1}.{index % 250 + 1}"
         port = self.relay_url.port
         assert port is not None  # noqa: S101
+        server_ssl = self._ssl
+        if self.ca is not None:  # a certificate for this printer's own address
+            loop = asyncio.get_running_loop()
+            server_ssl = await loop.run_in_executor(None, self.ca.server_context, address)
         sock = _bound_socket(address, port)
-        await web.SockSite(self._relay_runner, sock, ssl_context=self._ssl).start()
+        await web.SockSite(self._relay_runner, sock, ssl_context=server_ssl).start()
         printer = SimulatedPrinter(auth=self._auth_kind, app_id=self.app_id)
         printer.connection_id = f"{self.app_id}-{index + 1}"
         scheme = "https" if self._ssl is not None else "http"
