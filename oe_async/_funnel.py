@@ -661,14 +661,32 @@ class Funnel:
         """
         deadline = self._deadline(call)
         transport = self._transport
-        if not transport.try_acquire(call.pool):
-            await transport.acquire(call.pool, wait=self._remaining(deadline))
+        task = transport.enter_call()
         try:
-            resp = await self._attempts(call, deadline)
+            waited = not transport.try_acquire(call.pool)
+            if waited:
+                await transport.acquire(call.pool, wait=self._remaining(deadline))
+            try:
+                resp = await self._attempts(call, deadline, waited=waited)
+            finally:
+                transport.release(call.pool)
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during(call.method, call) from None
+            raise
         finally:
-            transport.release(call.pool)
+            transport.leave_call(task)
         transport.track(resp, call.pool)
         return resp
+
+    @staticmethod
+    def _closed_during(method: str, call: Call) -> ClientClosedError:
+        """The error of a call that close() interrupted while it waited."""
+        try:
+            path = display_path(call.path if isinstance(call.path, URL) else URL(call.path))
+        except ValueError:
+            path = "(path)"
+        return ClientClosedError(f"{method} {path}: the OctoEverywhere client was closed")
 
     @staticmethod
     def _deadline(call: Call) -> float | None:
@@ -687,7 +705,9 @@ class Funnel:
             timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
         return self._transport.with_pool_wait(timeout)
 
-    async def _attempts(self, call: Call, deadline: float | None) -> aiohttp.ClientResponse:
+    async def _attempts(
+        self, call: Call, deadline: float | None, *, waited: bool = False
+    ) -> aiohttp.ClientResponse:
         """Send ``call`` until it succeeds or may not be retried; return the response.
 
         Each attempt goes straight to its URL when that is safe, else through the auth
@@ -702,12 +722,15 @@ class Funnel:
         middleware path (it strips them where they do not belong).
 
         The caller tracks the response (:meth:`Transport.track`, or :attr:`Transport.held`
-        when it releases the response itself).
+        when it releases the response itself). ``waited``: the call waited for a free
+        connection first, so its first attempt too gets only what is left of the deadline.
         """
         transport = self._transport
         loop = asyncio.get_running_loop()
         attempt = 0
-        sent = False  # the first send has the call's whole timeout, later ones what is left
+        # The first send has the call's whole timeout (unless the pool wait took some of it),
+        # later ones what is left.
+        sent = waited
         while True:
             attempt += 1
             # Asked again for every send: a client closed meanwhile (say during a retry's
@@ -922,19 +945,30 @@ class Funnel:
             return
         deadline = self._deadline(call)
         transport = self._transport
-        if not transport.try_acquire(call.pool):
-            await transport.acquire(call.pool, wait=self._remaining(deadline))
+        task = transport.enter_call()
         try:
-            resp = await self._attempts(call, deadline)
-            transport.held.add(resp)
+            waited = not transport.try_acquire(call.pool)
+            if waited:
+                await transport.acquire(call.pool, wait=self._remaining(deadline))
             try:
-                yield resp
-            except TRANSPORT_ERRORS as err:
-                self._reraise(err, call, resp)
-            finally:
-                resp.release()
-                transport.held.discard(resp)
+                resp = await self._attempts(call, deadline, waited=waited)
+            except BaseException:
+                transport.release(call.pool)
+                raise
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during(call.method, call) from None
+            raise
         finally:
+            transport.leave_call(task)
+        transport.held.add(resp)
+        try:
+            yield resp
+        except TRANSPORT_ERRORS as err:
+            self._reraise(err, call, resp)
+        finally:
+            resp.release()
+            transport.held.discard(resp)
             transport.release(call.pool)
 
     def _reraise(self, err: BaseException, call: Call, resp: aiohttp.ClientResponse) -> NoReturn:
@@ -952,22 +986,31 @@ class Funnel:
         total = call.timeout.total
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         transport = self._transport
-        if not transport.try_acquire(call.pool):
-            await transport.acquire(call.pool, wait=self._remaining(deadline))
+        task = transport.enter_call()
         try:
-            resp = await self._attempts(call, deadline)
-            transport.held.add(resp)
+            waited = not transport.try_acquire(call.pool)
+            if waited:
+                await transport.acquire(call.pool, wait=self._remaining(deadline))
             try:
-                if reads_at_once(resp, MAX_JSON_SIZE):  # read_json's common case, in place
-                    return decode_json(await resp.read(), resp, call.method)
-                return await read_json(resp, call.method)
-            except TRANSPORT_ERRORS as err:
-                self._reraise(err, call, resp)
+                resp = await self._attempts(call, deadline, waited=waited)
+                transport.held.add(resp)
+                try:
+                    if reads_at_once(resp, MAX_JSON_SIZE):  # read_json's common case, in place
+                        return decode_json(await resp.read(), resp, call.method)
+                    return await read_json(resp, call.method)
+                except TRANSPORT_ERRORS as err:
+                    self._reraise(err, call, resp)
+                finally:
+                    resp.release()
+                    transport.held.discard(resp)
             finally:
-                resp.release()
-                transport.held.discard(resp)
+                transport.release(call.pool)
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during(call.method, call) from None
+            raise
         finally:
-            transport.release(call.pool)
+            transport.leave_call(task)
 
     async def _handshake(
         self,
@@ -1060,16 +1103,24 @@ class Funnel:
         if not handshake_timeout > 0:
             raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
         transport = self._transport
-        async with transport.slot(Pool.STREAMS, wait=handshake_timeout):
-            ws, path, route = await self._handshake(
-                call,
-                protocols=protocols,
-                heartbeat=heartbeat,
-                receive_timeout=receive_timeout,
-                handshake_timeout=handshake_timeout,
-                max_msg_size=max_msg_size,
-            )
-            self._transport.track(ws)
+        task = transport.enter_call()
+        try:
+            async with transport.slot(Pool.STREAMS, wait=handshake_timeout):
+                ws, path, route = await self._handshake(
+                    call,
+                    protocols=protocols,
+                    heartbeat=heartbeat,
+                    receive_timeout=receive_timeout,
+                    handshake_timeout=handshake_timeout,
+                    max_msg_size=max_msg_size,
+                )
+                transport.track(ws)
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during("WebSocket", call) from None
+            raise
+        finally:
+            transport.leave_call(task)
         try:
             yield ws, path, route is Route.RELAY
         finally:

@@ -113,6 +113,11 @@ class Gadget:
         """Run ``coro`` (a poller's loop) in a task the client owns and cancels on close."""
         return self._funnel.spawn(coro, name=name)
 
+    @property
+    def client_closed(self) -> bool:
+        """True once the client was closed."""
+        return self._funnel.client_closed
+
 
 class GadgetPoller:
     """Polls :meth:`Gadget.status` for one printer and hands each result to ``on_status``.
@@ -212,6 +217,8 @@ class GadgetPoller:
             result = self._on_status(status)
             if inspect.isawaitable(result):
                 await result
+            if self._gadget.client_closed:
+                return  # the callback closed the client: stop, as close() stops every poller
             if status.state is GadgetState.ACTIVE:
                 idle = self.idle_interval
                 await self._sleep(self.interval)

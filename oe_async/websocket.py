@@ -477,6 +477,22 @@ class Subscription:
         else:
             await socket.send_json(hello)
 
+    def _stopped_by_close(self) -> bool:
+        """True (and the subscription STOPPED) when the client was closed.
+
+        Asked after each callback: one that closed the client (``await oe.close()`` in
+        ``on_message`` or ``on_state``) ends the subscription when it returns, as close()
+        does for every other task.
+        """
+        if not self._websockets.client_closed:
+            return False
+        self._state = SubscriptionState.STOPPED
+        self._connected.clear()
+        self._error = ClientClosedError(
+            f"subscription {self._path}: the OctoEverywhere client was closed"
+        )
+        return True
+
     async def _run(self) -> None:
         failures = 0
         try:
@@ -492,9 +508,13 @@ class Subscription:
                                 state=SubscriptionState.CONNECTED, reconnected=self.connects > 1
                             )
                         )
+                        if self._stopped_by_close():
+                            return
                         async for message in socket:
                             delivered = True
                             await _call(self._on_message, message)
+                            if self._stopped_by_close():
+                                return
                     error: OctoEverywhereError = CommunicationError(
                         f"the server closed WebSocket {self._path}"
                     )
@@ -512,16 +532,16 @@ class Subscription:
                         state=SubscriptionState.DISCONNECTED, error=error, failures=failures
                     )
                 )
+                if self._stopped_by_close():
+                    return
                 delay = self._policy.delay(max(failures, 1), error)
                 _LOGGER.debug("subscription %s: reconnecting in %.2f s", self._path, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            self._state = SubscriptionState.STOPPED
-            self._connected.clear()
-            if self._websockets.client_closed:  # not sub.close(): wait() says why it stopped
-                self._error = ClientClosedError(
-                    f"subscription {self._path}: the OctoEverywhere client was closed"
-                )
+            # Closed by the client (not sub.close()): wait() says why it stopped.
+            if not self._stopped_by_close():
+                self._state = SubscriptionState.STOPPED
+                self._connected.clear()
             raise
         except Exception as err:  # noqa: BLE001 (an on_message/on_state callback failed)
             self._error = err
