@@ -659,6 +659,17 @@ class Funnel:
         The caller owns the response and must release or close it. Every failure is an
         :class:`oe_async.OctoEverywhereError`; cancellation passes through untouched.
         """
+        resp = await self._sent(call)
+        self._transport.release(call.pool)
+        self._transport.track(resp, call.pool)
+        return resp
+
+    async def _sent(self, call: Call) -> aiohttp.ClientResponse:
+        """Take a slot of the call's pool and send it (with retries); the caller releases it.
+
+        While it waits (for the slot, a connect, the answer's headers, a back-off) a
+        :meth:`Transport.close` raises :class:`oe_async.ClientClosedError` here.
+        """
         deadline = self._deadline(call)
         transport = self._transport
         task = transport.enter_call()
@@ -667,17 +678,16 @@ class Funnel:
             if waited:
                 await transport.acquire(call.pool, wait=self._remaining(deadline))
             try:
-                resp = await self._attempts(call, deadline, waited=waited)
-            finally:
+                return await self._attempts(call, deadline, waited=waited)
+            except BaseException:
                 transport.release(call.pool)
+                raise
         except asyncio.CancelledError:
             if transport.closed_the_call(task):
                 raise self._closed_during(call.method, call) from None
             raise
         finally:
             transport.leave_call(task)
-        transport.track(resp, call.pool)
-        return resp
 
     @staticmethod
     def _closed_during(method: str, call: Call) -> ClientClosedError:
@@ -943,24 +953,8 @@ class Funnel:
             finally:
                 resp.release()
             return
-        deadline = self._deadline(call)
+        resp = await self._sent(call)
         transport = self._transport
-        task = transport.enter_call()
-        try:
-            waited = not transport.try_acquire(call.pool)
-            if waited:
-                await transport.acquire(call.pool, wait=self._remaining(deadline))
-            try:
-                resp = await self._attempts(call, deadline, waited=waited)
-            except BaseException:
-                transport.release(call.pool)
-                raise
-        except asyncio.CancelledError:
-            if transport.closed_the_call(task):
-                raise self._closed_during(call.method, call) from None
-            raise
-        finally:
-            transport.leave_call(task)
         transport.held.add(resp)
         try:
             yield resp

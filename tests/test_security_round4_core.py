@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import math
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Self
 
 import aiohttp
 import psutil
 import pytest
+from aiohttp import web
+from yarl import URL
 
 from oe_async import (
+    AppConnection,
     ClientClosedError,
     ConnectionBudget,
     ConnectionPoolExhaustedError,
+    InvalidArgumentError,
     OctoEverywhere,
+    OctoEverywhereError,
+    PortalError,
     PrinterConnection,
     RequestTimeoutError,
     RetryPolicy,
@@ -32,8 +44,9 @@ from oe_async import (
 )
 from oe_async.testing import Simulator
 from oe_async.testing.hostile import Behaviour, HostileServer
+from oe_async.testing.resolver import LoopbackResolver
 
-from .helpers import acquired_connections
+from .helpers import RecordingServer, acquired_connections, listdir, read_bytes, write_bytes
 
 MODES = ["owned", "borrowed"]
 #: close() must end what waits within this (seconds).
@@ -332,3 +345,328 @@ async def test_the_pool_wait_is_inside_the_calls_deadline(sim: Simulator, mode: 
         # not 1 s + 1.6 s.
         assert took < 1.6 + 0.4, took
         assert isinstance(second.exception(), RequestTimeoutError)
+
+
+# ------------------------------------------------------------ item 7: loopback means an address
+
+
+LOOPBACK_NAMES = ["attacker.localhost", "localhost.", "localhost"]
+
+
+async def test_a_loopback_name_never_gets_the_credentials(sim: Simulator) -> None:
+    """``http://attacker.localhost/`` resolved elsewhere received the relay credentials.
+
+    The resolver below plays a DNS that points every name at a server that is not the
+    relay (on 127.0.0.1, standing in for another machine): no name may be trusted as
+    loopback, with or without the opt-in, from any entry point.
+    """
+    async with (
+        RecordingServer() as attacker,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=LoopbackResolver())) as s,
+        sim.client(session=s, retry=RetryPolicy.never()) as oe,
+    ):
+        port = attacker.url.port
+        refused: list[str] = []
+        for name in LOOPBACK_NAMES:
+            url = f"http://{name}:{port}/"
+            try:
+                conn = sim.app_connection(url=url, allow_insecure_loopback=True)
+            except InvalidArgumentError as err:
+                message = str(err)
+                refused.append(name)
+            else:
+                with contextlib.suppress(OctoEverywhereError):
+                    await oe.printer(conn).get_json("/api/version")
+                message = ""
+            if name in refused:
+                assert "by its address" in message
+                assert name not in message
+            with pytest.raises(PortalError, match="by its address"):
+                AppConnection.from_completion_url(
+                    sim.completion_url(url=url.rstrip("/")), allow_insecure_loopback=True
+                )
+            stored = {**sim.app_connection().to_dict(), "url": url}
+            with pytest.raises(InvalidArgumentError, match="by its address"):
+                AppConnection.from_dict(stored)
+            with pytest.raises(InvalidArgumentError, match="by its address"):
+                OctoEverywhere("app", app_api_url=url, allow_insecure_loopback=True)
+        assert attacker.secret_headers_seen() == []
+        assert attacker.seen == []
+        assert refused == LOOPBACK_NAMES
+
+
+def test_loopback_addresses_still_work_with_the_opt_in(sim: Simulator) -> None:
+    for url in ("http://127.0.0.1:1/", "http://127.0.0.2:1/", "http://[::1]:1/"):
+        assert sim.app_connection(url=url, allow_insecure_loopback=True).url.port == 1
+
+
+# ------------------------------------------------------------ item 5: download_to's whole deadline
+
+MiB = 1024 * 1024
+
+
+async def test_download_to_timeout_is_the_whole_calls_deadline(
+    printer: PrinterConnection, sim: Simulator, tmp_path: Path
+) -> None:
+    """Each resume got a fresh timeout: ``timeout=5`` on a slow link ran for 20 s and more."""
+    sim.files.add_synthetic("slow.bin", 4 * MiB)
+    sim.state.transfer.trickle = (64 * 1024, 0.05)  # ~1.3 MB/s: about 3.2 s in all
+    dest = tmp_path / "slow.bin"
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(RequestTimeoutError, match="deadline"):
+        await printer.files.download_to("/downloads/files/local/slow.bin", dest, timeout=1.0)
+    took = loop.time() - began
+    assert 0.95 <= took < 1.0 + 0.5, took
+    assert await listdir(tmp_path) == []
+
+
+async def test_download_to_deadline_spans_resumes(
+    printer: PrinterConnection, sim: Simulator, tmp_path: Path
+) -> None:
+    sim.files.add_synthetic("cut.bin", 4 * MiB)
+    sim.state.transfer.trickle = (64 * 1024, 0.05)
+    sim.state.transfer.drop_after = MiB // 2  # every attempt is cut after 512 KiB
+    dest = tmp_path / "cut.bin"
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(RequestTimeoutError, match="deadline"):
+        await printer.files.download_to("/downloads/files/local/cut.bin", dest, timeout=1.0)
+    assert loop.time() - began < 1.0 + 0.5
+    assert len(sim.requests_to("relay", "/downloads/*")) >= 2  # it did resume meanwhile
+    assert await listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------ item 8: never stitch two versions
+
+
+class VersionedFile:
+    """A plain-http "printer" whose file changes after the first answer, which it cuts.
+
+    Args:
+        versions: the file's content for the first answer and for every later request.
+        etags: the ``ETag`` sent with each version (None: no validator at all).
+        honour_if_range: whether a stale ``If-Range`` gets the whole new file (RFC 9110)
+            or, like a careless server, a 206 of the new version anyway.
+
+    """
+
+    def __init__(
+        self,
+        versions: tuple[bytes, bytes],
+        *,
+        etags: tuple[str | None, str | None] = (None, None),
+        honour_if_range: bool = False,
+    ) -> None:
+        self.versions = versions
+        self.etags = etags
+        self.honour_if_range = honour_if_range
+        self.requests: list[dict[str, str]] = []
+        self.url = URL()
+        self._runner: web.AppRunner | None = None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(dict(request.headers))
+        first = len(self.requests) == 1
+        data = self.versions[0 if first else 1]
+        etag = self.etags[0 if first else 1]
+        start = 0
+        wanted = request.headers.get("Range")
+        if_range = request.headers.get("If-Range")
+        stale = if_range is not None and if_range != etag
+        if wanted and not (stale and self.honour_if_range):
+            start = int(wanted.removeprefix("bytes=").rstrip("-"))
+        resp = web.StreamResponse(status=206 if start else 200)
+        resp.content_type = "application/octet-stream"
+        resp.content_length = len(data) - start
+        resp.headers["Accept-Ranges"] = "bytes"
+        if etag is not None:
+            resp.headers["ETag"] = etag
+        if start:
+            resp.headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        await resp.prepare(request)
+        if first:  # cut the first answer half-way
+            await resp.write(data[: len(data) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        await resp.write(data[start:])
+        await resp.write_eof()
+        return resp
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = URL(f"http://127.0.0.1:{self._runner.addresses[0][1]}/")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+OLD = bytes(range(256)) * 4096  # 1 MiB
+NEW = bytes(reversed(range(256))) * 6144  # 1.5 MiB
+
+
+@pytest.mark.parametrize(
+    ("etags", "honour"),
+    [
+        ((None, None), False),  # no validator: only the total length can tell
+        (('"v1"', '"v2"'), False),  # a server that ignores If-Range: the ETag tells
+        (('W/"v1"', 'W/"v2"'), False),  # weak ETags: never in If-Range; the length tells
+    ],
+    ids=["no-validator", "if-range-ignored", "weak-etag"],
+)
+async def test_a_resume_never_stitches_two_versions(
+    sim: Simulator, tmp_path: Path, etags: tuple[str | None, str | None], honour: bool
+) -> None:
+    """A 206 of the new version was appended to the old one's first half."""
+    new = NEW if etags[0] != '"v1"' else bytes(reversed(OLD))  # same length: only the ETag
+    async with (
+        VersionedFile((OLD, new), etags=etags, honour_if_range=honour) as server,
+        sim.client(retry=RetryPolicy.never()) as oe,
+    ):
+        printer = oe.printer(sim.app_connection(), lan_url=server.url, route="local")
+        dest = tmp_path / "f.bin"
+        await printer.files.download_to("/f.bin", dest)
+        assert await read_bytes(dest) == new
+        assert len(server.requests) == 3  # cut, the refused 206, the whole new file
+        assert "Range" not in server.requests[2]
+        assert await listdir(tmp_path) == ["f.bin"]
+
+
+@pytest.mark.parametrize(
+    ("etag", "if_range"),
+    [('W/"v1"', None), ('"v1"', '"v1"')],
+    ids=["weak", "strong"],
+)
+async def test_only_a_strong_etag_goes_in_if_range(
+    sim: Simulator, tmp_path: Path, etag: str, if_range: str | None
+) -> None:
+    """A weak ETag went in If-Range (RFC 9110 13.1.5 forbids it; no date either then)."""
+    async with (
+        VersionedFile((OLD, OLD), etags=(etag, etag)) as server,
+        sim.client(retry=RetryPolicy.never()) as oe,
+    ):
+        printer = oe.printer(sim.app_connection(), lan_url=server.url, route="local")
+        dest = tmp_path / "f.bin"
+        await printer.files.download_to("/f.bin", dest)
+        assert await read_bytes(dest) == OLD
+        assert len(server.requests) == 2  # the same file resumes either way
+        resumed = server.requests[1]
+        assert resumed.get("Range") == f"bytes={len(OLD) // 2}-"
+        assert resumed.get("If-Range") == if_range
+
+
+# ------------------------------------------------------------ item 9: cancelled twice
+
+
+class WatchedExecutor(ThreadPoolExecutor):
+    """A one-thread executor that notes what is submitted (file writes by name)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.submitted: list[str] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted.append(getattr(fn, "__name__", repr(fn)))
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_cancelling_download_to_twice_leaves_nothing(
+    printer: PrinterConnection, sim: Simulator, tmp_path: Path
+) -> None:
+    """A second cancel during the first's clean-up left the .part file and its open handle."""
+    sim.files.add_synthetic("twice.bin", 64 * MiB)
+    loop = asyncio.get_running_loop()
+    executor = WatchedExecutor()
+    loop.set_default_executor(executor)
+    gate = threading.Event()
+    blocked = asyncio.Event()
+    mark: list[int] = []
+
+    async def progress(done: int, total: int | None) -> None:
+        if not blocked.is_set():
+            blocked.set()
+            # Every executor job from now on waits behind this one.
+            loop.run_in_executor(None, gate.wait)
+            mark.append(len(executor.submitted))
+
+    task = asyncio.create_task(
+        printer.files.download_to(
+            "/downloads/files/local/twice.bin", tmp_path / "twice.bin", progress=progress
+        )
+    )
+    try:
+        await asyncio.wait_for(blocked.wait(), EVENTUALLY)
+        # A batch write queued behind the blocked thread: the download waits on it (or will).
+        await until(lambda: "write" in executor.submitted[mark[0] :], "a write queued")
+        task.cancel()
+        for _ in range(5):  # let the clean-up reach its wait for that write
+            await asyncio.sleep(0)
+        task.cancel()  # the second cancel, during the first one's clean-up
+        for _ in range(5):
+            await asyncio.sleep(0)
+    finally:
+        gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, EVENTUALLY)
+    assert await listdir(tmp_path) == []
+    files = await asyncio.to_thread(lambda: [f.path for f in psutil.Process().open_files()])
+    assert not [f for f in files if f.startswith(str(tmp_path))]
+
+
+# ------------------------------------------------------------ item 13: the umask
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+async def test_downloaded_files_follow_the_umask(
+    printer: PrinterConnection, sim: Simulator, tmp_path: Path, umask: int
+) -> None:
+    """Every download was 0600, whatever the umask (an existing 0644 file became 0600)."""
+    sim.files.add_synthetic("m.bin", 1000)
+    fresh, existing = tmp_path / "fresh.bin", tmp_path / "existing.bin"
+    await write_bytes(existing, b"old")
+    await asyncio.to_thread(existing.chmod, 0o644)
+    previous = os.umask(umask)
+    try:
+        for dest in (fresh, existing):
+            await printer.files.download_to("/downloads/files/local/m.bin", dest)
+    finally:
+        os.umask(previous)
+    for dest in (fresh, existing):
+        mode = (await asyncio.to_thread(dest.stat)).st_mode & 0o777
+        assert mode == 0o666 & ~umask, (dest.name, oct(mode))
+
+
+# ------------------------------------------------------------ item 14: a folder named like the backup
+
+
+async def test_a_folder_in_the_backups_way_does_not_fail_the_download(
+    printer: PrinterConnection, sim: Simulator, tmp_path: Path
+) -> None:
+    """A folder named like the temporary file + ``.old`` made the rename raise IsADirectoryError."""
+    simfile = sim.files.add_synthetic("o.bin", 3 * MiB, seed=3)
+    dest = tmp_path / "o.bin"
+    await write_bytes(dest, b"previous")
+    planted: list[str] = []
+
+    async def progress(done: int, total: int | None) -> None:
+        if planted:
+            return
+        # Another user of a shared folder sees the temporary file and takes the names the
+        # old dest could be kept under: the old fixed name, and a few more for good measure.
+        for name in await listdir(tmp_path):
+            if name.endswith(".part"):
+                planted.append(name + ".old")
+                await asyncio.to_thread((tmp_path / (name + ".old")).mkdir)
+
+    await printer.files.download_to("/downloads/files/local/o.bin", dest, progress=progress)
+    assert planted
+    assert hashlib.sha256(await read_bytes(dest)).hexdigest() == simfile.digest()
+    assert await listdir(tmp_path) == sorted(["o.bin", *planted])
