@@ -980,7 +980,13 @@ class Funnel:
         total = call.timeout.total
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         transport = self._transport
-        task = transport.enter_call()
+        # transport.enter_call() spelled out (leave_call() below too).
+        waiting = transport.waiting
+        task: asyncio.Task[Any] | None = asyncio.current_task()
+        if task in waiting:
+            task = None
+        else:
+            waiting.add(task)  # type: ignore[arg-type]  # a coroutine always runs in a task
         try:
             waited = not transport.try_acquire(call.pool)
             if waited:
@@ -1004,7 +1010,8 @@ class Funnel:
                 raise self._closed_during(call.method, call) from None
             raise
         finally:
-            transport.leave_call(task)
+            if task is not None:
+                waiting.discard(task)
 
     async def _handshake(
         self,

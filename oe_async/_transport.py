@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_STREAM_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "HANDSHAKE_AUTH",
+    "NO_CEIL",
     "ConnectionBudget",
     "Pool",
     "Transport",
