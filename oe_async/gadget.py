@@ -168,6 +168,7 @@ class GadgetPoller:
         self.error: OctoEverywhereError | None = None
         #: Gadget calls made.
         self.calls: int = 0
+        self._closing = False
         self._task = gadget.spawn(self._run(), name="oe_async Gadget poller")
 
     @property
@@ -176,7 +177,10 @@ class GadgetPoller:
         return self._task.done()
 
     async def close(self) -> None:
-        """Stop polling."""
+        """Stop polling (from ``on_status`` too: the poller stops when it returns)."""
+        if asyncio.current_task() is self._task:
+            self._closing = True  # waiting for our own task would wait for ever
+            return
         self._task.cancel()
         await asyncio.wait({self._task})
 
@@ -217,8 +221,8 @@ class GadgetPoller:
             result = self._on_status(status)
             if inspect.isawaitable(result):
                 await result
-            if self._gadget.client_closed:
-                return  # the callback closed the client: stop, as close() stops every poller
+            if self._closing or self._gadget.client_closed:
+                return  # the callback closed the poller or the client: stop
             if status.state is GadgetState.ACTIVE:
                 idle = self.idle_interval
                 await self._sleep(self.interval)

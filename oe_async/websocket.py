@@ -413,6 +413,8 @@ class Subscription:
         self._state = SubscriptionState.CONNECTING
         self._error: BaseException | None = None
         self._connected = asyncio.Event()
+        # sub.close() was called from one of its own callbacks: stop when it returns.
+        self._closing = False
         #: Successful connects so far.
         self.connects: int = 0
         self._task = websockets.spawn(self._run(), name=f"oe_async subscription {path}")
@@ -451,7 +453,14 @@ class Subscription:
             raise self._error
 
     async def close(self) -> None:
-        """Stop the subscription and close its socket (idempotent)."""
+        """Stop the subscription and close its socket (idempotent).
+
+        From one of its own callbacks it returns at once; the subscription stops when
+        the callback returns.
+        """
+        if asyncio.current_task() is self._task:
+            self._closing = True  # waiting for our own task would wait for ever
+            return
         self._task.cancel()
         await asyncio.wait({self._task})
 
@@ -478,18 +487,21 @@ class Subscription:
             await socket.send_json(hello)
 
     def _stopped_by_close(self) -> bool:
-        """True (and the subscription STOPPED) when the client was closed.
+        """True (and the subscription STOPPED) when the client or the subscription was closed.
 
         Asked after each callback: one that closed the client (``await oe.close()`` in
-        ``on_message`` or ``on_state``) ends the subscription when it returns, as close()
-        does for every other task.
+        ``on_message`` or ``on_state``) or the subscription (``await sub.close()``) ends
+        it when it returns, as close() does for every other task.
         """
-        if not self._websockets.client_closed:
+        closed = self._websockets.client_closed
+        if not (closed or self._closing):
             return False
         self._state = SubscriptionState.STOPPED
         self._connected.clear()
-        self._error = ClientClosedError(
-            f"subscription {self._path}: the OctoEverywhere client was closed"
+        self._error = (
+            ClientClosedError(f"subscription {self._path}: the OctoEverywhere client was closed")
+            if closed
+            else None  # sub.close(): no error (wait() returns)
         )
         return True
 

@@ -673,3 +673,26 @@ async def test_a_folder_in_the_backups_way_does_not_fail_the_download(
     assert planted
     assert hashlib.sha256(await read_bytes(dest)).hexdigest() == simfile.digest()
     assert await listdir(tmp_path) == sorted(["o.bin", *planted])
+
+
+async def test_closing_a_subscription_or_poller_from_its_own_callback(
+    printer: PrinterConnection,
+) -> None:
+    """``await sub.close()`` in ``on_message`` (or ``poller.close()`` in ``on_status``) returns."""
+    outcome: list[str] = []
+
+    async def on_message(_: aiohttp.WSMessage) -> None:
+        await sub.close()
+        outcome.append("sub.close() returned")
+
+    sub = printer.websocket.subscribe("/sockjs/websocket", on_message)
+    await asyncio.wait_for(sub.wait(), EVENTUALLY)  # ends, without an error
+    assert sub.state is SubscriptionState.STOPPED
+
+    async def on_status(_: object) -> None:
+        await poller.close()
+        outcome.append("poller.close() returned")
+
+    poller = printer.gadget.poller(on_status)
+    await asyncio.wait_for(poller.wait(), EVENTUALLY)
+    assert outcome == ["sub.close() returned", "poller.close() returned"]
