@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration ha demo docs fuzz bench matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt plugin-conformance ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -43,7 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py
+	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py scripts/check_dist.py
 
 # Type completeness of the public API (pyright --verifytypes, must be 100%). pyright runs on
 # Node.js: the machine's, or one it fetches from the npm registry on first use.
@@ -92,11 +92,51 @@ endif
 integration: $(VENV)/.installed
 	scripts/octoprint-integration $(INTEGRATION_ARGS)
 
+# printer.mqtt against real peers (tests/integration/mqtt): Debian's mosquitto (apt-installed
+# here when missing, as root) directly and behind the stand-in relay, and the plugin's REAL
+# mqttmux proxy, extracted at test time from the bare git copy at OE_PLUGIN_MIRROR (default:
+# the /work/.mirror one; those tests skip with a message when it is absent), with mosquitto as
+# the printer's broker. Loopback only. INTEGRATION_ARGS go to pytest.
+integration-mqtt: $(VENV)/.installed
+	@command -v mosquitto >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null; \
+		else echo "integration-mqtt: mosquitto is missing (apt-get install mosquitto)"; exit 1; fi; }
+	OE_MQTT_INTEGRATION=1 $(VENV)/bin/python -m pytest tests/integration/mqtt $(INTEGRATION_ARGS)
+
+# printer.plugin and the default webcam against the REAL OctoEverywhere plugin's command
+# handler, every platform (tests/conformance): its source from OE_PLUGIN_SOURCE (a clone or
+# bare git directory, extracted at test time, never committed; absent: skipped, exit 0), its
+# requirements and OctoPrint 1.11 in their own venv, .venv-plugin. CONFORMANCE_ARGS go to pytest.
+plugin-conformance:
+	scripts/plugin-conformance $(CONFORMANCE_ARGS)
+
 # The example Home Assistant integration (examples/homeassistant) tested inside Home Assistant
 # with pytest-homeassistant-custom-component on Python 3.14: a python3.14 found here, else (as
 # root) the scripts/py314 root with a venv of its own; skipped otherwise. HA_ARGS go to pytest.
 ha:
 	examples/homeassistant/run-tests $(HA_ARGS)
+
+# The release files: sdist and wheel built by the standard PEP 517 front end (`python -m build`,
+# in a venv of its own, .venv-dist) into dist/, then `twine check --strict` (PyPI will render
+# them) and scripts/check_dist.py (what they hold: py.typed in, tests out of the wheel, the
+# version, the four runtime dependencies, the sdist free of local files).
+$(VENV)-dist/.installed:
+	@test -x $(VENV)-dist/bin/python || $(PYTHON) -m venv $(VENV)-dist
+	$(VENV)-dist/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)-dist/bin/python -m pip install $(PIP_FLAGS) 'build>=1.2' 'twine>=6.1'
+	@touch $@
+
+dist: $(VENV)-dist/.installed
+	rm -rf dist
+	$(VENV)-dist/bin/python -m build --outdir dist .
+	$(VENV)-dist/bin/python -m twine check --strict dist/*
+	$(VENV)-dist/bin/python scripts/check_dist.py dist
+
+# The test suite against the INSTALLED wheel: dist/'s wheel in a fresh venv, the sdist's tests
+# run where `import oe_async` can only find that install (scripts/test-wheel). WHEEL_ARGS go
+# to pytest.
+test-wheel: dist
+	scripts/test-wheel $(PYTHON) dist $(WHEEL_ARGS)
 
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
 # It needs only the package and its CLI extra (rich), not the test tools; `make test` later
@@ -136,10 +176,15 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/transfers.py
 	$(VENV)/bin/python benchmarks/mjpeg.py
 
+# oe_async vs paho-mqtt over WebSockets through the stand-in relay in front of mosquitto.
+bench-mqtt: $(VENV)/.installed
+	@command -v mosquitto >/dev/null || { echo "bench-mqtt: apt-get install mosquitto"; exit 1; }
+	$(VENV)/bin/python benchmarks/mqtt.py
+
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf .venv-octoprint .venv-ha $(VENV) $(VENV313) $(VENV314) .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
+	rm -rf .venv-octoprint .venv-plugin .venv-ha $(VENV) $(VENV)-dist $(VENV313) $(VENV314) dist .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
 	scripts/py314 clean-venv
 
 clean-314:

@@ -10,6 +10,12 @@ refused with 403. Without one the example refuses to start, unless you pass
 Register the public https URL that reaches this server with
 ``printer.app_api.set_notification_webhook(url)``; OctoEverywhere POSTs one JSON payload per event.
 The receiver answers at once and hands each typed event to ``on_event`` in the background.
+
+The application is made with ``auto_decompress`` off: aiohttp then leaves a compressed body as
+it was sent and the receiver inflates gzip/deflate itself, never past ``max_body`` (64 KiB),
+and refuses other codings (415) without reading them. A body must arrive within 10 s (408).
+Payloads carry no timestamp or nonce, so keep the URL https and private and make ``on_event``
+idempotent: an event may come twice.
 """
 
 from __future__ import annotations
@@ -49,7 +55,8 @@ def make_app(
 
     ``secret_key`` is required unless ``allow_unsigned`` is True (an empty one is an error).
     """
-    app = web.Application()
+    # Compressed bodies reach the receiver as sent: it inflates them with its own bound.
+    app = web.Application(handler_args={"auto_decompress": False})
     receiver = WebhookReceiver(handler, secret_key=secret_key, allow_unsigned=allow_unsigned)
     receiver.attach(app, "/octoeverywhere/webhook")
     return app

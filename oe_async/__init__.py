@@ -8,6 +8,8 @@ from ._transport import DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT, ConnectionBudge
 from ._version import __version__
 from .app_api import AppAPI
 from .auth import BasicAuth, BearerAuth
+from .bambu import BambuReport, BambuState
+from .bambu_mqtt import BambuPrinter, BambuSession, BambuWatch, ReportCallback
 from .client import DEFAULT_APP_API_URL, OctoEverywhere
 from .connection import PrinterConnection
 from .diagnostics import redact
@@ -64,16 +66,38 @@ from .models import (
     WebcamInfo,
     WebcamList,
 )
+from .mqtt import MQTT, MessageCallback, MQTTSubscription, SessionHook
+from .mqtt_errors import (
+    MQTTBadCredentialsError,
+    MQTTBrokerUnavailableError,
+    MQTTClientIdRejectedError,
+    MQTTConnectionRefusedError,
+    MQTTNotAuthorizedError,
+    MQTTProtocolVersionError,
+    MQTTSubscribeError,
+)
+from .mqtt_packets import MQTTError, MQTTMessage, MQTTProtocolError, Payload, SubscribeResult
+from .mqtt_session import MQTTSession
 from .plugin_api import PluginAPI
+from .plugin_commands import (
+    CommandResult,
+    HTTPCommand,
+    HTTPReply,
+    MQTTCommand,
+    PluginMQTTMessage,
+    WebSocketCommand,
+)
 from .plugin_models import (
     CurrentPrint,
     Features,
+    FileDetails,
     FileEntry,
     GadgetSummary,
     JobState,
     JobStatus,
     Light,
     OctoEverywhereStatus,
+    PluginConnectionInfo,
     PluginFile,
     PrinterStatus,
     Temps,
@@ -81,6 +105,7 @@ from .plugin_models import (
 from .portal import portal_url
 from .retry import ReconnectPolicy, RetryPolicy
 from .routing import Route, RoutePolicy, RoutingOptions
+from .subscription import StateHandler, SubscriptionEvent, SubscriptionState
 from .transfer import (
     DownloadStream,
     Files,
@@ -95,10 +120,7 @@ from .websocket import (
     Hello,
     MessageHandler,
     PrinterWebSocket,
-    StateHandler,
     Subscription,
-    SubscriptionEvent,
-    SubscriptionState,
     WebSockets,
 )
 
@@ -106,15 +128,22 @@ __all__ = [
     "DEFAULT_APP_API_URL",
     "DEFAULT_STREAM_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "MQTT",
     "AppAPI",
     "AppAPIError",
     "AppConnection",
     "AppConnectionNotFoundError",
     "AppConnectionRevokedError",
     "Auth",
+    "BambuPrinter",
+    "BambuReport",
+    "BambuSession",
+    "BambuState",
+    "BambuWatch",
     "BasicAuth",
     "BearerAuth",
     "ClientClosedError",
+    "CommandResult",
     "CommunicationError",
     "ConnectionBudget",
     "ConnectionInfo",
@@ -124,6 +153,7 @@ __all__ = [
     "DownloadStream",
     "EventType",
     "Features",
+    "FileDetails",
     "FileEntry",
     "Files",
     "FormValue",
@@ -135,6 +165,8 @@ __all__ = [
     "GadgetState",
     "GadgetStatus",
     "GadgetSummary",
+    "HTTPCommand",
+    "HTTPReply",
     "HTTPStatusError",
     "Hello",
     "InvalidArgumentError",
@@ -146,17 +178,34 @@ __all__ = [
     "LiveLink",
     "MJPEGError",
     "MJPEGParser",
+    "MQTTBadCredentialsError",
+    "MQTTBrokerUnavailableError",
+    "MQTTClientIdRejectedError",
+    "MQTTCommand",
+    "MQTTConnectionRefusedError",
+    "MQTTError",
+    "MQTTMessage",
+    "MQTTNotAuthorizedError",
+    "MQTTProtocolError",
+    "MQTTProtocolVersionError",
+    "MQTTSession",
+    "MQTTSubscribeError",
+    "MQTTSubscription",
+    "MessageCallback",
     "MessageHandler",
     "NoActivePrintError",
     "NoBetaAccessError",
     "OctoEverywhere",
     "OctoEverywhereError",
     "OctoEverywhereStatus",
+    "Payload",
     "PluginAPI",
     "PluginCommandError",
     "PluginCommandFailedError",
+    "PluginConnectionInfo",
     "PluginError",
     "PluginFile",
+    "PluginMQTTMessage",
     "PluginNotAuthorizedError",
     "PluginTimeoutError",
     "PluginUpdateRequiredError",
@@ -172,16 +221,19 @@ __all__ = [
     "ReauthorizationRequiredError",
     "ReconnectPolicy",
     "RelayError",
+    "ReportCallback",
     "RequestTimeoutError",
     "RetryPolicy",
     "Route",
     "RoutePolicy",
     "RoutingOptions",
     "ServiceError",
+    "SessionHook",
     "SizeLimitError",
     "StateHandler",
     "StatusHandler",
     "StreamState",
+    "SubscribeResult",
     "Subscription",
     "SubscriptionEvent",
     "SubscriptionState",
@@ -194,6 +246,7 @@ __all__ = [
     "UploadResult",
     "UploadSource",
     "UploadSourceError",
+    "WebSocketCommand",
     "WebSockets",
     "Webcam",
     "WebcamInfo",

@@ -21,7 +21,15 @@ from yarl import URL
 
 from .errors import UnexpectedResponseError
 
-__all__ = ["api_model", "converter", "describe_error", "structure", "structure_list", "wire"]
+__all__ = [
+    "api_model",
+    "converter",
+    "describe_error",
+    "stored_converter",
+    "structure",
+    "structure_list",
+    "wire",
+]
 
 T = TypeVar("T")
 _LOGGER = logging.getLogger(__package__)
@@ -131,6 +139,32 @@ converter.register_structure_hook(URL, lambda value, _: URL(str(value)))
 converter.register_unstructure_hook(URL, str)
 
 
+def _exactly(kind: type[T]) -> Callable[[Any, Any], T]:
+    """A structure hook that takes only ``kind`` itself (no ``str(x)``, no ``bool(x)``)."""
+    name = {str: "a string", bool: "true or false"}.get(kind, kind.__name__)
+
+    def take(value: Any, _: Any) -> T:
+        # bool is not an int here, nor 1 a bool; a str subclass is still a string.
+        exact = type(value) is kind or (kind is str and isinstance(value, str))
+        if not exact:
+            raise TypeError(f"expected {name}, got {type(value).__name__}")
+        taken: T = value
+        return taken
+
+    return take
+
+
+#: The converter for data an app stored (:meth:`oe_async.AppConnection.from_dict`): strict,
+#: unlike the API one. A value of the wrong type is an error, never converted: ``"false"``
+#: would become True, a null user name the credential ``"None"``, a list its text.
+stored_converter: Final = cattrs.Converter(forbid_extra_keys=False)
+stored_converter.register_structure_hook(str, _exactly(str))
+stored_converter.register_structure_hook(bool, _exactly(bool))
+# The string itself: AppConnection's own converter checks it (control characters...).
+stored_converter.register_structure_hook(URL, _exactly(str))
+stored_converter.register_unstructure_hook(URL, str)
+
+
 def structure(data: Any, cls: type[T], *, what: str) -> T:
     """Decode a JSON payload into ``cls``; any mismatch raises :class:`UnexpectedResponseError`.
 
@@ -186,6 +220,8 @@ def describe_error(err: BaseException, cls: Any, path: str = "$") -> list[str]:
         return problems
     if isinstance(err, KeyError):
         return [f"required field missing @ {path}"]
+    if isinstance(err, TypeError) and str(err).startswith("expected "):
+        return [f"{err} @ {path}"]  # our own wording: it names types, never the value
     expected = getattr(cls, "__name__", None) or (str(cls) if cls is not None else "")
     suffix = f", expected {expected}" if expected else ""
     return [f"invalid value{suffix} @ {path}"]

@@ -32,6 +32,7 @@ from ._http import (
     decode_json,
     display_path,
     join_url,
+    parse_url,
     read_capped,
     read_json,
     reads_at_once,
@@ -39,7 +40,7 @@ from ._http import (
 )
 from ._plugin_wire import is_plugin_path
 from ._transport import HANDSHAKE_AUTH, Pool, Transport, as_timeout
-from .auth import AuthMiddleware, Origin, origin_of, redact_url
+from .auth import SECRET_HEADERS, AuthMiddleware, Origin, origin_of, redact_url
 from .errors import (
     MAX_ERROR_BODY,
     ClientClosedError,
@@ -52,7 +53,7 @@ from .errors import (
     is_relay_status,
     parse_retry_after,
 )
-from .models import AppConnection
+from .models import AppConnection, known_secrets
 from .retry import IDEMPOTENT_METHODS, RetryPolicy
 from .routing import Route, RoutePolicy, Router, RoutingOptions, check_lan_url, local_lan_url
 
@@ -228,6 +229,11 @@ class Funnel:
         self._transport = transport
         self._app_connection = app_connection
         self._printer_headers = self._merge_printer_headers(app_connection, headers)
+        #: The connection's own secrets: hidden from every error built from server text.
+        self.secrets: Final = known_secrets(
+            app_connection,
+            [v for k, v in self._printer_headers.items() if k.lower() in SECRET_HEADERS],
+        )
         if lan_url is not None:
             lan: URL | None = check_lan_url(lan_url)
         elif app_connection.local_ip:
@@ -563,7 +569,7 @@ class Funnel:
         base = self._router.base(route)
         path = call.path
         if isinstance(path, str) and "://" in path:
-            path = URL(path)
+            path = parse_url(path)  # InvalidArgumentError, never yarl's ValueError
         if isinstance(path, URL) and path.absolute:
             # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
             # put them on the active route, dropping LAN ports on the relay side.
@@ -925,6 +931,7 @@ class Funnel:
                 path=path,
                 body=body,
                 retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                secrets=self.secrets,
             )
         return http_error(
             resp.status,
@@ -934,6 +941,7 @@ class Funnel:
             method=call.method,
             path=path,
             printer=call.target is not Target.APP_API,
+            secrets=self.secrets,
         )
 
     @asynccontextmanager

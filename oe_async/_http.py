@@ -31,6 +31,7 @@ __all__ = [
     "decode_json",
     "display_path",
     "join_url",
+    "parse_url",
     "path_of",
     "read_capped",
     "read_chunk",
@@ -42,10 +43,29 @@ __all__ = [
 
 
 def join_url(base: URL, path: str | URL) -> URL:
-    """Join ``path`` beneath ``base`` (see :func:`_join`); string paths are cached."""
-    if isinstance(path, str):
-        return _join_cached(base, path)
+    """Join ``path`` beneath ``base`` (see :func:`_join`).
+
+    A short relative string path is parsed once (:func:`_relative_cached`); the cache never
+    holds ``base`` (a printer's unique relay URL) nor a long or absolute path.
+    """
+    if isinstance(path, str) and len(path) <= _CACHED_PATH:
+        relative = _relative_cached(path)
+        if relative is not None:  # an absolute URL: its origin is checked against base
+            return base.join(relative)
     return _join(base, path)
+
+
+def parse_url(path: str) -> URL:
+    """An absolute URL given as a request path, or :class:`InvalidArgumentError`.
+
+    yarl's bare ``ValueError`` (a backslash in the authority...) never escapes.
+    """
+    if "\\" in path:
+        raise InvalidArgumentError(_BACKSLASH)
+    try:
+        return URL(path)
+    except ValueError:
+        raise InvalidArgumentError("path is not a valid URL") from None
 
 
 def _join(base: URL, path: str | URL) -> URL:
@@ -61,18 +81,7 @@ def _join(base: URL, path: str | URL) -> URL:
         if target.raw_fragment:
             raise InvalidArgumentError(_FRAGMENT)
     elif isinstance(path, str):
-        if path.startswith("//"):
-            raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
-        if "#" in path:
-            raise InvalidArgumentError(_FRAGMENT)
-        if "\\" in path:
-            raise InvalidArgumentError(
-                "path must not contain a backslash (percent-encode one in a file name as %5C)"
-            )
-        try:
-            target = URL(path)
-        except ValueError:
-            raise InvalidArgumentError("path is not a valid URL path") from None
+        target = _parse_path(path)
     else:
         raise InvalidArgumentError(f"path must be a str or yarl.URL, not {type(path).__name__}")
     if target.absolute:
@@ -81,12 +90,39 @@ def _join(base: URL, path: str | URL) -> URL:
                 "absolute URL is not on this printer's origin; refusing to send credentials"
             )
         return target
+    return base.join(_relative(target, path))
+
+
+def _relative(target: URL, path: str | URL) -> URL:
+    """``target`` (parsed from ``path``) as a reference relative to a base URL's path."""
     if target.scheme:  # "a:b" parsed as scheme "a": it was meant as a relative path
         target = URL("./" + str(path))
     # "./" keeps a first segment containing ':' from reading as a scheme.
     relative = target.raw_path.lstrip("/")
-    rel = URL.build(path="./" + relative, query_string=target.raw_query_string, encoded=True)
-    return base.join(rel)
+    return URL.build(path="./" + relative, query_string=target.raw_query_string, encoded=True)
+
+
+def _parse_path(path: str) -> URL:
+    """A string path parsed, or :class:`InvalidArgumentError` naming what is wrong."""
+    if path.startswith("//"):
+        raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
+    if "#" in path:
+        raise InvalidArgumentError(_FRAGMENT)
+    if "\\" in path:
+        raise InvalidArgumentError(_BACKSLASH)
+    try:
+        return URL(path)
+    except ValueError:
+        raise InvalidArgumentError("path is not a valid URL path") from None
+
+
+def _parse_relative(path: str) -> URL | None:
+    """A string path as a reference to join beneath a base; None for an absolute URL."""
+    target = _parse_path(path)
+    return None if target.absolute else _relative(target, path)
+
+
+_BACKSLASH: Final = "path must not contain a backslash (percent-encode one in a file name as %5C)"
 
 
 _FRAGMENT: Final = (
@@ -120,8 +156,12 @@ def path_of(url: str | URL) -> str:
     return path + (f"?{parsed.raw_query_string}" if parsed.raw_query_string else "")
 
 
-#: Printers are polled on the same few paths: parse and join each (base, path) once.
-_join_cached: Final = functools.lru_cache(maxsize=4096)(_join)
+#: Printers are polled on the same few paths: each is parsed once. Only paths up to
+#: _CACHED_PATH characters, never the base: bounded by size (~1,024 x 256 characters, well
+#: under 2 MiB) and free of any printer's URL. It was 4,096 (base, path) pairs of any
+#: length: 6,000 unique 7 KB paths kept 57 MiB after close(), each printer's relay URL too.
+_CACHED_PATH: Final = 256
+_relative_cached: Final = functools.lru_cache(maxsize=1024)(_parse_relative)
 
 
 def display_path(url: URL) -> str:

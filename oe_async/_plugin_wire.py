@@ -4,36 +4,83 @@ Commands answer HTTP 200 with an envelope ``{"Status": <int>, "Result": {...}}``
 ``{"Status": <int>, "Error": "..."}``; ``Status`` 200 is success. Raw endpoints (webcam
 stream/snapshot, file download) return content directly and may use a real HTTP error
 status with a JSON error body. Both failure shapes map to :class:`PluginCommandError`.
+
+The real plugin answers every JSON command with ``Content-Type: text/json`` and HTTP 200,
+and so it answers a raw endpoint it cannot serve (a webcam it does not have, a command an
+old plugin does not know): ``{"Status": 754, ...}`` with HTTP 200 where a JPEG, an MJPEG
+stream or a file was expected. :func:`content_error` turns such an answer into its error.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from yarl import URL
 
+from ._redact import KnownSecrets
 from .errors import (
+    OctoEverywhereError,
     PluginCommandError,
     PrinterHTTPError,
     UnexpectedResponseError,
     plugin_error,
 )
 
-__all__ = ["PLUGIN_PREFIX", "is_plugin_path", "plugin_error_from_http", "unwrap_envelope"]
+__all__ = [
+    "MAX_ENVELOPE_SIZE",
+    "PLUGIN_PREFIX",
+    "content_error",
+    "is_json_type",
+    "is_plugin_path",
+    "plugin_error_from_http",
+    "unwrap_envelope",
+]
 
 #: The path prefix of the plugin command API beneath the App Connection URL.
 PLUGIN_PREFIX: Final = "/octoeverywhere-command-api/"
 #: One public example writes the key with a stray colon; accept both spellings.
 _RESULT_KEYS: Final = ("Result", "Result:")
+#: The most of a JSON answer read where content was expected (envelopes are a few hundred
+#: bytes; the plugin cuts its error texts at 240 characters).
+MAX_ENVELOPE_SIZE: Final = 64 * 1024
 
 
-def unwrap_envelope(data: Any, *, command: str) -> Any:
+def is_json_type(content_type: str) -> bool:
+    """True for a JSON media type: ``application/json``, the plugin's ``text/json``, ``+json``."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("application/json", "text/json") or media.endswith("+json")
+
+
+def content_error(body: bytes, *, what: str) -> OctoEverywhereError:
+    """The error a JSON answer stands for where content (an image, a file) was expected.
+
+    Pure function. A plugin envelope with a failure ``Status`` gives its
+    :class:`PluginCommandError` (``{"Status": 754}`` for a webcam the printer does not have
+    is :class:`PluginCommandFailedError` with ``plugin_status`` 754); anything else is an
+    :class:`UnexpectedResponseError` naming ``what`` was expected.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON after all, or hostile nesting
+        data = None
+    if isinstance(data, Mapping):
+        status = data.get("Status")
+        if isinstance(status, int) and not isinstance(status, bool) and status != 200:
+            message = data.get("Error")
+            return plugin_error(status, message if isinstance(message, str) else None)
+    return UnexpectedResponseError(f"{what}: the answer was JSON, not the content")
+
+
+def unwrap_envelope(
+    data: Any, *, command: str, secrets: KnownSecrets | Iterable[str] | None = None
+) -> Any:
     """Return an envelope's ``Result``, or raise the :class:`PluginCommandError` it carries.
 
     Pure function. A body that is not an envelope raises :class:`UnexpectedResponseError`.
+    ``secrets`` (the connection's own) are hidden from the error's message.
     """
     if not isinstance(data, Mapping) or "Status" not in data:
         raise UnexpectedResponseError(f"plugin command {command!r} did not answer an envelope")
@@ -42,7 +89,7 @@ def unwrap_envelope(data: Any, *, command: str) -> Any:
         raise UnexpectedResponseError(f"plugin command {command!r} answered a non-integer Status")
     if status != 200:
         message = data.get("Error")
-        raise plugin_error(status, message if isinstance(message, str) else None)
+        raise plugin_error(status, message if isinstance(message, str) else None, secrets=secrets)
     for key in _RESULT_KEYS:
         if key in data:
             return data[key]

@@ -16,6 +16,7 @@ import attrs
 from aiohttp import encode_basic_auth
 from yarl import URL
 
+from ._redact import redact_url
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -86,26 +87,6 @@ def is_localhost_name(host: str | None) -> bool:
     """True for ``localhost`` and its subdomains (only to explain why they are refused)."""
     name = (host or "").lower().rstrip(".")
     return name == "localhost" or name.endswith(".localhost")
-
-
-def redact_url(url: URL | str) -> str:
-    """Render a URL with its unique parts hidden, for logs, reprs and messages.
-
-    The first label of a DNS name with three or more labels (the App Connection's unique
-    subdomain) becomes ``***``; user info, path, query and fragment are dropped.
-    """
-    url = URL(url) if isinstance(url, str) else url
-    host = url.host or ""
-    labels = host.split(".")
-    is_ip = True
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        is_ip = False
-    if not is_ip and len(labels) >= 3:
-        host = ".".join(["***", *labels[1:]])
-    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
-    return f"{url.scheme}://{host}{port}" if url.scheme else "<relative URL>"
 
 
 def _check_header_value(name: str, value: str) -> None:

@@ -9,6 +9,7 @@ the features built on it, each reached as a namespace:
 * :attr:`PrinterConnection.app_api` — info, limits, Live Links, webhooks (:mod:`oe_async.app_api`);
 * :attr:`PrinterConnection.gadget` — Gadget status and its poller (:mod:`oe_async.gadget`);
 * :attr:`PrinterConnection.plugin` — the printer-agnostic command API (:mod:`oe_async.plugin_api`);
+* :attr:`PrinterConnection.mqtt` — MQTT through the relay, Bambu Lab helpers (:mod:`oe_async.mqtt`);
 
 and the printer's own API directly: :meth:`~PrinterConnection.request`,
 :meth:`~PrinterConnection.get_json`, :meth:`~PrinterConnection.post_json`.
@@ -32,6 +33,7 @@ from .auth import redact_url
 from .diagnostics import printer_diagnostics
 from .gadget import Gadget
 from .models import AppConnection
+from .mqtt import MQTT
 from .plugin_api import PluginAPI
 from .retry import RetryPolicy
 from .routing import Route, RoutePolicy, RoutingOptions
@@ -123,6 +125,11 @@ class PrinterConnection:
     def websocket(self) -> WebSockets:
         """WebSockets to the printer and reconnecting subscriptions."""
         return WebSockets(self._funnel)
+
+    @cached_property
+    def mqtt(self) -> MQTT:
+        """MQTT through the relay (Bambu Lab, Elegoo Centauri Carbon 2) and Bambu helpers."""
+        return MQTT(self.websocket)
 
     @cached_property
     def gadget(self) -> Gadget:

@@ -1,8 +1,10 @@
 """Diagnostics that are safe to paste into a bug report.
 
-:func:`redact` walks any JSON-like structure and hides secrets by key name (passwords,
-tokens, keys, Authorization...) and App Connection URLs by value (their unique subdomain).
-``PrinterConnection.diagnostics()`` builds on it.
+:func:`redact` hides secrets in text and in any JSON-like structure: by key name
+(passwords, tokens, keys, Authorization...), by shape in free text (``Authorization:``
+values of any scheme, ``token=...``, App Connection URLs' unique subdomain), and by value
+(an App Connection's own secrets, when given). ``PrinterConnection.diagnostics()`` and the
+messages of errors built from server text use the same rules.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import platform
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
+from ._redact import REDACTED, KnownSecrets, as_known_secrets, redact_text
 from ._version import __version__
-from .auth import redact_url
+from .models import AppConnection, known_secrets
 
 if TYPE_CHECKING:
     from ._funnel import Funnel
@@ -25,12 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = ["REDACTED", "redact"]
 
-REDACTED: Final = "**REDACTED**"
-#: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key),
-#: and the App Connection id (``id``, ``connection_id``, ``appConnectionId``: repr() hides it).
+#: Keys whose values are secrets, whatever their spelling (AppToken, app_api_token, X-Api-Key,
+#: a printer's AccessCode, Username and SerialNumber from get-connection-info: the serial
+#: names a Bambu Lab printer's MQTT topics), and the App Connection id
+#: (``id``, ``connection_id``, ``appConnectionId``: repr() hides it).
 _SECRET_KEY: Final = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|authorization|auth[_-]?basic|bearer|cookie|"
-    r"credential|^auth$|^(?:(?:app[_-]?)?connection[_-]?)?id$",
+    r"credential|access[_-]?code|user[_-]?name|serial[_-]?number|^auth$|"
+    r"^(?:(?:app[_-]?)?connection[_-]?)?id$",
     re.IGNORECASE,
 )
 #: The words of a key name: camelCase, PascalCase, snake_case, kebab-case, dotted, spaced.
@@ -38,46 +43,48 @@ _KEY_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 #: Whole words that mark a secret key: ``key`` (a bare key, SecretKey, private_key,
 #: X-Api-Key) and ``pwd``. Whole words only, so keyboard, monkey or hotkey stay visible.
 _SECRET_WORDS: Final = frozenset({"key", "pwd"})
-#: A URL anywhere in a string, free text included (it ends at whitespace or a quote). The
-#: look-behind starts a scheme only at a word's start: linear time on long runs of letters.
-_URL: Final = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s\"'<>`]+", re.IGNORECASE)
 
 
-def redact(data: Any) -> Any:
-    """A copy of ``data`` with secrets replaced by ``**REDACTED**``.
+def redact(data: Any, *, secrets: AppConnection | Iterable[str] | None = None) -> Any:
+    """A copy of ``data`` with secrets replaced by ``**REDACTED**``; text is scrubbed too.
 
-    Mapping values under secret-looking keys are replaced whole, and so is the value of a
-    ``(name, value)`` pair whose name looks secret (headers as a list of pairs). Every URL in
-    a string, free text included, keeps only its scheme, redacted host and port (user info,
-    path and query go). Lists, tuples and nested mappings are walked; other values are
-    returned as they are.
+    Give it a string (an error message, a reason, a log line) or a JSON-like structure.
+
+    - Every string, free text included: ``Authorization:`` / ``Proxy-Authorization:`` /
+      ``Cookie:`` values of any scheme (to the end of the line or quote), secret-looking
+      ``key=value`` pairs (``token=``, ``api_key:``, ``password "..."``), ``Bearer`` and
+      ``Basic`` credentials, and every URL cut to scheme, redacted host and port (user info,
+      path and query go).
+    - ``secrets``: an :class:`oe_async.AppConnection` (its password, user name, encoded
+      Basic credential, tokens, OctoPrint key, id and the URL's unique host are hidden
+      wherever they appear) or the exact strings to hide.
+    - Mapping values under secret-looking keys are replaced whole, and so is the value of a
+      ``(name, value)`` pair whose name looks secret (headers as a list of pairs). Lists,
+      tuples and nested mappings are walked; other values are returned as they are.
     """
+    known = known_secrets(secrets) if isinstance(secrets, AppConnection) else secrets
+    return _redact(data, as_known_secrets(known))
 
-    def is_secret(key: object) -> bool:
-        name = str(key)
-        return bool(_SECRET_KEY.search(name)) or any(
-            word.lower() in _SECRET_WORDS for word in _KEY_WORDS.findall(name)
-        )
 
-    def hide_url(match: re.Match[str]) -> str:
-        url = match.group().rstrip(".,;:!?)]}")  # sentence punctuation after a URL stays
-        try:
-            shown = redact_url(url)
-        except ValueError:  # not a URL yarl can parse: hide it whole
-            shown = REDACTED
-        return shown + match.group()[len(url) :]
+def _is_secret(key: object) -> bool:
+    name = str(key)
+    return bool(_SECRET_KEY.search(name)) or any(
+        word.lower() in _SECRET_WORDS for word in _KEY_WORDS.findall(name)
+    )
 
+
+def _redact(data: Any, known: KnownSecrets) -> Any:
+    if isinstance(data, str):
+        return redact_text(data, known)
     if isinstance(data, Mapping):
         return {
-            key: REDACTED if is_secret(key) and value else redact(value)
+            key: REDACTED if _is_secret(key) and value else _redact(value, known)
             for key, value in data.items()
         }
     if isinstance(data, list | tuple):
-        if len(data) == 2 and isinstance(data[0], str) and is_secret(data[0]) and data[1]:
+        if len(data) == 2 and isinstance(data[0], str) and _is_secret(data[0]) and data[1]:
             return [data[0], REDACTED]
-        return [redact(item) for item in data]
-    if isinstance(data, str):
-        return _URL.sub(hide_url, data)
+        return [_redact(item, known) for item in data]
     return data
 
 
@@ -87,7 +94,7 @@ def printer_diagnostics(
     """A redacted report on one printer connection (``PrinterConnection.diagnostics()``)."""
     conn = funnel.app_connection
     status = last_status
-    report: dict[str, Any] = redact(
+    report: dict[str, Any] = _redact(
         {
             "oe_async": __version__,
             "aiohttp": aiohttp.__version__,
@@ -118,6 +125,7 @@ def printer_diagnostics(
                 "platform_version": status.platform_version,
             },
             "last_error": funnel.last_error,
-        }
+        },
+        funnel.secrets,
     )
     return report

@@ -39,11 +39,13 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import ClassVar, Final
 
 from yarl import URL
+
+from ._redact import KnownSecrets, as_known_secrets, redact_bytes, redact_text
 
 __all__ = [
     "MAX_ERROR_BODY",
@@ -445,8 +447,8 @@ class PluginCommandError(OctoEverywhereError):
         if plugin_status is not None:
             self.plugin_status = plugin_status
         # The plugin's own text, as it is (apps and the CLI escape it for display), with
-        # secret-looking values (``token=...``, ``Bearer ...``) hidden.
-        message = _SECRET_IN_TEXT.sub(_hide_secret, message or "") or self.default_message
+        # secret-looking values (``token=...``, ``Authorization: ...``) hidden.
+        message = redact_text(message or "", urls=False) or self.default_message
         self._set_message(message, f"{message} (plugin status {self.plugin_status})")
 
 
@@ -504,9 +506,20 @@ _PLUGIN_ERRORS: Final[Mapping[int, type[PluginCommandError]]] = {
 }
 
 
-def plugin_error(plugin_status: int, message: str | None = None) -> PluginCommandError:
-    """Map a plugin envelope ``Status`` to its exception (a generic one for unknown codes)."""
+def plugin_error(
+    plugin_status: int,
+    message: str | None = None,
+    *,
+    secrets: KnownSecrets | Iterable[str] | None = None,
+) -> PluginCommandError:
+    """Map a plugin envelope ``Status`` to its exception (a generic one for unknown codes).
+
+    ``secrets`` (the connection's own, see :func:`decode_http_error`) are hidden from the
+    message wherever they appear.
+    """
     cls = _PLUGIN_ERRORS.get(plugin_status, PluginCommandFailedError)
+    if message:
+        message = as_known_secrets(secrets).hide(message)
     return cls(message, plugin_status=plugin_status)
 
 
@@ -523,12 +536,16 @@ class HTTPStatusError(OctoEverywhereError):
         method: the request method.
         path: the request path (no host, no query).
         body: the response body as received, whole up to 64 KiB (:data:`MAX_ERROR_BODY`),
-            so ``json.loads(err.body)`` works for the printers' JSON errors. It is the
-            server's raw text: show ``message`` to users, not ``body``.
+            so ``json.loads(err.body)`` works for the printers' JSON errors, except that the
+            connection's own secrets and credential header values (``Authorization: ...``,
+            ``Cookie: ...``, say in an answer that echoes the request) are replaced by
+            ``**REDACTED**`` (quotes kept, so JSON still parses). It is the server's text:
+            show ``message`` to users, not ``body``.
         server_message: the server's own message when the body has a recognised shape
             (Moonraker and JSON-RPC ``{"error": {"message": ...}}``, OctoPrint
-            ``{"error": "..."}``), with URLs and secret-looking values redacted and control
-            characters removed; else None.
+            ``{"error": "..."}``), redacted like :func:`oe_async.redact` (URLs cut to their
+            host, credentials and secret-looking values hidden) and control characters
+            removed; else None.
         message: ``server_message`` when there is one, else a sentence naming the status.
         temporary: True for 5xx, 408, 425 and 429.
 
@@ -549,12 +566,14 @@ class HTTPStatusError(OctoEverywhereError):
         path: str = "",
         body: bytes = b"",
         retry_after: float | None = None,
+        secrets: KnownSecrets | Iterable[str] | None = None,
     ) -> None:
+        """``secrets``: the connection's own secrets, hidden from ``body`` and ``message``."""
         self.status: int = status
         self.reason: str = reason
         self.method: str = method
         self.path: str = path
-        self.body: bytes = bytes(body[:MAX_ERROR_BODY])
+        self.body: bytes = redact_bytes(bytes(body[:MAX_ERROR_BODY]), as_known_secrets(secrets))
         self.retry_after: float | None = retry_after
         self.temporary = status >= 500 or status in (408, 425, 429)
         self.server_message: str | None = error_body_message(self.body)
@@ -612,49 +631,23 @@ _RELAY_ERRORS: Final[Mapping[int, type[RelayError]]] = {
 
 #: The longest server message kept in ``message`` (characters).
 MAX_SERVER_MESSAGE: Final = 500
-#: URLs in free text (the same rule as :func:`oe_async.redact`): scheme, host and port stay.
-_URL_IN_TEXT: Final = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s\"'<>`]+", re.IGNORECASE)
-#: ``Bearer xyz``, ``Basic xyz``, and ``token: xyz``/``api_key=xyz``/``password 'xyz'``.
-#: A credential after Bearer/Basic has a digit or ``+/=``, or is 20+ characters (a random
-#: token may have no digit; "Basic authentication" stays readable).
-_SECRET_IN_TEXT: Final = re.compile(
-    r"\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9+/=]|[A-Za-z0-9._~+/=-]{20})"
-    r"[A-Za-z0-9._~+/=-]{8,}"
-    r"|\b((?:x-)?api[_-]?key|apptoken|app[_-]?api[_-]?token|access[_-]?token|token|password|"
-    r"passwd|secret(?:[_-]?key)?|authorization|cookie|set-cookie)\b(\s*[:=]\s*|\s+(?=[\"']))"
-    r"(\"[^\"]*\"|'[^']*'|[^\s,;]+)",
-    re.IGNORECASE,
-)
+#: How much of a server message is scanned (and can be shown), and how much of that scan's
+#: end is dropped (longer than any secret, so no secret is ever shown cut in two).
+_SCANNED_MESSAGE: Final = 8192
+_CUT_MARGIN: Final = 512
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
-
-
-def _hide_url(match: re.Match[str]) -> str:
-    text = match.group()
-    url_text = text.rstrip(".,;:!?)]}")
-    try:
-        url = URL(url_text)
-        host = url.host or ""
-    except (ValueError, TypeError):
-        return "**REDACTED**" + text[len(url_text) :]
-    labels = host.split(".")
-    if len(labels) >= 3 and not host.replace(".", "").isdigit():
-        host = ".".join(["***", *labels[1:]])  # the App Connection's unique subdomain
-    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
-    return f"{url.scheme}://{host}{port}" + text[len(url_text) :]
-
-
-def _hide_secret(match: re.Match[str]) -> str:
-    if match.group(1):
-        return f"{match.group(1)} **REDACTED**"
-    return f"{match.group(2)}{match.group(3)}**REDACTED**"
 
 
 def _printer_text(text: str) -> str:
     """Server-controlled text made safe to show: one line, short, no URL paths or secrets."""
-    text = _CONTROL.sub(" ", text)
-    text = _URL_IN_TEXT.sub(_hide_url, text)
-    text = _SECRET_IN_TEXT.sub(_hide_secret, text)
-    text = " ".join(text.split())
+    if len(text) > _SCANNED_MESSAGE:
+        # Only the start can be shown: scan that. The last characters before the cut go
+        # too, after redaction: a secret cut in two would not be recognised there.
+        text = redact_text(text[:_SCANNED_MESSAGE])[:-_CUT_MARGIN] + " …"
+    else:
+        text = redact_text(text)
+    # Redacted before line breaks go: a credential header's value ends at its line's end.
+    text = " ".join(_CONTROL.sub(" ", text).split())
     if len(text) > MAX_SERVER_MESSAGE:
         text = text[: MAX_SERVER_MESSAGE - 1].rstrip() + "…"
     return text
@@ -665,9 +658,10 @@ def error_body_message(body: bytes) -> str | None:
 
     Recognised: ``{"error": {"message": "..."}}`` (Moonraker, JSON-RPC) and
     ``{"error": "..."}`` (OctoPrint). Anything else (HTML, plain text, other shapes) is None:
-    an unknown body is never shown to a user. URLs keep only their scheme and host (the
-    unique App Connection label hidden), secret-looking values (``Bearer x``, ``api_key=x``,
-    ``password: x``...) are replaced, control characters removed, and the text is at most
+    an unknown body is never shown to a user. The text is redacted like
+    :func:`oe_async.redact` (URLs keep only their scheme and host, the unique App Connection
+    label hidden; ``Authorization: <any scheme> ...``, ``Bearer x``, ``api_key=x``,
+    ``password: x``... replaced), control characters removed, and it is at most
     :data:`MAX_SERVER_MESSAGE` characters.
     """
     start = body[:64].lstrip()
@@ -751,6 +745,7 @@ def decode_http_error(
     method: str = "",
     path: str = "",
     printer: bool = True,
+    secrets: Iterable[str] | None = None,
 ) -> OctoEverywhereError | None:
     """Map one HTTP answer to the exception it stands for, or None when it is a success.
 
@@ -758,11 +753,22 @@ def decode_http_error(
     canonical names), ``body`` the start of the response body. ``printer`` selects
     :class:`PrinterHTTPError` (relay or LAN) or :class:`AppAPIError` (App API origin) for
     ordinary 4xx/5xx. OctoEverywhere's 6xx codes map to their :class:`RelayError` class.
+    ``secrets`` are strings that must not survive in the error's ``body``, ``message`` or
+    ``str()`` (a server may echo the request's headers): the funnel passes the
+    connection's password, tokens, keys and the unique host of its URL. Credential header
+    values (``Authorization: <any scheme> ...``) are hidden whether given or not.
     """
     if status < 400:
         return None
     return http_error(
-        status, headers, body, app_id=app_id, method=method, path=path, printer=printer
+        status,
+        headers,
+        body,
+        app_id=app_id,
+        method=method,
+        path=path,
+        printer=printer,
+        secrets=secrets,
     )
 
 
@@ -775,6 +781,7 @@ def http_error(
     method: str = "",
     path: str = "",
     printer: bool = True,
+    secrets: KnownSecrets | Iterable[str] | None = None,
 ) -> OctoEverywhereError:
     """Like :func:`decode_http_error` for a status already known to be an error (>= 400)."""
     retry_after = parse_retry_after(headers.get("Retry-After"))
@@ -785,4 +792,12 @@ def http_error(
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = ""
-    return cls(status, reason=reason, method=method, path=path, body=body, retry_after=retry_after)
+    return cls(
+        status,
+        reason=reason,
+        method=method,
+        path=path,
+        body=body,
+        retry_after=retry_after,
+        secrets=secrets,
+    )

@@ -6,7 +6,9 @@ Every model is frozen and keyword-only. Anything secret is redacted from ``repr(
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final, Self
 
@@ -15,7 +17,8 @@ import cattrs
 from cattrs.strategies import configure_tagged_union
 from yarl import URL
 
-from ._convert import api_model, converter, describe_error, wire
+from ._convert import api_model, describe_error, stored_converter, wire
+from ._redact import KnownSecrets, unique_label
 from .auth import BasicAuth, BearerAuth, is_localhost_name, is_loopback_host, redact_url
 from .errors import InvalidArgumentError, PortalError
 
@@ -49,10 +52,36 @@ def is_relay_host(host: str | None) -> bool:
     return host == RELAY_DOMAIN or host.endswith("." + RELAY_DOMAIN)
 
 
+#: A DNS host name: letters, digits and '-' in labels of 1-63, dots between, one trailing.
+_HOST_NAME: Final = re.compile(
+    r"(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.IGNORECASE
+)
+
+
+def _check_host(url: URL, what: str) -> None:
+    r"""Refuse a host that is neither a DNS name nor an IP literal.
+
+    A NUL (``evil.example\x00.octoeverywhere.com``, or ``%00`` in a completion URL) passed
+    the domain check: the resolver stops at it, so the credentials went to the attacker's
+    host. The message never names the host (it may hold the connection's unique id).
+    """
+    host = url.raw_host or ""
+    if _HOST_NAME.fullmatch(host) and len(host) <= 254:
+        return
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{what} has an invalid host name (only letters, digits, '-' and '.' are allowed)"
+        ) from None
+
+
 def _to_url(value: URL | str) -> URL:
     if isinstance(value, URL):
         return value
     if isinstance(value, str):
+        if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+            raise InvalidArgumentError("App Connection url must not contain control characters")
         try:
             return URL(value.strip())
         except ValueError:
@@ -75,6 +104,7 @@ def check_base_url(url: URL, *, what: str, allow_insecure_loopback: bool) -> URL
     """
     if not url.absolute or not url.host:
         raise InvalidArgumentError(f"{what} must be an absolute URL")
+    _check_host(url, what)
     if url.scheme == "http":
         if not is_loopback_host(url.host):
             if allow_insecure_loopback and is_localhost_name(url.host):
@@ -94,6 +124,20 @@ def check_base_url(url: URL, *, what: str, allow_insecure_loopback: bool) -> URL
     if not url.path.endswith("/"):
         url = url.with_path(url.path + "/")
     return url
+
+
+def _check_header_secret(name: str, value: object) -> None:
+    """A secret that travels as a header value: a string of visible characters.
+
+    CR, LF or NUL used to be accepted and then made every request fail with aiohttp's bare
+    ``ValueError``. The message names the field, never the value.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(f"App Connection {name} must be a non-empty string")
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+        raise InvalidArgumentError(
+            f"App Connection {name} must not contain whitespace or control characters"
+        )
 
 
 @attrs.frozen(kw_only=True, repr=False)
@@ -125,7 +169,7 @@ class AppConnection:
     id: str | None = None
     printer_name: str | None = None
     local_ip: str | None = None
-    octoprint_api_key: str | None = None
+    octoprint_api_key: str | None = attrs.field(default=None)
     allow_insecure_loopback: bool = False
 
     @auth.validator
@@ -134,15 +178,15 @@ class AppConnection:
             raise InvalidArgumentError("App Connection auth must be BasicAuth or BearerAuth")
 
     @app_token.validator
-    def _check_token(self, _: attrs.Attribute[str | None], value: str | None) -> None:
+    def _check_token(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
         if value is None:
             return  # relay only: the App APIs then refuse with a clear error
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidArgumentError("App Connection app_token must be a non-empty string")
-        if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
-            raise InvalidArgumentError(
-                "App Connection app_token must not contain whitespace or control characters"
-            )
+        _check_header_secret(attribute.name, value)
+
+    @octoprint_api_key.validator
+    def _check_api_key(self, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+        if value is not None:  # it travels as the X-Api-Key header on every request
+            _check_header_secret(attribute.name, value)
 
     def __attrs_post_init__(self) -> None:
         normalised = check_base_url(
@@ -221,7 +265,7 @@ class AppConnection:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON-able dict holding every field, secrets included: store it securely."""
-        data: dict[str, Any] = converter.unstructure(self)
+        data: dict[str, Any] = stored_converter.unstructure(self)
         return data
 
     @classmethod
@@ -230,7 +274,7 @@ class AppConnection:
         if not isinstance(data, Mapping):
             raise InvalidArgumentError("App Connection data must be a mapping")
         try:
-            return converter.structure(data, cls)
+            return stored_converter.structure(data, cls)
         except InvalidArgumentError:
             raise
         except Exception as err:
@@ -238,6 +282,28 @@ class AppConnection:
             if problems is None:
                 raise
             raise InvalidArgumentError(f"Invalid App Connection data: {problems}") from None
+
+
+def known_secrets(connection: AppConnection, extra: Iterable[str] = ()) -> KnownSecrets:
+    """The connection's secrets (and ``extra`` ones), to hide from text a server sent.
+
+    The Basic user name, password and their encoded form (what a server echoing the
+    ``Authorization`` header shows), the bearer token, the App token, the OctoPrint key, the
+    connection id and the unique first label of the URL's host.
+    """
+    auth = connection.auth
+    values: list[str | None] = [
+        *extra,
+        connection.app_token,
+        connection.octoprint_api_key,
+        connection.id,
+        unique_label(connection.url.host or ""),
+    ]
+    if isinstance(auth, BasicAuth):
+        values += [auth.username, auth.password, auth.header_value.partition(" ")[2]]
+    else:
+        values.append(auth.token)
+    return KnownSecrets(value for value in values if value)
 
 
 def _validation_problems(err: Exception) -> str | None:
@@ -252,7 +318,7 @@ def _validation_problems(err: Exception) -> str | None:
 
 configure_tagged_union(
     Auth,
-    converter,
+    stored_converter,
     tag_generator=lambda cls: "basic" if cls is BasicAuth else "bearer",
     tag_name="type",
 )
@@ -296,13 +362,28 @@ class LiveLink:
     short_url: str | None = None
 
 
+def _url_without_userinfo(value: str | None) -> str:
+    """``repr()`` of a camera URL with its user info hidden.
+
+    A Bambu Lab X1's RTSP URL carries the printer's LAN access code as its password.
+    """
+    if value is None or "@" not in value:
+        return repr(value)
+    scheme, sep, rest = value.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return repr(value)
+    return repr(f"{scheme}://***@{rest.split('@', 1)[1]}")
+
+
 @api_model
 @attrs.frozen(kw_only=True)
 class WebcamInfo:
     """One webcam as the plugin API lists it (``webcam/list``).
 
     ``rotation`` is 0, 90, 180 or 270 degrees; the URLs are the printer's own (often LAN)
-    URLs: stream through :meth:`oe_async.Webcam.frames` with ``index=`` instead.
+    URLs: stream through :meth:`oe_async.Webcam.frames` with ``index=`` instead. They may
+    carry credentials (Bambu Lab: ``rtsps://bblp:<access code>@...``): ``repr()`` hides a
+    URL's user info, but treat the URLs themselves as secrets.
     """
 
     name: str | None = None
@@ -310,8 +391,8 @@ class WebcamInfo:
     flip_v: bool = False
     rotation: int = 0
     enabled: bool = True
-    snapshot_url: str | None = None
-    stream_url: str | None = None
+    snapshot_url: str | None = attrs.field(default=None, repr=_url_without_userinfo)
+    stream_url: str | None = attrs.field(default=None, repr=_url_without_userinfo)
 
 
 @api_model

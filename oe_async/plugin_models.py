@@ -1,8 +1,10 @@
-"""attrs models for the printer-agnostic plugin API (status, files, controls).
+"""attrs models for the printer-agnostic plugin API (status, files, webcams, connection info).
 
 Decoding is lenient: unknown keys are ignored (or kept in ``extra`` where the API documents
 platform-specific keys), missing optional keys become None, an unknown job state becomes
-``JobState.UNKNOWN`` and unknown feature bits are kept.
+``JobState.UNKNOWN`` and unknown feature bits are kept. The shapes are the real plugin's
+(``octoeverywhere/commandhandler.py`` and each platform's command handler in
+QuinnDamerell/OctoPrint-OctoEverywhere), checked by ``make plugin-conformance``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from .models import WebcamList
 __all__ = [
     "CurrentPrint",
     "Features",
+    "FileDetails",
     "FileEntry",
     "GadgetSummary",
     "JobState",
     "JobStatus",
     "Light",
     "OctoEverywhereStatus",
+    "PluginConnectionInfo",
     "PluginFile",
     "PrinterStatus",
     "Temps",
@@ -111,14 +115,17 @@ class Light:
 class JobStatus:
     """The job part of ``status``.
 
-    ``material_system`` is the raw ``MaterialSystem`` object (sources, tools, units,
-    routes) when asked for with ``include_material_system=True``; None otherwise.
+    ``lights`` is None when the platform cannot tell (the plugin sends ``null``, or no key:
+    OctoPrint, PrusaLink), ``[]`` when it knows there are none, else each controllable
+    light. ``material_system`` is the raw ``MaterialSystem`` object (sources, tools, units,
+    routes) when asked for with ``include_material_system=True``; None otherwise (also when
+    the platform cannot report one).
     """
 
     state: JobState = JobState.UNKNOWN
     sub_state: str | None = None
     error: str | None = None
-    lights: list[Light] = attrs.field(factory=list)
+    lights: list[Light] | None = None
     current_print: CurrentPrint = attrs.field(factory=CurrentPrint)
     material_system: dict[str, Any] | None = None
 
@@ -263,9 +270,94 @@ converter.register_structure_hook_func(lambda t: t == list[FileEntry], _structur
 @api_model
 @attrs.frozen(kw_only=True)
 class PluginFile:
-    """A file the plugin API uploaded or deleted."""
+    """A file the plugin API uploaded, deleted or started printing.
+
+    ``virtual_path`` is where the file is now (the printer may rename an upload: Moonraker
+    does, and the plugin reports the stored name); ``printer_response`` is the printer's
+    own answer, decoded JSON when it was JSON (a string otherwise, None when there was
+    none). ``size_bytes`` is set for uploads only.
+    """
 
     virtual_path: str
     platform_path: str | None = None
     size_bytes: int | None = None
     printer_response: Any = None
+
+
+@api_model
+@attrs.frozen(kw_only=True)
+class FileDetails:
+    """A file's details (``files/details``): what the platform knows, the rest None.
+
+    Bambu Lab reports only the size and time; Moonraker the slicer's metadata for
+    ``gcode/`` files; OctoPrint its analysis. ``platform_details`` is the platform's own
+    metadata object as it sent it (Moonraker's ``server.files.metadata``, OctoPrint's file
+    object), None when it has none.
+    """
+
+    virtual_path: str
+    platform_path: str | None = None
+    file_name: str | None = None
+    size_bytes: int | None = None
+    modified_time_sec: int | None = None
+    est_print_time_sec: int | None = None
+    est_filament_used_mm: int | None = None
+    est_filament_weight_mg: int | None = None
+    layer_count: int | None = None
+    layer_height_mm: float | None = None
+    first_layer_height_mm: float | None = None
+    object_height_mm: float | None = None
+    nozzle_diameter_mm: float | None = None
+    filament_type: str | None = None
+    filament_name: str | None = None
+    bed_temp_c: float | None = wire("BedTempC", default=None)
+    hotend_temp_c: float | None = wire("HotendTempC", default=None)
+    chamber_temp_c: float | None = wire("ChamberTempC", default=None)
+    print_start_time_sec: int | None = None
+    slicer: str | None = None
+    slicer_version: str | None = None
+    thumbnail_count: int | None = None
+    platform_details: Any = attrs.field(default=None, repr=False)
+
+
+def _blank_is_none(value: str | None) -> str | None:
+    """The plugin's interface says unsupported values may be empty strings: None here."""
+    return value if value else None
+
+
+@api_model
+@attrs.frozen(kw_only=True, repr=False)
+class PluginConnectionInfo:
+    """How the plugin reaches the printer (``get-connection-info``), for local use.
+
+    ``local_ip``/``local_port`` are the printer's LAN address as the plugin knows it; the
+    rest are the printer's own credentials where the platform has them (Bambu Lab: the
+    LAN ``access_code`` and ``serial_number``; Elegoo Centauri Carbon 2: the same;
+    PrusaLink: ``api_key``, ``username``, ``password``; OctoPrint, Moonraker and Elegoo
+    only the address). Fields the platform does not have are None (an empty string from
+    the plugin counts as none). The credentials, and the serial number (it names the
+    printer's MQTT topics, as the spec lists it with them), are secrets: ``repr()`` shows only
+    whether each is set, and :func:`oe_async.diagnostics.redact` hides them; keep them on the
+    device that asked, and use them only for the printer's own LAN address.
+    """
+
+    local_ip: str | None = attrs.field(default=None, converter=_blank_is_none)
+    local_port: int | None = None
+    serial_number: str | None = attrs.field(default=None, converter=_blank_is_none)
+    access_code: str | None = attrs.field(default=None, converter=_blank_is_none)
+    api_key: str | None = attrs.field(default=None, converter=_blank_is_none)
+    username: str | None = attrs.field(default=None, converter=_blank_is_none)
+    password: str | None = attrs.field(default=None, converter=_blank_is_none)
+
+    def __repr__(self) -> str:
+        shown = [
+            f"local_ip={self.local_ip!r}",
+            f"local_port={self.local_port!r}",
+        ]
+        shown += [
+            f"{name}={'***' if getattr(self, name) else None}"
+            for name in ("serial_number", "access_code", "api_key", "username", "password")
+        ]
+        return f"PluginConnectionInfo({', '.join(shown)})"
+
+    __str__ = __repr__

@@ -925,7 +925,8 @@ class UploadResult:
         status: the HTTP status (e.g. 201 from OctoPrint and Moonraker).
         headers: the response headers.
         body: the answer's bytes (at most 32 MiB).
-        data: the decoded JSON when the answer is JSON (``Content-Type``), else None.
+        data: the decoded JSON when the answer is JSON (``Content-Type``
+            ``application/json``, ``text/json`` or ``+json``), else None.
 
     """
 
@@ -941,7 +942,12 @@ class UploadResult:
 
 
 def _is_json(content_type: str) -> bool:
-    return content_type == "application/json" or content_type.endswith("+json")
+    # The OctoEverywhere plugin answers its commands (files/upload included) as text/json.
+    return content_type in ("application/json", "text/json") or content_type.endswith("+json")
+
+
+#: Called with an opened download before any byte is read or written; raises to refuse it.
+AnswerCheck = Callable[["DownloadStream"], Awaitable[None]]
 
 
 class Files:
@@ -1098,11 +1104,14 @@ class Files:
         params: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
+        check_answer: AnswerCheck | None = None,
     ) -> AbstractAsyncContextManager[DownloadStream]:
         """Stream a file from the printer: ``async with printer.files.download(p) as chunks``.
 
         ``chunks`` is an async iterator of ``bytes`` (also ``.total``, ``.received``,
         ``.headers``). The connection is released when the block exits, early or not.
+        ``check_answer`` is awaited with the opened stream before it is handed out: raise
+        there to refuse an answer that is not the file (the plugin API uses it).
 
         Raises:
             DownloadLimitError: ``Content-Length`` or the streamed count passes the
@@ -1110,7 +1119,12 @@ class Files:
 
         """
         return self._open_download(
-            path, Progress(progress, None), params=params, headers=headers, timeout=timeout
+            path,
+            Progress(progress, None),
+            params=params,
+            headers=headers,
+            timeout=timeout,
+            check_answer=check_answer,
         )
 
     @contextlib.asynccontextmanager
@@ -1123,6 +1137,7 @@ class Files:
         headers: Mapping[str, str] | None,
         timeout: float | aiohttp.ClientTimeout | None,
         offset: int = 0,
+        check_answer: AnswerCheck | None = None,
     ) -> AsyncIterator[DownloadStream]:
         """The body of ``path`` from byte ``offset`` (a ``Range`` set by the caller)."""
         limits = await self._limits.precheck_limits()
@@ -1147,6 +1162,8 @@ class Files:
                 funnel=self._funnel,
             )
             stream.check_declared_size()
+            if check_answer is not None:
+                await check_answer(stream)
             yield stream
 
     async def download_to(
@@ -1158,6 +1175,7 @@ class Files:
         resume: bool = True,
         params: Any = None,
         timeout: float | aiohttp.ClientTimeout | None = None,
+        check_answer: AnswerCheck | None = None,
     ) -> Path:
         """Download to ``dest`` atomically; return ``dest`` as a ``Path``.
 
@@ -1166,7 +1184,8 @@ class Files:
         temporary file remains. With ``resume`` (default), a connection that drops
         mid-body is resumed with ``Range``/``If-Range`` when the server supports ranges;
         the result is byte-identical: a resume answered with another version of the file
-        (another length or ``ETag``) starts again from byte 0.
+        (another length or ``ETag``) starts again from byte 0. ``check_answer`` is as for
+        :meth:`download`, awaited on every answer before a byte of it is written.
 
         ``timeout`` (seconds, or a ``ClientTimeout`` with a ``total``) is the whole call's
         deadline: every attempt, resume and restart and the final rename included. It ends
@@ -1189,6 +1208,7 @@ class Files:
                     params=params,
                     timeout=limits,
                     deadline=deadline,
+                    check_answer=check_answer,
                 )
         except TimeoutError:
             if not timer.expired():
@@ -1215,6 +1235,7 @@ class Files:
         params: Any,
         timeout: aiohttp.ClientTimeout,
         deadline: float | None,
+        check_answer: AnswerCheck | None,
     ) -> Path:
         """:meth:`download_to` inside its deadline."""
         handle, temp = await acquire_off_loop(
@@ -1223,7 +1244,13 @@ class Files:
         state = _Download(sink=_FileSink(handle), reporter=reporter)
         try:
             while not await self._download_attempt(
-                path, state, resume=resume, params=params, timeout=timeout, deadline=deadline
+                path,
+                state,
+                resume=resume,
+                params=params,
+                timeout=timeout,
+                deadline=deadline,
+                check_answer=check_answer,
             ):
                 pass
             await state.sink.flush()
@@ -1244,6 +1271,7 @@ class Files:
         params: Any,
         timeout: aiohttp.ClientTimeout,
         deadline: float | None,
+        check_answer: AnswerCheck | None,
     ) -> bool:
         """One request of a download_to: True when the file is complete, False to go on."""
         loop = asyncio.get_running_loop()
@@ -1259,6 +1287,7 @@ class Files:
                 headers=state.request_headers(),
                 timeout=attempt,
                 offset=state.received,
+                check_answer=check_answer,
             ) as stream:
                 if not state.received:
                     state.first = _FirstAnswer.of(stream)

@@ -17,8 +17,14 @@ from typing import Any, Final, Literal, Self
 import aiohttp
 
 from ._funnel import Call, Funnel
-from ._http import TRANSPORT_ERRORS, ChunkFloodGuard, display_path, read_chunk
-from ._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http
+from ._http import TRANSPORT_ERRORS, ChunkFloodGuard, display_path, read_chunk, read_limited
+from ._plugin_wire import (
+    MAX_ENVELOPE_SIZE,
+    PLUGIN_PREFIX,
+    content_error,
+    is_json_type,
+    plugin_error_from_http,
+)
 from .errors import (
     ClientClosedError,
     CommunicationError,
@@ -36,11 +42,19 @@ __all__ = ["FrameStream", "StreamState", "Webcam"]
 
 _LOGGER = logging.getLogger(__package__)
 
+#: OctoPrint's own MJPEG paths (mjpg-streamer behind OctoPi): pass them as ``path=``. The
+#: default (no ``path``, no ``index``) is the plugin's default camera, on every platform.
 DEFAULT_STREAM_PATH: Final = "/webcam/?action=stream"
 DEFAULT_SNAPSHOT_PATH: Final = "/webcam/?action=snapshot"
 PLUGIN_STREAM: Final = PLUGIN_PREFIX + "webcam/stream"
 PLUGIN_SNAPSHOT: Final = PLUGIN_PREFIX + "webcam/snapshot"
 TRANSFORM_HEADER: Final = "x-oe-webcam-transform"
+
+
+async def _json_answer_error(resp: aiohttp.ClientResponse) -> OctoEverywhereError:
+    """A webcam answered JSON (the plugin's ``{"Status": 754}`` for a missing camera)."""
+    what = f"the webcam {display_path(resp.url)}"
+    return content_error(await read_limited(resp, MAX_ENVELOPE_SIZE, what=what), what=what)
 
 
 #: Where a :class:`FrameStream` is: ``"connecting"`` (opening a stream), ``"streaming"``
@@ -286,6 +300,17 @@ class FrameStream:
                 raise
             await self._failed(err)
             return
+        if is_json_type(resp.content_type):  # a plugin envelope, never a stream
+            try:
+                error = await _json_answer_error(resp)
+            except TRANSPORT_ERRORS as err:
+                error = self._funnel.error_for(err, self._call.method, resp.url.path)
+            finally:
+                resp.close()
+            if self._policy is None:
+                raise error
+            await self._failed(error)
+            return
         self._frames_this_stream = 0
         if self._opened:
             self.reconnects += 1
@@ -310,10 +335,12 @@ class FrameStream:
 class Webcam:
     """Webcam streams and snapshots: ``printer.webcam``.
 
-    ``path`` arguments are the printer's own MJPEG URLs (OctoPrint's
-    ``/webcam/?action=stream`` by default); ``index`` uses OctoEverywhere's printer-agnostic
-    plugin API instead, for any printer it supports (list them with
-    ``printer.plugin.webcams()``).
+    Without ``path`` or ``index``, the printer's default camera through OctoEverywhere's
+    printer-agnostic plugin API (``webcam/stream``, ``webcam/snapshot``), on every platform
+    it supports; ``index`` picks another camera of ``printer.plugin.webcams()``; ``path``
+    is one of the printer's own MJPEG URLs (OctoPrint's ``/webcam/?action=stream``).
+    A plugin answer that is not an image (``{"Status": 754}`` for a camera the printer
+    does not have) raises its :class:`oe_async.PluginCommandError`.
     """
 
     __slots__ = ("_funnel",)
@@ -334,7 +361,7 @@ class Webcam:
         retry: RetryPolicy | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> Call:
-        """The funnel call for a stream or snapshot (the plugin API when ``index`` is set).
+        """The funnel call for a stream or snapshot (the plugin API unless ``path`` is set).
 
         Each attempt has no total limit (a stream runs for minutes; a snapshot's deadline
         is kept by :meth:`snapshot` across attempts), a connect bound, and ``read_timeout``
@@ -348,8 +375,8 @@ class Webcam:
                 raise InvalidArgumentError("pass path or index, not both")
             path = PLUGIN_SNAPSHOT if snapshot else PLUGIN_STREAM
             params = {"index": index}
-        elif path is None:
-            path = DEFAULT_SNAPSHOT_PATH if snapshot else DEFAULT_STREAM_PATH
+        elif path is None:  # the plugin's default camera (its default index), any platform
+            path = PLUGIN_SNAPSHOT if snapshot else PLUGIN_STREAM
         if (
             isinstance(read_timeout, bool)
             or not isinstance(read_timeout, int | float)
@@ -423,9 +450,10 @@ class Webcam:
         """Fetch one webcam image as a :class:`oe_async.Frame` (JPEG bytes in ``.data``).
 
         Args:
-            path: the snapshot URL path (default ``/webcam/?action=snapshot``), or the
-                stream's path when ``from_stream`` is true.
-            index: use the plugin API's webcam ``index`` instead of a path.
+            path: one of the printer's own snapshot URLs (e.g. OctoPrint's
+                ``/webcam/?action=snapshot``), or a stream's when ``from_stream`` is true;
+                default: the printer's default camera through the plugin API.
+            index: the plugin API's webcam ``index`` instead of the default camera.
             from_stream: take the first frame of an MJPEG stream instead.
             read_timeout: seconds each read may wait for data.
             max_size: the largest image accepted (:class:`oe_async.MJPEGError`).
@@ -499,6 +527,8 @@ class Webcam:
     async def _read_snapshot(self, call: Call, max_size: int) -> Frame:
         try:
             async with self._funnel.send(call) as resp:
+                if is_json_type(resp.content_type):  # a plugin envelope, never an image
+                    raise await _json_answer_error(resp)
                 if resp.content_length is not None and resp.content_length > max_size:
                     raise MJPEGError(
                         f"snapshot larger than {max_size} bytes ({resp.content_length})"

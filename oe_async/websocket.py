@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import inspect
 import json
 import logging
 import re
@@ -33,7 +31,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from typing import Any, Final, Self
 
 import aiohttp
-import attrs
 
 from ._funnel import Funnel
 from ._http import TRANSPORT_ERRORS
@@ -48,6 +45,8 @@ from .errors import (
     relay_error,
 )
 from .retry import ReconnectPolicy, is_temporary
+from .subscription import StateHandler, SubscriptionEvent, SubscriptionState
+from .subscription import call_handler as _call
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -352,35 +351,6 @@ def _check_timeout(value: float | None, name: str = "timeout") -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise InvalidArgumentError(f"{name} must be a positive number of seconds or None")
     return float(value)
-
-
-class SubscriptionState(enum.Enum):
-    """Where a subscription is."""
-
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    STOPPED = "stopped"
-
-
-@attrs.frozen(kw_only=True)
-class SubscriptionEvent:
-    """A change of state; ``reconnected`` is True for every connect after the first."""
-
-    state: SubscriptionState
-    reconnected: bool = False
-    error: OctoEverywhereError | None = None
-    failures: int = 0
-
-
-#: ``on_state(event)``, sync or async, on every change of a subscription's state.
-StateHandler = Callable[[SubscriptionEvent], Awaitable[None] | None]
-
-
-async def _call(handler: Callable[[Any], Awaitable[None] | None], value: Any) -> None:
-    result = handler(value)
-    if inspect.isawaitable(result):
-        await result
 
 
 class Subscription:

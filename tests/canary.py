@@ -22,7 +22,7 @@ import inspect
 import logging
 import pkgutil
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import oe_async
@@ -50,6 +50,21 @@ def library_classes() -> list[type]:
                 and cls.__dict__.get("_is_protocol") is not True
             ):
                 found.append(cls)
+    return found
+
+
+def spellings(values: Iterable[str]) -> set[str]:
+    """Each secret, plus the credential alone of an ``Authorization`` value.
+
+    ``Basic <base64>`` carries no marker once the scheme is cut off: a redaction that hid
+    only the scheme word (``Authorization: **REDACTED** b2Ut...``) went unnoticed.
+    """
+    found: set[str] = set()
+    for value in values:
+        found.add(value)
+        scheme, _, credential = value.partition(" ")
+        if scheme in ("Basic", "Bearer") and credential:
+            found.add(credential)
     return found
 
 
@@ -150,7 +165,7 @@ class SecretWatch:
 
         async def start(sim: Simulator) -> None:
             await original_start(sim)
-            secrets.update(sim.secrets())
+            secrets.update(spellings(sim.secrets()))
 
         self._patch(Simulator, "start", start)
         return self

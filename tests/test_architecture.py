@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "oe_async"
 LAYERS: dict[str, int] = {
     # 0 pure: the protocol without I/O
     "oe_async._version": 0,
+    "oe_async._redact": 0,
     "oe_async.errors": 0,
     "oe_async._convert": 0,
     "oe_async.auth": 0,
@@ -29,8 +30,14 @@ LAYERS: dict[str, int] = {
     "oe_async._lan": 0,
     "oe_async.portal": 0,
     "oe_async.plugin_models": 0,
+    "oe_async.plugin_commands": 0,
     "oe_async._plugin_wire": 0,
     "oe_async.webhooks": 0,
+    "oe_async.subscription": 0,
+    "oe_async.mqtt_packets": 0,
+    "oe_async.mqtt_codec": 0,
+    "oe_async.mqtt_errors": 0,
+    "oe_async.bambu": 0,
     # 1 what the funnel is made of: response helpers, routing, the shared session
     "oe_async._http": 1,
     "oe_async.routing": 1,
@@ -39,6 +46,8 @@ LAYERS: dict[str, int] = {
     "oe_async._funnel": 2,
     # 3 the streaming engine that two features share (files, plugin file commands)
     "oe_async.transfer": 3,
+    # 3 one MQTT session over a WebSocket (the mqtt feature's engine)
+    "oe_async.mqtt_session": 3,
     # 4 features
     "oe_async.webcam": 4,
     "oe_async.websocket": 4,
@@ -46,8 +55,11 @@ LAYERS: dict[str, int] = {
     "oe_async.gadget": 4,
     "oe_async.plugin_api": 4,
     "oe_async.diagnostics": 4,
+    "oe_async.mqtt": 4,
     # 5 the façade, 6 the client, 7 the package's public names (oe_async/__init__.py)
     "oe_async.connection": 5,
+    # 5 also: a façade over a feature for one kind of printer (BambuPrinter over mqtt)
+    "oe_async.bambu_mqtt": 5,
     "oe_async.client": 6,
     "oe_async": 7,
 }

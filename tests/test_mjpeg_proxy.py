@@ -71,7 +71,7 @@ async def test_snapshot_is_one_jpeg(sim: Simulator, proxy_url: tuple[str, web.Ap
 async def test_snapshot_failure_is_a_503(
     sim: Simulator, proxy_url: tuple[str, web.AppRunner]
 ) -> None:
-    sim.fail(601, path="/webcam/")
+    sim.fail(601, path="*/webcam/*")
     url, _ = proxy_url
     async with aiohttp.ClientSession() as browser, browser.get(url + "/snapshot.jpg") as resp:
         assert resp.status == 503

@@ -54,7 +54,7 @@ class TestDecoding:
             what="x",
         )
         assert status.job.state is JobState.IDLE
-        assert status.job.lights == []
+        assert status.job.lights is None  # null: the platform cannot tell, not "no lights"
         assert status.features & Features.PRINT_START
         assert int(status.features) == 100  # the unknown bit 64 is kept
         assert attrs.asdict(status) == snapshot
@@ -131,12 +131,15 @@ class TestCommands:
 
     async def test_pause_resume_cancel(self, printer: PrinterConnection, sim: Simulator) -> None:
         await printer.plugin.pause(
-            smart_pause=True, z_lift_mm=5, retract_filament_mm=2, disable_bed=True
+            smart_pause=True, z_lift_mm=5.0, retract_filament_mm=2, disable_bed=True
         )
         assert sim.state.plugin.commands[-1] == (
             "pause",
-            {"SmartPause": True, "DisableBed": True, "ZLiftMm": 5.0, "RetractFilamentMm": 2.0},
+            {"SmartPause": True, "DisableBed": True, "ZLiftMm": 5, "RetractFilamentMm": 2},
         )
+        body = sim.state.plugin.commands[-1][1]
+        assert type(body["ZLiftMm"]) is int  # the plugin declares ints
+        assert type(body["RetractFilamentMm"]) is int
         with pytest.raises(oe_async.InvalidPrinterStateError, match="not printing"):
             await printer.plugin.pause()
         await printer.plugin.resume()
@@ -149,9 +152,11 @@ class TestCommands:
     ) -> None:
         sim.state.plugin.job_state = "idle"
         sim.files.add("gcode/plate.3mf", b"3mf")
-        await printer.plugin.start(
+        started = await printer.plugin.start(
             "gcode/plate.3mf", plate=2, use_ams=True, ams_mapping=[0, -1, 2], timelapse=False
         )
+        assert started.virtual_path == "gcode/plate.3mf"
+        assert started.platform_path == "plate.3mf"
         assert sim.state.plugin.commands[-1] == (
             "start",
             {
@@ -191,9 +196,9 @@ class TestCommands:
             (lambda p: p.set_temp(bed=50, tool_number=1), "tool_number needs"),
             (lambda p: p.set_temp(tool=200, tool_number=-1), "tool_number"),
             (lambda p: p.move_axis("W", 1), "X, Y or Z"),
-            (lambda p: p.move_axis("X", 0), "must not be 0"),
+            (lambda p: p.move_axis("X", float("inf")), "finite number"),
             (lambda p: p.move_axis("X", True), "finite number"),
-            (lambda p: p.extrude(0), "must not be 0"),
+            (lambda p: p.extrude(float("nan")), "finite number"),
             (lambda p: p.extrude(5, extruder=-1), "extruder"),
             (lambda p: p.set_light("", True), "name"),
             (lambda p: p.set_light("chamber", "on"), "True or False"),
@@ -201,6 +206,11 @@ class TestCommands:
             (lambda p: p.start("a.3mf", plate=0), "plate"),
             (lambda p: p.start("a.3mf", ams_mapping=["x"]), "ams_mapping"),
             (lambda p: p.pause(z_lift_mm=-1), "z_lift_mm"),
+            (lambda p: p.pause(z_lift_mm=2.5), "whole number"),
+            (lambda p: p.pause(retract_filament_mm=101), "retract_filament_mm"),
+            (lambda p: p.set_default_webcam(""), "name"),
+            (lambda p: p.send_command(oe_async.MQTTCommand(request={}), timeout_sec=0), "1 to"),
+            (lambda p: p.send_command({"TransportType": "http"}), "HTTPCommand"),
             (lambda p: p.pause(smart_pause="yes"), "smart_pause"),
             (lambda p: p.list_files("tmp"), "root"),
             (lambda p: p.file_details(""), "path"),
@@ -266,17 +276,21 @@ class TestFiles:
         sim.files.add("gcode/sub/b.gcode", b"G28 X")
         sim.files.add("config/printer.cfg", b"[printer]")
         tree = await printer.plugin.list_files()
-        assert [e.name for e in tree] == ["config", "gcode"]
+        assert [e.name for e in tree] == ["config", "gcode", "logs"]  # every root, empty too
         gcode = await printer.plugin.list_files("gcode")
         assert [e.virtual_path for e in gcode[0].walk()] == [
             "gcode",
-            "gcode/a.gcode",
             "gcode/sub",
             "gcode/sub/b.gcode",
+            "gcode/a.gcode",
         ]
-        assert gcode[0].children[0].extra == {"OctoPrintOrigin": "local"}
+        # folders come first; OctoPrint's own keys are kept
+        assert gcode[0].children[1].extra == {"Origin": "local", "Display": "a.gcode"}
         details = await printer.plugin.file_details("gcode/a.gcode")
-        assert details["Slicer"].startswith("PrusaSlicer")
+        assert details.slicer == "PrusaSlicer"
+        assert details.file_name == "a.gcode"
+        assert details.size_bytes == 3
+        assert details.platform_details == {"slicer": "PrusaSlicer", "estimated_time": 5025}
         deleted = await printer.plugin.delete_file("gcode/a.gcode")
         assert deleted.virtual_path == "gcode/a.gcode"
         assert "gcode/a.gcode" not in sim.files
@@ -308,8 +322,9 @@ class TestFiles:
     async def test_a_raw_endpoint_error_with_a_json_body_maps(
         self, printer: PrinterConnection, tmp_path: Path
     ) -> None:
-        with pytest.raises(oe_async.PluginCommandFailedError, match="File not found"):
+        with pytest.raises(oe_async.PluginCommandFailedError, match="not found") as excinfo:
             await printer.plugin.download_file("gcode/missing.gcode", tmp_path / "x.gcode")
+        assert excinfo.value.plugin_status == 404
         assert await listdir(tmp_path) == []
 
     async def test_files_unsupported_on_the_platform(

@@ -491,8 +491,7 @@ HOSTILE = {
     "nested objects 5,000 deep": b'{"a":' * 5_000 + b"1" + b"}" * 5_000,
     "nested 40 deep in a field": b'{"EventType": 1, "X": ' + b"[" * 40 + b"]" * 40 + b"}",
     "a 5,000-digit number": b'{"EventType": 1, "Progress": ' + b"9" * 5_000 + b"}",
-    "an EventType of 10**30": b'{"EventType": 1' + b"0" * 30 + b"}",
-    "a negative EventType": b'{"EventType": -1}',
+    # An EventType of 10**30 or -1 is delivered as an unknown event since round 4 (29.21).
     "a JSON array": b"[1, 2, 3]",
     "a JSON string": b'"hello"',
     "JSON null": b"null",

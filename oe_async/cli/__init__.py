@@ -95,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
             config.save(args.config)
             console.print(f"Saved the App Connection to {args.config} (readable by you only).")
         else:
-            config = CliConfig.load(args.config)
+            config = CliConfig.load(
+                args.config,
+                warn=lambda text: errors.print(
+                    f"[bold yellow]warning:[/] {output.shown(text)}", highlight=False
+                ),
+            )
             asyncio.run(commands.COMMANDS[args.command](args, console, config))
     except KeyboardInterrupt:
         errors.print("interrupted")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -17,10 +19,43 @@ from oe_async.models import AppConnection
 __all__ = ["DEFAULT_APP_ID", "CliConfig", "NotLoggedInError", "default_config_path"]
 
 DEFAULT_APP_ID = "oe-async-cli"
+#: A stored login is a few hundred bytes; anything much larger is not one.
+MAX_CONFIG_SIZE: Final = 1024 * 1024
 
 
 class NotLoggedInError(InvalidArgumentError):
-    """There is no stored App Connection (or the file is unreadable)."""
+    """There is no stored App Connection (or the file is unreadable or unsafe to use)."""
+
+
+def check_private(path: Path, info: os.stat_result) -> str | None:
+    """Refuse a login file others can change; a warning when others can read it.
+
+    Blocking (called before the event loop starts). A file that another user owns, or that
+    its group or everyone may write, could point this CLI (your uploads, your commands) at
+    someone else's printer: refused, like ssh refuses such a key. One that others may read
+    still loads (they cannot do more harm by our refusing), with a warning to tighten it and
+    to revoke the connection if someone could have copied it. POSIX permissions only.
+    """
+    if os.name != "posix":
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid not in (os.getuid(), 0):
+        raise NotLoggedInError(
+            f"the stored App Connection at {path} belongs to another user; refusing to use it "
+            "(run `oe-async login` again)"
+        )
+    if mode & 0o022:
+        raise NotLoggedInError(
+            f"the stored App Connection at {path} can be changed by other users (mode "
+            f"{mode:04o}); refusing to use it: run `chmod 600 {path}` if you trust its "
+            "content, else `oe-async login` again"
+        )
+    if mode & 0o044:
+        return (
+            f"{path} is readable by other users (mode {mode:04o}): run `chmod 600 {path}`, "
+            "and revoke this App Connection in OctoEverywhere if others may have copied it"
+        )
+    return None
 
 
 def default_config_path() -> Path:
@@ -48,23 +83,42 @@ class CliConfig:
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod
-    def load(cls, path: Path) -> CliConfig:
-        """Read the stored login (blocking: call it before the event loop starts)."""
+    def load(cls, path: Path, *, warn: Callable[[str], None] | None = None) -> CliConfig:
+        """Read the stored login (blocking: call it before the event loop starts).
+
+        Raises :class:`NotLoggedInError` when there is none, it cannot be read, it is
+        malformed (deeply nested JSON included) or others can change it (see
+        :func:`check_private`); ``warn`` gets the warning for a file others can read.
+        """
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            with path.open(encoding="utf-8") as handle:
+                warning = check_private(path, os.fstat(handle.fileno()))
+                data = json.loads(handle.read(MAX_CONFIG_SIZE + 1))
+        except NotLoggedInError:  # from check_private (a ValueError: not "cannot read")
+            raise
         except FileNotFoundError:
             raise NotLoggedInError(
                 f"not logged in: no App Connection at {path} "
                 "(run `oe-async login <completion-url>`)"
             ) from None
+        except RecursionError:  # hostile nesting: a clear error, not a crash
+            raise NotLoggedInError(
+                f"the stored App Connection at {path} is malformed (nested too deeply)"
+            ) from None
         except (OSError, ValueError):
             raise NotLoggedInError(f"cannot read the stored App Connection at {path}") from None
+        if warning is not None and warn is not None:
+            warn(warning)
         if not isinstance(data, dict) or not isinstance(data.get("connection"), dict):
+            raise NotLoggedInError(f"the stored App Connection at {path} is malformed")
+        app_id = data.get("app_id") or DEFAULT_APP_ID
+        app_api_url = data.get("app_api_url")
+        if not isinstance(app_id, str) or not isinstance(app_api_url, str | None):
             raise NotLoggedInError(f"the stored App Connection at {path} is malformed")
         return cls(
             connection=AppConnection.from_dict(data["connection"]),
-            app_id=str(data.get("app_id") or DEFAULT_APP_ID),
-            app_api_url=data.get("app_api_url"),
+            app_id=app_id,
+            app_api_url=app_api_url,
         )
 
     def save(self, path: Path) -> None:

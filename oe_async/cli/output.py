@@ -48,6 +48,7 @@ EXIT_OFFLINE: Final = 9
 EXIT_RELAY: Final = 10
 EXIT_PRINTER: Final = 11
 EXIT_DATA: Final = 12
+EXIT_LOCAL_FILE: Final = 13
 
 EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
     (NotLoggedInError, EXIT_NOT_LOGGED_IN),
@@ -63,6 +64,9 @@ EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
     (errors.UploadSourceError, EXIT_BAD_INPUT),
     (errors.UnexpectedResponseError, EXIT_DATA),
     (errors.OctoEverywhereError, EXIT_DATA),
+    # The local file system (a full disk, no permission): after the library's errors, as
+    # RequestTimeoutError is also an OSError (TimeoutError).
+    (OSError, EXIT_LOCAL_FILE),
 )
 
 _HINTS: Final[Mapping[type[BaseException], str]] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import fnmatch
+import json
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
@@ -25,11 +26,20 @@ from oe_async.models import AppConnection, PrinterLimits
 from oe_async.testing.canary import SECRET_MARKER
 from oe_async.testing.files import FileStore, SimFile, TransferFaults
 from oe_async.testing.mjpeg_source import WebcamSettings
-from oe_async.testing.plugin_state import GadgetSettings, PluginSettings, WebhookSettings
+from oe_async.testing.plugin_state import (
+    GadgetSettings,
+    Platform,
+    PluginSettings,
+    WebhookSettings,
+    platform_settings,
+    platform_webcams,
+)
 
 __all__ = [
     "ORIGIN_KEY",
+    "PLUGIN_MEDIA_TYPE",
     "SIM_KEY",
+    "UNKNOWN_COMMAND",
     "Fault",
     "Handler",
     "OriginName",
@@ -37,6 +47,8 @@ __all__ = [
     "Redirect",
     "SimulatorCore",
     "SimulatorState",
+    "plugin_json",
+    "plugin_raw_error",
     "relay_status",
     "simulator_of",
 ]
@@ -178,6 +190,19 @@ class SimulatorCore:
         self.printer_commands: list[tuple[str, dict[str, object]]] = []
         self._webhook_session: aiohttp.ClientSession | None = None
 
+    def play(self, platform: Platform) -> None:
+        """Answer the plugin API as the real plugin does on ``platform``.
+
+        ``"octoprint"``, ``"moonraker"``, ``"bambu"``, ``"prusalink"``, ``"elegoo"`` or
+        ``"elegoo_cc2"``: its features, version, lights, send-command transport, file roots
+        (none on PrusaLink and Elegoo: 788), connection info and cameras (PrusaLink's has
+        no stream: 754). Replaces ``state.plugin`` and the webcams of ``state.webcam``.
+        """
+        settings = platform_settings(platform)
+        self.state.plugin = settings
+        self.state.webcam.webcams = platform_webcams(platform, settings)
+        self.state.webcam.default_index = 0
+
     @property
     def auth(self) -> BasicAuth | BearerAuth:
         """The credentials the relay accepts."""
@@ -277,6 +302,29 @@ class SimulatorCore:
 def relay_status(status: int) -> web.Response:
     """A bare OctoEverywhere status answer, as the relay sends it."""
     return web.Response(status=status, text=f"OctoEverywhere status {status}")
+
+
+#: The media type the real OctoEverywhere plugin gives every JSON answer it builds.
+PLUGIN_MEDIA_TYPE: Final = "text/json"
+#: The plugin's error for a command it could not handle (754; a missing webcam too).
+UNKNOWN_COMMAND: Final = "The command path didn't match any known commands."
+
+
+def plugin_json(body: Any, *, status: int = 200) -> web.Response:
+    """JSON as the plugin sends it: ``Content-Type: text/json``."""
+    return web.Response(
+        status=status, body=json.dumps(body).encode(), content_type=PLUGIN_MEDIA_TYPE
+    )
+
+
+def plugin_raw_error(status: int, error: str) -> web.Response:
+    """A raw plugin endpoint's failure (files/download), as ``BuildRawError`` makes it.
+
+    The plugin status is the HTTP status when it is one (404), else 400 (785, 788...), with
+    ``{"Status": ..., "Error": ...}`` as the body.
+    """
+    http_status = status if 100 <= status <= 599 else 400
+    return plugin_json({"Status": status, "Error": error}, status=http_status)
 
 
 SIM_KEY: Final = web.AppKey("oe_simulator", SimulatorCore)

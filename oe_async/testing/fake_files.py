@@ -15,8 +15,9 @@ from typing import Final
 
 from aiohttp import BodyPartReader, web
 
-from oe_async.testing._core import relay_status, simulator_of
+from oe_async.testing._core import plugin_json, plugin_raw_error, relay_status, simulator_of
 from oe_async.testing.files import CHUNK, SimFile
+from oe_async.testing.plugin_files import check_file_path, unsupported_files
 
 _RANGE_RE: Final = re.compile(r"^bytes=(\d+)-(\d*)$")
 #: One ``; key=value`` or ``; key="value"`` parameter of a ``Content-Disposition`` header.
@@ -187,22 +188,43 @@ async def moonraker_upload(request: web.Request) -> web.StreamResponse:
 
 
 async def plugin_upload(request: web.Request) -> web.StreamResponse:
-    """``PUT /octoeverywhere-command-api/files/upload?path=<VirtualPath>`` (raw body)."""
-    path = request.query.get("path", "")
-    if not path:
-        return web.json_response({"Status": 751, "Error": "path is required"})
-    try:
+    """``/octoeverywhere-command-api/files/upload?path=<VirtualPath>`` (the raw body).
+
+    As the real plugin answers: a ``text/json`` envelope, 788 on a platform without file
+    commands, 400 for a path outside the writable roots or an empty body.
+    """
+    sim = simulator_of(request)
+    plugin = sim.state.plugin
+    args = {k.lower(): v for k, v in request.query.items()}
+    status, refusal, path = 200, None, "plugin-upload.tmp"
+    if "files/upload" in plugin.failures:
+        status, refusal = plugin.failures["files/upload"]
+    elif plugin.file_roots is None:
+        status, refusal = 788, unsupported_files(plugin.platform)
+    else:
+        try:
+            path = check_file_path(args, plugin.writable_roots)
+        except ValueError as err:
+            status, refusal = 400, str(err)
+    try:  # the relay hands the plugin the whole body first (and enforces 608 on the way)
         simfile = await _receive(request, path, request.content.iter_chunked(CHUNK))
     except _OverLimit:
         return relay_status(608)
-    return web.json_response(
+    if refusal is None and simfile.size == 0:
+        status, refusal = 400, "files/upload received an empty body. Send raw file bytes."
+    if refusal is not None:
+        sim.files.files.pop(simfile.path, None)
+        sim.uploads.remove(simfile)
+        return plugin_json({"Status": status, "Error": refusal})
+    relative = simfile.path.split("/", 1)[1]
+    return plugin_json(
         {
             "Status": 200,
-            "Result": {
+            plugin.result_key: {
                 "VirtualPath": simfile.path,
-                "PlatformPath": f"/home/pi/printer_data/{simfile.path}",
+                "PlatformPath": relative,
                 "SizeBytes": simfile.size,
-                "PrinterResponse": {"ok": True},
+                "PrinterResponse": {"done": True, "files": {"local": {"path": relative}}},
             },
         }
     )
@@ -285,15 +307,33 @@ async def moonraker_download(request: web.Request) -> web.StreamResponse:
 
 
 async def plugin_download(request: web.Request) -> web.StreamResponse:
-    """``GET /octoeverywhere-command-api/files/download?path=<VirtualPath>``."""
-    return await serve_file(request, simulator_of(request).files.get(request.query.get("path", "")))
+    """``/octoeverywhere-command-api/files/download?path=<VirtualPath>``.
+
+    The file's bytes, or the plugin's raw error: a ``text/json`` body with the plugin
+    status, and that status as the HTTP status when it is one (404), else 400 (788...).
+    """
+    sim = simulator_of(request)
+    plugin = sim.state.plugin
+    if "files/download" in plugin.failures:
+        return plugin_raw_error(*plugin.failures["files/download"])
+    if plugin.file_roots is None:
+        return plugin_raw_error(788, unsupported_files(plugin.platform))
+    args = {k.lower(): v for k, v in request.query.items()}
+    try:
+        path = check_file_path(args, plugin.file_roots)
+    except ValueError as err:
+        return plugin_raw_error(400, str(err))
+    simfile = sim.files.get(path)
+    if simfile is None:
+        return plugin_raw_error(404, "files/download failed: file was not found.")
+    return await serve_file(request, simfile)
 
 
 def setup(app: web.Application) -> None:
     """Add the file routes to the relay application."""
     app.router.add_post("/api/files/{location}", octoprint_upload)
     app.router.add_post("/server/files/upload", moonraker_upload)
-    app.router.add_put("/octoeverywhere-command-api/files/upload", plugin_upload)
+    app.router.add_route("*", "/octoeverywhere-command-api/files/upload", plugin_upload)
     app.router.add_get("/downloads/files/local/{path:.+}", octoprint_download)
     app.router.add_get("/server/files/{root}/{path:.+}", moonraker_download)
-    app.router.add_get("/octoeverywhere-command-api/files/download", plugin_download)
+    app.router.add_route("*", "/octoeverywhere-command-api/files/download", plugin_download)

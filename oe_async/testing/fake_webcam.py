@@ -1,4 +1,4 @@
-"""The fake printer's webcams: MJPEG streams, snapshots and the plugin API's webcam list."""
+"""The fake printer's webcams: MJPEG streams and snapshots, its own and the plugin's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import time
 from aiohttp import web
 
 from oe_async.mjpeg import transform_header
-from oe_async.testing._core import SimulatorCore, relay_status, simulator_of
+from oe_async.testing._core import (
+    UNKNOWN_COMMAND,
+    SimulatorCore,
+    plugin_json,
+    relay_status,
+    simulator_of,
+)
 from oe_async.testing.mjpeg_source import (
     QUIRKS,
     build_part,
@@ -149,45 +155,46 @@ async def octoprint_webcam(request: web.Request) -> web.StreamResponse:
     return web.Response(status=404, text="unknown action")
 
 
-def _plugin_index(request: web.Request) -> int | web.Response:
-    webcams = simulator_of(request).state.webcam.webcams
+def _plugin_camera(request: web.Request, kind: str) -> int | web.Response:
+    """The camera a plugin webcam request is for, as the real plugin picks it.
+
+    No ``index``: the default camera. An index out of range: camera 0 (the plugin falls
+    back rather than fail). No camera, or none that can serve ``kind``: the plugin's
+    answer to a command it could not handle, HTTP 200 with ``{"Status": 754}``.
+    """
+    sim = simulator_of(request)
+    webcams = sim.state.webcam.webcams
     try:
-        index = int(request.query.get("index", "0"))
-    except ValueError:
-        index = -1
+        index: int | None = int(request.query["index"])
+    except (KeyError, ValueError):
+        index = None
+    if index is None:
+        index = sim.state.webcam.default_index
     if not 0 <= index < len(webcams):
-        return web.json_response(
-            {"Status": 404, "Error": f"no webcam at index {request.query.get('index')}"}, status=404
-        )
+        index = 0
+    camera = webcams[index] if webcams else None
+    usable = camera is not None and (
+        camera.get("StreamUrl") or (kind == "snapshot" and camera.get("SnapshotUrl"))
+    )
+    if not usable:
+        return plugin_json({"Status": 754, "Error": UNKNOWN_COMMAND})
     return index
 
 
 async def plugin_stream(request: web.Request) -> web.StreamResponse:
-    """``GET /octoeverywhere-command-api/webcam/stream?index=N``."""
-    index = _plugin_index(request)
+    """``/octoeverywhere-command-api/webcam/stream[?index=N]`` (any method)."""
+    index = _plugin_camera(request, "stream")
     return index if isinstance(index, web.Response) else await stream(request, index)
 
 
 async def plugin_snapshot(request: web.Request) -> web.StreamResponse:
-    """``GET /octoeverywhere-command-api/webcam/snapshot?index=N``."""
-    index = _plugin_index(request)
+    """``/octoeverywhere-command-api/webcam/snapshot[?index=N]`` (any method)."""
+    index = _plugin_camera(request, "snapshot")
     return index if isinstance(index, web.Response) else await snapshot(request, index)
 
 
-async def plugin_list(request: web.Request) -> web.StreamResponse:
-    """``GET /octoeverywhere-command-api/webcam/list``."""
-    settings = simulator_of(request).state.webcam
-    return web.json_response(
-        {
-            "Status": 200,
-            "Result": {"DefaultIndex": settings.default_index, "Webcams": settings.webcams},
-        }
-    )
-
-
 def setup(app: web.Application) -> None:
-    """Add the webcam routes to the relay application."""
+    """Add the webcam routes to the relay application (the list is a plugin command)."""
     app.router.add_get("/webcam/", octoprint_webcam)
-    app.router.add_get("/octoeverywhere-command-api/webcam/stream", plugin_stream)
-    app.router.add_get("/octoeverywhere-command-api/webcam/snapshot", plugin_snapshot)
-    app.router.add_get("/octoeverywhere-command-api/webcam/list", plugin_list)
+    app.router.add_route("*", "/octoeverywhere-command-api/webcam/stream", plugin_stream)
+    app.router.add_route("*", "/octoeverywhere-command-api/webcam/snapshot", plugin_snapshot)

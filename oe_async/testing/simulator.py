@@ -34,6 +34,7 @@ from oe_async.client import OctoEverywhere
 from oe_async.testing import (
     fake_app_api,
     fake_files,
+    fake_mqtt,
     fake_plugin,
     fake_printer,
     fake_webcam,
@@ -53,6 +54,7 @@ from oe_async.testing._core import (
     relay_status,
 )
 from oe_async.testing.mjpeg_source import load_jpegs
+from oe_async.testing.plugin_state import Platform
 
 if TYPE_CHECKING:
     import aiohttp
@@ -90,6 +92,10 @@ class Simulator(SimulatorCore):
             ``allow_insecure_loopback=True`` (the helpers below do).
         app_id: the app id the simulator expects.
         relay_port, app_api_port: fixed ports (0: any free port).
+        platform: answer the plugin API as the real OctoEverywhere plugin does on that
+            platform (``"bambu"``, ``"octoprint"``, ``"moonraker"``, ``"prusalink"``,
+            ``"elegoo"``, ``"elegoo_cc2"``; see :meth:`SimulatorCore.play`); default: a
+            printer with every feature.
 
     """
 
@@ -102,8 +108,11 @@ class Simulator(SimulatorCore):
         app_id: str = "oe-async-simulator",
         relay_port: int = 0,
         app_api_port: int = 0,
+        platform: Platform | None = None,
     ) -> None:
         super().__init__(auth=auth, app_id=app_id)
+        if platform is not None:
+            self.play(platform)
         self.host: str = host
         self._ports = {"relay": relay_port, "app_api": app_api_port}
         self._ssl = ssl
@@ -303,6 +312,7 @@ class Simulator(SimulatorCore):
                 core.bearer_auth.header_value,
                 core.app_token,
                 core.state.webhook.secret_key,
+                *core.state.plugin.secrets(),
             )
         )
 
@@ -367,8 +377,10 @@ class Simulator(SimulatorCore):
         ``k`` has the relay ``http(s)://127.1.x.y:<relay port>/`` (a loopback address of its
         own, so every printer is a distinct host for the client's connection pool) and is
         told apart by the App API by its ``AppToken``. ``state`` sets fields of its
-        :class:`SimulatorState` (e.g. ``printer_name="Voron"``).
+        :class:`SimulatorState` (e.g. ``printer_name="Voron"``); ``platform="bambu"`` plays
+        that platform's plugin (:meth:`SimulatorCore.play`).
         """
+        platform: Platform | None = state.pop("platform", None)
         if self._relay_runner is None:
             raise RuntimeError("start the simulator before adding printers")
         if ":" in self.host:
@@ -388,6 +400,8 @@ class Simulator(SimulatorCore):
         printer.jpegs, printer.large_jpeg = self.jpegs, self.large_jpeg
         state.setdefault("printer_name", f"Printer {index + 1}")
         printer.state = attrs.evolve(printer.state, **state)
+        if platform is not None:
+            printer.play(platform)
         self.printers.append(printer)
         self._by_host[f"{address}:{port}"] = printer
         self._by_token[printer.app_token] = printer
@@ -400,4 +414,5 @@ def _printer_routes(app: web.Application) -> None:
     fake_files.setup(app)
     fake_webcam.setup(app)
     fake_websockets.setup(app)
+    fake_mqtt.setup(app)  # before fake_plugin: its path is under the plugin's prefix
     fake_plugin.setup(app)  # last: its catch-all must not shadow the raw file/webcam routes

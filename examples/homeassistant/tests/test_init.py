@@ -4,17 +4,23 @@ person, 613, re-authentication and unload."""
 import asyncio
 from datetime import timedelta
 import json
+import logging
 from unittest.mock import patch
 
-from oe_async import OctoEverywhere, RequestTimeoutError
+from oe_async import BasicAuth, OctoEverywhere, RequestTimeoutError
 from oe_async.testing import Simulator
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.octoeverywhere import api
-from custom_components.octoeverywhere.const import DOMAIN, UPDATE_INTERVAL, USER_ACTION_INTERVAL
+from custom_components.octoeverywhere.const import (
+    DOMAIN,
+    MAX_RETRY_AFTER,
+    UPDATE_INTERVAL,
+    USER_ACTION_INTERVAL,
+)
 from custom_components.octoeverywhere.coordinator import issue_id, supporter_issue_id
-from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryDisabler, ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryError
@@ -396,3 +402,148 @@ async def test_a_refresh_ends_within_its_deadline(
     assert isinstance(coordinator.last_exception.__cause__, RequestTimeoutError)
     await asyncio.sleep(1.0)  # the simulator's answer that nobody waits for any more
     sim.state.latency = 0.0
+
+
+async def test_a_day_of_retry_after_is_capped(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(602, path=STATUS_PATH, origin="relay", headers={"Retry-After": "86400"})
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    coordinator = entry.runtime_data
+    assert coordinator.last_exception.retry_after == MAX_RETRY_AFTER.total_seconds()
+
+    # The printer recovers at once; the relay's day is not honoured, the cap is.
+    # (Each tick is measured from now: the poll is due MAX_RETRY_AFTER after the failure.)
+    sim.clear_faults()
+    seen = len(sim.requests)
+    await _tick(hass, MAX_RETRY_AFTER.total_seconds() - 60)
+    assert len(sim.requests) == seen
+    await _tick(hass, MAX_RETRY_AFTER.total_seconds() + 1)
+    assert hass.states.get(STATE).state == "printing"
+
+
+async def test_a_repair_issues_retry_after_is_capped_too(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(610, path=STATUS_PATH, origin="relay", headers={"Retry-After": "86400"})
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    coordinator = entry.runtime_data
+    assert coordinator.last_exception.retry_after == MAX_RETRY_AFTER.total_seconds()
+
+
+async def test_a_repair_issue_goes_when_the_retrying_entry_is_disabled(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.state.supporter = False  # 605 at set-up: the entry keeps retrying, with its issue
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry))
+
+    await hass.config_entries.async_set_disabled_by(entry.entry_id, ConfigEntryDisabler.USER)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    assert ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry)) is None
+
+
+async def test_a_repair_issue_goes_with_an_unload_and_comes_back_if_still_true(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    await setup_entry(hass, entry)
+    sim.fail(611, path=STATUS_PATH, origin="relay")
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    issue = issue_id(entry, "beta_access")
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue)
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue) is None
+
+    # Set up again while the owner still has no beta access: the issue is raised again.
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue)
+
+
+async def test_other_entries_keep_their_issues(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry
+) -> None:
+    sim.state.supporter = False
+    await setup_entry(hass, entry)
+    other = MockConfigEntry(domain=DOMAIN, title="Other", unique_id="other", data={})
+    other.add_to_hass(hass)
+    await setup_entry(hass, other)  # no usable connection: it asks for re-authentication
+    assert await hass.config_entries.async_remove(other.entry_id)
+    await hass.async_block_till_done()
+    assert ir.async_get(hass).async_get_issue(DOMAIN, supporter_issue_id(entry))
+
+
+async def test_unavailable_and_recovered_are_logged_once_each(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    await setup_entry(hass, entry)
+    caplog.clear()
+    sim.state.printer_online = False
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in failures] == [
+        "Error fetching octoeverywhere Simulated Printer data: "
+        "The printer is offline: it is not connected to OctoEverywhere"
+    ]
+    sim.state.printer_online = True
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    recovered = [r.getMessage() for r in caplog.records if "recovered" in r.getMessage()]
+    assert recovered == ["Fetching octoeverywhere Simulated Printer data recovered"]
+
+
+def _credential_echo(sim: Simulator) -> tuple[str, list[str]]:
+    """A printer error message echoing request headers, and the secrets in it.
+
+    Some printer software answers an error with the request it refused, headers included:
+    the plugin passes that text on as its error message.
+    """
+    connection = sim.app_connection()
+    auth = connection.auth
+    assert isinstance(auth, BasicAuth)
+    header = auth.header_value  # "Basic <base64 of user:password>"
+    encoded = header.split(" ", 1)[1]
+    message = (
+        "Moonraker refused the request. Request headers: "
+        f"Authorization: {header}\r\nX-Debug-Password: {auth.password} "
+        f"(tried {auth.password} with token {connection.app_token})"
+    )
+    return message, [encoded, auth.password, connection.app_token]
+
+
+async def test_credentials_in_printer_text_never_reach_the_entry_reason_or_the_log(
+    hass: HomeAssistant, sim: Simulator, entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Needs oe_async to scrub server text (Authorization values, its own secrets)."""
+    caplog.set_level(logging.DEBUG)
+    message, secrets = _credential_echo(sim)
+    _plugin_answers(sim, 789, message)  # a person must act: ConfigEntryError, its reason shown
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    reason = entry.reason or ""
+    assert reason.startswith("The printer cannot be used until this is fixed: Moonraker")
+
+    # While running too: the same text as an update failure, logged.
+    sim.clear_faults()
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    _plugin_answers(sim, 750, message)
+    await _tick(hass, UPDATE_INTERVAL.total_seconds() + 1)
+    assert hass.states.get(STATE).state == STATE_UNAVAILABLE
+    coordinator = entry.runtime_data
+    shown = str(coordinator.last_exception)
+    assert "Moonraker refused" in shown
+
+    for secret in secrets:
+        assert secret not in reason, "a credential in the entry's reason"
+        assert secret not in shown, "a credential in the update failure"
+        assert secret not in caplog.text, "a credential in the log"

@@ -13,7 +13,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .api import error_message
 from .const import DOMAIN, LOGGER, SNAPSHOT_TIMEOUT
 from .coordinator import OctoEverywhereConfigEntry, OctoEverywhereCoordinator
-from .entity import OctoEverywhereEntity
+from .entity import OctoEverywhereEntity, async_follow_webcams
 
 # Stills and streams are fetched on demand, not by the coordinator; no limit needed.
 PARALLEL_UPDATES = 0
@@ -37,15 +37,13 @@ async def async_setup_entry(
     entry: OctoEverywhereConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add one camera per enabled webcam the printer reported at set-up."""
+    """One camera per enabled webcam the printer lists, following the list as it changes."""
     coordinator = entry.runtime_data
-    webcams = coordinator.data.status.webcams
-    if webcams is None:
-        return
-    async_add_entities(
-        OctoEverywhereCamera(coordinator, index, webcam.name)
-        for index, webcam in enumerate(webcams.webcams)
-        if webcam.enabled
+    async_follow_webcams(
+        hass,
+        entry,
+        async_add_entities,
+        lambda index, name: OctoEverywhereCamera(coordinator, index, name),
     )
 
 

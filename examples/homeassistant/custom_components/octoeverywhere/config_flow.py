@@ -16,7 +16,7 @@ from oe_async import (
 )
 import probatio
 
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.helpers.selector import TextSelector, TextSelectorConfig, TextSelectorType
 
 from .api import async_create_client, connection_from_completion_url, error_message
@@ -113,14 +113,7 @@ class OctoEverywhereConfigFlow(ConfigFlow, domain=DOMAIN):
                 title=info.printer_name or connection.printer_name or "OctoEverywhere",
                 data={CONF_CONNECTION: connection.to_dict()},
             )
-        placeholders.setdefault("error", "")
-        placeholders.setdefault("url", "")
-        return self.async_show_form(
-            step_id="user",
-            data_schema=COMPLETION_SCHEMA,
-            errors=errors,
-            description_placeholders=placeholders,
-        )
+        return self._async_show_completion_form("user", errors, placeholders)
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The App Connection was revoked, expired or refused (603/604/606)."""
@@ -130,6 +123,30 @@ class OctoEverywhereConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Connect the same printer again through the portal."""
+        return await self._async_step_reconnect(
+            "reauth_confirm", self._get_reauth_entry(), user_input
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Give a working entry a new App Connection for the same printer, when the user asks.
+
+        For a connection the user revoked on purpose, or one made again in the portal: the
+        entry, its entities and their history stay, only the stored connection changes.
+        """
+        return await self._async_step_reconnect(
+            "reconfigure", self._get_reconfigure_entry(), user_input
+        )
+
+    async def _async_step_reconnect(
+        self, step_id: str, entry: ConfigEntry, user_input: dict[str, Any] | None
+    ) -> ConfigFlowResult:
+        """Re-authentication and reconfiguration: a new App Connection for ``entry``'s printer.
+
+        A connection to another printer aborts (``wrong_printer``); the entry is otherwise
+        updated and reloaded (``reauth_successful`` / ``reconfigure_successful``).
+        """
         errors: dict[str, str] = {}
         placeholders = self._portal_placeholders()
         if user_input is not None and (
@@ -139,14 +156,19 @@ class OctoEverywhereConfigFlow(ConfigFlow, domain=DOMAIN):
             await self.async_set_unique_id(printer_unique_id(info))
             self._abort_if_unique_id_mismatch(reason="wrong_printer")
             return self.async_update_reload_and_abort(
-                self._get_reauth_entry(),
-                data_updates={CONF_CONNECTION: connection.to_dict()},
+                entry, data_updates={CONF_CONNECTION: connection.to_dict()}
             )
+        placeholders["printer"] = entry.title
+        return self._async_show_completion_form(step_id, errors, placeholders)
+
+    def _async_show_completion_form(
+        self, step_id: str, errors: dict[str, str], placeholders: dict[str, str]
+    ) -> ConfigFlowResult:
+        """The form with the portal link and the completion URL field."""
         placeholders.setdefault("error", "")
         placeholders.setdefault("url", "")
-        placeholders["printer"] = self._get_reauth_entry().title
         return self.async_show_form(
-            step_id="reauth_confirm",
+            step_id=step_id,
             data_schema=COMPLETION_SCHEMA,
             errors=errors,
             description_placeholders=placeholders,

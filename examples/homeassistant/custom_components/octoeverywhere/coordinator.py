@@ -1,6 +1,6 @@
 """One DataUpdateCoordinator per printer (config entry)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, override
 
 import attrs
@@ -21,13 +21,20 @@ from oe_async import (
 )
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 
 from .api import error_message
-from .const import DOMAIN, LOGGER, UPDATE_INTERVAL, UPDATE_TIMEOUT, USER_ACTION_INTERVAL
+from .const import (
+    DOMAIN,
+    LOGGER,
+    MAX_RETRY_AFTER,
+    UPDATE_INTERVAL,
+    UPDATE_TIMEOUT,
+    USER_ACTION_INTERVAL,
+)
 
 type OctoEverywhereConfigEntry = ConfigEntry[OctoEverywhereCoordinator]
 
@@ -42,10 +49,22 @@ REPAIR_ISSUES: Final[tuple[tuple[type[OctoEverywhereError], str], ...]] = (
 
 @dataclass(frozen=True, kw_only=True)
 class OctoEverywhereData:
-    """What one refresh produces."""
+    """What one refresh produces.
+
+    Two refreshes compare equal when nothing Home Assistant shows changed: the coordinator
+    (``always_update=False``) then leaves every state alone. OctoEverywhere's own part of
+    the status (``status.octoeverywhere``: Gadget's timers tick on every poll) is kept, for
+    diagnostics, but not compared: no entity shows it.
+    """
 
     info: ConnectionInfo
-    status: PrinterStatus
+    status: PrinterStatus = field(compare=False)
+    #: ``status`` without ``octoeverywhere``: what equality looks at.
+    shown_status: PrinterStatus = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Derive the compared status."""
+        object.__setattr__(self, "shown_status", attrs.evolve(self.status, octoeverywhere=None))
 
 
 def issue_id(entry: ConfigEntry, kind: str) -> str:
@@ -58,10 +77,18 @@ def supporter_issue_id(entry: ConfigEntry) -> str:
     return issue_id(entry, "supporter_perks")
 
 
+@callback
 def async_delete_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """Delete every repair issue this entry may have raised."""
     for _, kind in REPAIR_ISSUES:
         ir.async_delete_issue(hass, DOMAIN, issue_id(entry, kind))
+
+
+def capped_retry_after(seconds: float | None) -> float | None:
+    """``Retry-After`` as the next poll's delay, at most :data:`MAX_RETRY_AFTER`."""
+    if seconds is None:
+        return None
+    return min(seconds, MAX_RETRY_AFTER.total_seconds())
 
 
 class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
@@ -83,6 +110,9 @@ class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
             config_entry=entry,
             name=f"{DOMAIN} {entry.title}",
             update_interval=UPDATE_INTERVAL,
+            # Entities are told only when the data changed (OctoEverywhereData compares
+            # what they show), not on every poll.
+            always_update=False,
         )
         self.client = client
         # The plugin API and the App API always go through OctoEverywhere: "relay" keeps
@@ -99,7 +129,7 @@ class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
             if not info.is_online:
                 # A valid connection whose printer is not connected to OctoEverywhere.
                 raise UpdateFailed(translation_domain=DOMAIN, translation_key="printer_offline")
-            status = await self._async_status(deadline - self.hass.loop.time())
+            status = await self._async_status(deadline)
         except ReauthorizationRequiredError as err:
             # 603/604/606: this App Connection will never work again.
             raise ConfigEntryAuthFailed(
@@ -112,19 +142,55 @@ class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
         async_delete_issues(self.hass, self.config_entry)
         return OctoEverywhereData(info=info, status=status)
 
-    async def _async_status(self, timeout: float) -> PrinterStatus:
+    async def _async_status(self, deadline: float) -> PrinterStatus:
         """The printer's status; a 613 (no active print) is an idle printer, not a failure."""
         try:
-            return await self.printer.plugin.status(timeout=max(timeout, 1.0))
+            return await self.printer.plugin.status(timeout=self._time_left(deadline))
         except NoActivePrintError:
-            # The printer answered: there is just no print. Keep what the last status knew
-            # (webcams, version, features), with the job idle and nothing measured.
-            idle = JobStatus(state=JobState.IDLE)
-            # Home Assistant types data as always set; it is None before the first success.
-            previous: OctoEverywhereData | None = self.data
-            if previous is None:
-                return PrinterStatus(job=idle)
-            return attrs.evolve(previous.status, job=idle)
+            return await self._async_idle_status(deadline)
+
+    async def _async_idle_status(self, deadline: float) -> PrinterStatus:
+        """The status of a printer that answered 613: idle, with what is known of it.
+
+        What the last status knew (webcams, version, features) stays, the job is idle and
+        nothing is measured. When no status has listed the webcams yet (613 since set-up),
+        the plugin's own list is asked: it does not depend on a print, so the cameras need
+        not wait for one.
+        """
+        # Home Assistant types data as always set; it is None before the first success.
+        previous: OctoEverywhereData | None = self.data
+        known = PrinterStatus() if previous is None else previous.status
+        status = attrs.evolve(known, job=JobStatus(state=JobState.IDLE))
+        if status.webcams is not None:
+            return status
+        try:
+            webcams = await self.printer.plugin.webcams(timeout=self._time_left(deadline))
+        except NoActivePrintError:
+            return status  # still nothing: the next refresh asks again
+        return attrs.evolve(status, webcams=webcams)
+
+    def _time_left(self, deadline: float) -> float:
+        """What is left of this refresh's deadline for the next call (at least a second)."""
+        return max(deadline - self.hass.loop.time(), 1.0)
+
+    @callback
+    def async_update_device(self) -> None:
+        """Create the printer's device, or bring its name and software version up to date.
+
+        Called after the first refresh and whenever the data changes, so the device follows
+        the printer (a version known only once the plugin reports it, a renamed printer).
+        """
+        entry = self.config_entry
+        assert entry.unique_id is not None  # set by the config flow
+        data = self.data
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=entry.entry_id,
+            identifiers={(DOMAIN, entry.unique_id)},
+            name=data.info.printer_name or entry.title,
+            manufacturer="OctoEverywhere",
+            sw_version=data.status.platform_version,
+            configuration_url=data.info.user_facing_url,
+        )
 
     def _async_failure(self, err: OctoEverywhereError) -> Exception:
         """The Home Assistant exception for ``err`` (raising a repair issue when one fits).
@@ -136,7 +202,8 @@ class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
           printer credentials, 789): ``ConfigEntryError``: at set-up Home Assistant stops
           retrying and shows the message; while running, entities stay unavailable;
         - the rest (temporary or not): ``UpdateFailed``, the next poll honouring
-          ``Retry-After``; at set-up Home Assistant retries with backoff.
+          ``Retry-After`` up to :data:`MAX_RETRY_AFTER`; at set-up Home Assistant retries
+          with backoff.
         """
         for error_type, kind in REPAIR_ISSUES:
             if isinstance(err, error_type):
@@ -144,7 +211,9 @@ class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
                 return UpdateFailed(
                     translation_domain=DOMAIN,
                     translation_key=f"{kind}_required",
-                    retry_after=max(err.retry_after or 0.0, USER_ACTION_INTERVAL.total_seconds()),
+                    retry_after=capped_retry_after(
+                        max(err.retry_after or 0.0, USER_ACTION_INTERVAL.total_seconds())
+                    ),
                 )
         if err.needs_user_action:
             return ConfigEntryError(
@@ -156,7 +225,7 @@ class OctoEverywhereCoordinator(DataUpdateCoordinator[OctoEverywhereData]):
             translation_domain=DOMAIN,
             translation_key="update_failed",
             translation_placeholders={"error": error_message(err)},
-            retry_after=err.retry_after,
+            retry_after=capped_retry_after(err.retry_after),
         )
 
     def _async_create_issue(self, kind: str, err: OctoEverywhereError) -> None:

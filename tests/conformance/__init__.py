@@ -1,0 +1,1 @@
+"""Conformance: ``printer.plugin`` and the webcam against the REAL OctoEverywhere plugin."""
