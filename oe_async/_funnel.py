@@ -665,16 +665,44 @@ class Funnel:
         The caller owns the response and must release or close it. Every failure is an
         :class:`oe_async.OctoEverywhereError`; cancellation passes through untouched.
         """
+        resp = await self._sent(call)
+        self._transport.release(call.pool)
+        self._transport.track(resp, call.pool)
+        return resp
+
+    async def _sent(self, call: Call) -> aiohttp.ClientResponse:
+        """Take a slot of the call's pool and send it (with retries); the caller releases it.
+
+        While it waits (for the slot, a connect, the answer's headers, a back-off) a
+        :meth:`Transport.close` raises :class:`oe_async.ClientClosedError` here.
+        """
         deadline = self._deadline(call)
         transport = self._transport
-        if not transport.try_acquire(call.pool):
-            await transport.acquire(call.pool, wait=self._remaining(deadline))
+        task = transport.enter_call()
         try:
-            resp = await self._attempts(call, deadline)
+            waited = not transport.try_acquire(call.pool)
+            if waited:
+                await transport.acquire(call.pool, wait=self._remaining(deadline))
+            try:
+                return await self._attempts(call, deadline, waited=waited)
+            except BaseException:
+                transport.release(call.pool)
+                raise
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during(call.method, call) from None
+            raise
         finally:
-            transport.release(call.pool)
-        transport.track(resp, call.pool)
-        return resp
+            transport.leave_call(task)
+
+    @staticmethod
+    def _closed_during(method: str, call: Call) -> ClientClosedError:
+        """The error of a call that close() interrupted while it waited."""
+        try:
+            path = display_path(call.path if isinstance(call.path, URL) else URL(call.path))
+        except ValueError:
+            path = "(path)"
+        return ClientClosedError(f"{method} {path}: the OctoEverywhere client was closed")
 
     @staticmethod
     def _deadline(call: Call) -> float | None:
@@ -693,7 +721,9 @@ class Funnel:
             timeout = attrs.evolve(timeout, total=max(remaining, 0.001))
         return self._transport.with_pool_wait(timeout)
 
-    async def _attempts(self, call: Call, deadline: float | None) -> aiohttp.ClientResponse:
+    async def _attempts(
+        self, call: Call, deadline: float | None, *, waited: bool = False
+    ) -> aiohttp.ClientResponse:
         """Send ``call`` until it succeeds or may not be retried; return the response.
 
         Each attempt goes straight to its URL when that is safe, else through the auth
@@ -708,12 +738,15 @@ class Funnel:
         middleware path (it strips them where they do not belong).
 
         The caller tracks the response (:meth:`Transport.track`, or :attr:`Transport.held`
-        when it releases the response itself).
+        when it releases the response itself). ``waited``: the call waited for a free
+        connection first, so its first attempt too gets only what is left of the deadline.
         """
         transport = self._transport
         loop = asyncio.get_running_loop()
         attempt = 0
-        sent = False  # the first send has the call's whole timeout, later ones what is left
+        # The first send has the call's whole timeout (unless the pool wait took some of it),
+        # later ones what is left.
+        sent = waited
         while True:
             attempt += 1
             # Asked again for every send: a client closed meanwhile (say during a retry's
@@ -928,21 +961,16 @@ class Funnel:
             finally:
                 resp.release()
             return
-        deadline = self._deadline(call)
+        resp = await self._sent(call)
         transport = self._transport
-        if not transport.try_acquire(call.pool):
-            await transport.acquire(call.pool, wait=self._remaining(deadline))
+        transport.held.add(resp)
         try:
-            resp = await self._attempts(call, deadline)
-            transport.held.add(resp)
-            try:
-                yield resp
-            except TRANSPORT_ERRORS as err:
-                self._reraise(err, call, resp)
-            finally:
-                resp.release()
-                transport.held.discard(resp)
+            yield resp
+        except TRANSPORT_ERRORS as err:
+            self._reraise(err, call, resp)
         finally:
+            resp.release()
+            transport.held.discard(resp)
             transport.release(call.pool)
 
     def _reraise(self, err: BaseException, call: Call, resp: aiohttp.ClientResponse) -> NoReturn:
@@ -960,22 +988,38 @@ class Funnel:
         total = call.timeout.total
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         transport = self._transport
-        if not transport.try_acquire(call.pool):
-            await transport.acquire(call.pool, wait=self._remaining(deadline))
+        # transport.enter_call() spelled out (leave_call() below too).
+        waiting = transport.waiting
+        task: asyncio.Task[Any] | None = asyncio.current_task()
+        if task in waiting:
+            task = None
+        else:
+            waiting.add(task)  # type: ignore[arg-type]  # a coroutine always runs in a task
         try:
-            resp = await self._attempts(call, deadline)
-            transport.held.add(resp)
+            waited = not transport.try_acquire(call.pool)
+            if waited:
+                await transport.acquire(call.pool, wait=self._remaining(deadline))
             try:
-                if reads_at_once(resp, MAX_JSON_SIZE):  # read_json's common case, in place
-                    return decode_json(await resp.read(), resp, call.method)
-                return await read_json(resp, call.method)
-            except TRANSPORT_ERRORS as err:
-                self._reraise(err, call, resp)
+                resp = await self._attempts(call, deadline, waited=waited)
+                transport.held.add(resp)
+                try:
+                    if reads_at_once(resp, MAX_JSON_SIZE):  # read_json's common case, in place
+                        return decode_json(await resp.read(), resp, call.method)
+                    return await read_json(resp, call.method)
+                except TRANSPORT_ERRORS as err:
+                    self._reraise(err, call, resp)
+                finally:
+                    resp.release()
+                    transport.held.discard(resp)
             finally:
-                resp.release()
-                transport.held.discard(resp)
+                transport.release(call.pool)
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during(call.method, call) from None
+            raise
         finally:
-            transport.release(call.pool)
+            if task is not None:
+                waiting.discard(task)
 
     async def _handshake(
         self,
@@ -1068,16 +1112,24 @@ class Funnel:
         if not handshake_timeout > 0:
             raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
         transport = self._transport
-        async with transport.slot(Pool.STREAMS, wait=handshake_timeout):
-            ws, path, route = await self._handshake(
-                call,
-                protocols=protocols,
-                heartbeat=heartbeat,
-                receive_timeout=receive_timeout,
-                handshake_timeout=handshake_timeout,
-                max_msg_size=max_msg_size,
-            )
-            self._transport.track(ws)
+        task = transport.enter_call()
+        try:
+            async with transport.slot(Pool.STREAMS, wait=handshake_timeout):
+                ws, path, route = await self._handshake(
+                    call,
+                    protocols=protocols,
+                    heartbeat=heartbeat,
+                    receive_timeout=receive_timeout,
+                    handshake_timeout=handshake_timeout,
+                    max_msg_size=max_msg_size,
+                )
+                transport.track(ws)
+        except asyncio.CancelledError:
+            if transport.closed_the_call(task):
+                raise self._closed_during("WebSocket", call) from None
+            raise
+        finally:
+            transport.leave_call(task)
         try:
             yield ws, path, route is Route.RELAY
         finally:

@@ -13,6 +13,7 @@ import collections
 import enum
 import functools
 import logging
+import math
 import select
 import ssl
 import time
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_STREAM_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "HANDSHAKE_AUTH",
+    "NO_CEIL",
     "ConnectionBudget",
     "Pool",
     "Transport",
@@ -45,10 +47,16 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__package__)
 
+#: aiohttp rounds a timeout of more than ``ceil_threshold`` (5 s by default) up to the next
+#: whole second of the loop's clock, so ``timeout=7`` could end at 8.0 s. Every timeout
+#: oe_async hands aiohttp carries this instead: deadlines end when they say.
+NO_CEIL: Final = math.inf
 #: Ordinary requests: 30 s in all, 10 s to connect.
-DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10)
+DEFAULT_TIMEOUT: Final = aiohttp.ClientTimeout(total=30, sock_connect=10, ceil_threshold=NO_CEIL)
 #: Streams (downloads, webcams): no total limit, but every read must make progress in 30 s.
-DEFAULT_STREAM_TIMEOUT: Final = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+DEFAULT_STREAM_TIMEOUT: Final = aiohttp.ClientTimeout(
+    total=None, sock_connect=10, sock_read=30, ceil_threshold=NO_CEIL
+)
 
 #: How long the owned session keeps an idle connection open (seconds). Apps poll every 5 to
 #: 60 s (Home Assistant: 30 s): a connection must outlive a 60 s interval with room for
@@ -80,14 +88,23 @@ async def _handshake_middleware(
 def as_timeout(
     value: float | aiohttp.ClientTimeout | None, default: aiohttp.ClientTimeout
 ) -> aiohttp.ClientTimeout:
-    """Accept seconds (total), a ``ClientTimeout``, or None (the default)."""
+    """Accept seconds (total), a ``ClientTimeout``, or None (the default).
+
+    The result never lets aiohttp round its timeouts up to whole seconds (:data:`NO_CEIL`).
+    """
     if value is None:
         return default
     if isinstance(value, aiohttp.ClientTimeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if value.ceil_threshold == NO_CEIL:
+            return value
+        return attrs.evolve(value, ceil_threshold=NO_CEIL)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value < math.inf  # NaN fails both
+    ):
         raise InvalidArgumentError("timeout must be a positive number of seconds or ClientTimeout")
-    return aiohttp.ClientTimeout(total=float(value))
+    return aiohttp.ClientTimeout(total=float(value), ceil_threshold=NO_CEIL)
 
 
 def _positive_int(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -232,6 +249,16 @@ class Transport:
         #: ``send()``), which close() closes: a plain set (the funnel adds and discards in
         #: ``finally``), as adding to a WeakSet costs a weak reference with a callback.
         self.held: Final[set[aiohttp.ClientResponse]] = set()
+        #: The tasks waiting inside a funnel call now (for a free connection, a connect, an
+        #: answer's headers, a retry's back-off): close() interrupts them, so a call on a
+        #: dead link or a silent relay ends with the client (see :meth:`enter_call`).
+        self.waiting: Final[set[asyncio.Task[Any]]] = set()
+        # Those of them close() cancelled: their CancelledError is close()'s, not the caller's.
+        self._interrupted: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        # The close() in progress (a task of its own, so that it finishes whoever waits for
+        # it) and the task that called it first, if one of ours (never waited for).
+        self._closer: asyncio.Task[None] | None = None
+        self._closed_from: asyncio.Task[Any] | None = None
 
     @property
     def closed(self) -> bool:
@@ -500,16 +527,72 @@ class Transport:
             if pool is Pool.STREAMS:
                 self._stream_responses.add(stream)
 
+    def enter_call(self) -> asyncio.Task[Any] | None:
+        """Note that the current task waits inside a funnel call; pair with :meth:`leave_call`.
+
+        Returns the task to pass to :meth:`leave_call` and :meth:`closed_the_call`, or
+        None when the task is already inside one (a LAN probe within a call).
+        """
+        task = asyncio.current_task()
+        waiting = self.waiting
+        if task is None or task in waiting:
+            return None
+        waiting.add(task)
+        return task
+
+    def leave_call(self, task: asyncio.Task[Any] | None) -> None:
+        """The task that :meth:`enter_call` returned has left the funnel call."""
+        if task is not None:
+            self.waiting.discard(task)
+
+    def closed_the_call(self, task: asyncio.Task[Any] | None) -> bool:
+        """On ``CancelledError`` inside a call: True when :meth:`close` sent it, and only it.
+
+        The caller then raises :class:`oe_async.ClientClosedError` instead. A cancellation
+        of the caller's own (before or after close()'s) always passes through.
+        """
+        if task is None or task not in self._interrupted:
+            return False
+        self._interrupted.discard(task)
+        return task.uncancel() == 0
+
     async def close(self) -> None:
         """End everything in progress, cancel the background tasks, close an owned session.
 
-        Open responses are closed (their readers fail at once) and open WebSockets get
-        :data:`WEBSOCKET_CLOSE_BOUND` seconds for a clean close; the features turn what
-        their callers see into :class:`oe_async.ClientClosedError`. Idempotent.
+        Calls waiting for a connection or an answer end at once with
+        :class:`oe_async.ClientClosedError` (on a borrowed session too, where the
+        connections stay open: they are the session owner's). Open responses are closed
+        (their readers fail at once) and open WebSockets get :data:`WEBSOCKET_CLOSE_BOUND`
+        seconds for a clean close; the features turn what their callers see into
+        :class:`oe_async.ClientClosedError`.
+
+        Idempotent. A second caller waits for the first close() to finish. Called from a
+        task the client runs (a subscription's or a poller's callback), it closes
+        everything else and returns; that task stops when the callback returns. The work
+        runs in a task of its own: a caller cancelled meanwhile does not leave it half done.
         """
-        if self._closed:
-            return
-        self._closed = True
+        current = asyncio.current_task()
+        closer = self._closer
+        if closer is None:
+            self._closed = True
+            self._closed_from = current if current in self._tasks else None
+            closer = self._closer = asyncio.get_running_loop().create_task(
+                self._close_all(current), name="oe_async close"
+            )
+        elif current in self._tasks and current is not self._closed_from:
+            return  # a task this close() cancels: waiting for it would wait for ourselves
+        await asyncio.shield(closer)
+
+    async def _close_all(self, caller: asyncio.Task[Any] | None) -> None:
+        # Calls still waiting (for a connect that is never answered, for headers a relay
+        # never sends) in the callers' tasks: interrupt them; the funnel raises
+        # ClientClosedError there. Our own tasks are cancelled below; the task that called
+        # close() is left to finish it.
+        for task in list(self.waiting):
+            if task is caller or task in self._tasks or task.done() or task.cancelling():
+                continue
+            self._interrupted.add(task)
+            task.cancel()
         for response in [*self._responses, *self.held]:
             response.close()
         closing = [asyncio.ensure_future(ws.close()) for ws in list(self._websockets)]
@@ -518,7 +601,7 @@ class Transport:
             for future in late:
                 future.cancel()  # aiohttp then drops the connection
             await asyncio.gather(*closing, return_exceptions=True)
-        tasks = list(self._tasks)
+        tasks = [task for task in self._tasks if task is not caller]
         for task in tasks:
             task.cancel()
         if tasks:

@@ -29,6 +29,7 @@ __all__ = [
     "BasicAuth",
     "BearerAuth",
     "Origin",
+    "is_localhost_name",
     "is_loopback_host",
     "origin_of",
     "redact_url",
@@ -66,16 +67,26 @@ def origin_of(url: URL) -> Origin:
 
 
 def is_loopback_host(host: str | None) -> bool:
-    """Return True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    """Return True for a loopback IP literal (127.0.0.0/8, ``::1``), never for a name.
+
+    A name, ``localhost`` included, is resolved by the system's resolver (hosts file,
+    DNS), which can point ``attacker.localhost`` or ``localhost.`` at another machine; the
+    address actually connected to is not known before aiohttp sends the request (no hook
+    between its connect and its first write, none at all on a borrowed session). An IP
+    literal is connected to as written, so that is what the loopback opt-in accepts.
+    """
     if not host:
         return False
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_localhost_name(host: str | None) -> bool:
+    """True for ``localhost`` and its subdomains (only to explain why they are refused)."""
+    name = (host or "").lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 def _check_header_value(name: str, value: str) -> None:

@@ -207,7 +207,12 @@ class OctoEverywhere:
     async def close(self) -> None:
         """Cancel background tasks and close the session if this client created it.
 
-        Safe to call more than once. A borrowed session is left open.
+        Calls still waiting (for a connection, a connect, an answer) and streams in
+        progress end with :class:`oe_async.ClientClosedError`. Safe to call more than once
+        (a second call waits for the first) and from a callback the client runs (a
+        subscription's ``on_message``/``on_state``, a Gadget poller's ``on_status``): it
+        returns, and that subscription or poller stops when the callback returns. A
+        borrowed session is left open.
         """
         await self._transport.close()
 

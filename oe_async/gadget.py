@@ -113,6 +113,11 @@ class Gadget:
         """Run ``coro`` (a poller's loop) in a task the client owns and cancels on close."""
         return self._funnel.spawn(coro, name=name)
 
+    @property
+    def client_closed(self) -> bool:
+        """True once the client was closed."""
+        return self._funnel.client_closed
+
 
 class GadgetPoller:
     """Polls :meth:`Gadget.status` for one printer and hands each result to ``on_status``.
@@ -163,6 +168,7 @@ class GadgetPoller:
         self.error: OctoEverywhereError | None = None
         #: Gadget calls made.
         self.calls: int = 0
+        self._closing = False
         self._task = gadget.spawn(self._run(), name="oe_async Gadget poller")
 
     @property
@@ -171,7 +177,10 @@ class GadgetPoller:
         return self._task.done()
 
     async def close(self) -> None:
-        """Stop polling."""
+        """Stop polling (from ``on_status`` too: the poller stops when it returns)."""
+        if asyncio.current_task() is self._task:
+            self._closing = True  # waiting for our own task would wait for ever
+            return
         self._task.cancel()
         await asyncio.wait({self._task})
 
@@ -212,6 +221,8 @@ class GadgetPoller:
             result = self._on_status(status)
             if inspect.isawaitable(result):
                 await result
+            if self._closing or self._gadget.client_closed:
+                return  # the callback closed the poller or the client: stop
             if status.state is GadgetState.ACTIVE:
                 idle = self.idle_interval
                 await self._sleep(self.interval)

@@ -19,7 +19,7 @@ from yarl import URL
 
 from ._convert import api_model, describe_error, stored_converter, wire
 from ._redact import KnownSecrets, unique_label
-from .auth import BasicAuth, BearerAuth, is_loopback_host, redact_url
+from .auth import BasicAuth, BearerAuth, is_localhost_name, is_loopback_host, redact_url
 from .errors import InvalidArgumentError, PortalError
 
 __all__ = [
@@ -89,6 +89,13 @@ def _to_url(value: URL | str) -> URL:
     raise InvalidArgumentError(f"App Connection url must be a str or yarl.URL, not {type(value)}")
 
 
+#: Why a ``localhost`` name is refused under ``allow_insecure_loopback``.
+_LOOPBACK_BY_ADDRESS: Final = (
+    "{what}: give a loopback test server by its address (127.0.0.1 or [::1]), not a name: "
+    "a name is resolved through DNS, which can point it at another machine"
+)
+
+
 def check_base_url(url: URL, *, what: str, allow_insecure_loopback: bool) -> URL:
     """Validate an https base URL (or loopback http when explicitly allowed) and normalise it.
 
@@ -100,6 +107,8 @@ def check_base_url(url: URL, *, what: str, allow_insecure_loopback: bool) -> URL
     _check_host(url, what)
     if url.scheme == "http":
         if not is_loopback_host(url.host):
+            if allow_insecure_loopback and is_localhost_name(url.host):
+                raise InvalidArgumentError(_LOOPBACK_BY_ADDRESS.format(what=what))
             raise InvalidArgumentError(f"{what} must use https (http is refused)")
         if not allow_insecure_loopback:
             raise InvalidArgumentError(
@@ -146,8 +155,9 @@ class AppConnection:
     ride on every request to it, so no other host is accepted, whoever builds the object
     (the portal's completion URL, stored data, your code).
 
-    ``allow_insecure_loopback`` is the only exception: it accepts a loopback host
-    (127.0.0.0/8, ``::1``, ``localhost``) over https or http, for tests against
+    ``allow_insecure_loopback`` is the only exception: it accepts a loopback IP address
+    (127.0.0.0/8, ``::1``; never a name such as ``localhost``, which DNS could point
+    elsewhere) over https or http, for tests against
     :mod:`oe_async.testing`; it is never needed in production. It is stored by
     :meth:`to_dict` (a stored simulator connection must load again), but it can only ever
     point the credentials at the local machine: no setting lets them reach another host.
@@ -188,6 +198,10 @@ class AppConnection:
         if not is_relay_host(host):
             # The message never names the host: it may carry the connection's unique id.
             if not is_loopback_host(host):
+                if self.allow_insecure_loopback and is_localhost_name(host):
+                    raise InvalidArgumentError(
+                        _LOOPBACK_BY_ADDRESS.format(what="App Connection url")
+                    )
                 raise InvalidArgumentError(
                     f"App Connection url must be on {RELAY_DOMAIN} "
                     f"(https://app-<id>.{RELAY_DOMAIN}); the relay credentials are never "

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import inspect
 import io
 import logging
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
     Awaitable,
     Callable,
+    Coroutine,
     Mapping,
 )
 from contextlib import AbstractAsyncContextManager
@@ -30,21 +32,25 @@ from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 import aiohttp
 import attrs
 from aiohttp.payload import Payload
+from yarl import URL
 
 from ._http import (
     MAX_JSON_SIZE,
     TRANSPORT_ERRORS,
     ChunkFloodGuard,
+    display_path,
     read_chunk,
     read_json,
     read_limited,
 )
+from ._transport import as_timeout
 from .errors import (
     ClientClosedError,
     CommunicationError,
     DownloadLimitError,
     InvalidArgumentError,
     OctoEverywhereError,
+    RequestTimeoutError,
     UnexpectedResponseError,
     UploadLimitError,
     UploadSourceError,
@@ -79,6 +85,10 @@ PROGRESS_STEP: Final = 1024 * 1024
 FAIR_SHARE: Final = 256 * 1024
 #: A resuming download gives up after this many consecutive attempts without new bytes.
 MAX_STALLED_RESUMES: Final = 3
+#: A download that must start again (the file changed under a resume) gives up after this many.
+MAX_RESTARTS: Final = 3
+#: Fresh names tried for a temporary file (or the old ``dest`` kept aside) before giving up.
+NAME_TRIES: Final = 16
 
 #: ``progress(bytes_done, total_or_None)``; may be a plain function or a coroutine function.
 ProgressCallback = Callable[[int, int | None], Awaitable[None] | None]
@@ -106,25 +116,49 @@ async def acquire_off_loop(func: Callable[..., T], *args: Any, release: Callable
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await finish_off_loop(release, await future)
+        await run_to_completion(_release_result(future, release))
         raise
+
+
+async def _release_result(future: asyncio.Future[T], release: Callable[[T], object]) -> None:
+    try:
+        resource = await future
+    except Exception:  # noqa: BLE001 (it failed: nothing was acquired)
+        return
+    await off_loop(release, resource)
 
 
 async def settle(future: asyncio.Future[Any]) -> None:
-    """Wait for an executor future to finish, even if this task is cancelled meanwhile.
+    """Wait for a future (executor work, a clean-up task) to finish, however often cancelled.
 
-    The future's own error is ignored (the caller is cleaning up); a cancellation of the
-    caller is re-raised once the future is done.
+    The future's own error is ignored (the caller is cleaning up). A cancellation of the
+    caller, one or several, is re-raised once the future is done: a second cancel during
+    the clean-up of the first no longer cuts it short.
     """
-    try:
-        await asyncio.shield(future)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await future  # quick work already under way: let it finish, then cancel
-        raise
-    except Exception:  # noqa: BLE001, S110 (clean-up path: the result does not matter)
-        pass
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError as err:
+            if not future.done():
+                cancelled = err  # the caller was cancelled: the work goes on, wait for it
+                continue
+            if not future.cancelled():
+                cancelled = err  # cancelled just as it finished
+        except Exception:  # noqa: BLE001, S110 (clean-up path: the result does not matter)
+            pass
+        break
+    if cancelled is not None:
+        raise cancelled
+
+
+async def run_to_completion(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run a clean-up coroutine to its end, whatever cancellations reach the caller meanwhile.
+
+    It runs in a task of its own (nobody else cancels it); a cancellation of the caller is
+    re-raised once it is done (:func:`settle`).
+    """
+    await settle(asyncio.ensure_future(cleanup))
 
 
 async def off_loop_to_completion(func: Callable[..., T], *args: Any) -> T:
@@ -646,20 +680,46 @@ class _FileSink:
         self._handle.truncate()
 
 
+#: How the temporary file is created: new (never an existing file or a symlink), write-only.
+_CREATE_FLAGS: Final = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _fresh_name(base: str, suffix: str) -> str:
+    """``base`` + a random part + ``suffix``: a name nobody can create ahead of us."""
+    return f"{base}.{secrets.token_hex(6)}{suffix}"
+
+
 def _create_temp(dest: Path) -> tuple[IO[bytes], str]:
-    """Open a new temporary file beside ``dest`` (same file system, so rename is atomic)."""
+    """Open a new temporary file beside ``dest`` (same file system, so rename is atomic).
+
+    Created with mode 0666 and the process umask, like any new file (the finished download
+    is this file renamed): ``tempfile.mkstemp`` made every download 0600 whatever the umask.
+    """
     parent = dest.parent
     if dest.is_dir():
         raise InvalidArgumentError(f"destination {str(dest)!r} is a directory")
     if not parent.is_dir():
         raise InvalidArgumentError(f"destination folder {str(parent)!r} does not exist")
-    fd, temp = tempfile.mkstemp(dir=parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        return os.fdopen(fd, "wb"), temp
-    except BaseException:
-        os.close(fd)
-        os.unlink(temp)
-        raise
+    for _ in range(NAME_TRIES):
+        temp = _fresh_name(str(parent / f".{dest.name}"), ".part")
+        try:
+            fd = os.open(temp, _CREATE_FLAGS, 0o666)
+        except FileExistsError:
+            continue  # taken (by a file, a folder or a link): draw another name
+        try:
+            return os.fdopen(fd, "wb"), temp
+        except BaseException:
+            os.close(fd)
+            os.unlink(temp)
+            raise
+    raise FileExistsError(f"no free temporary name beside {str(dest)!r}")
 
 
 def _finish(handle: IO[bytes]) -> None:
@@ -668,41 +728,63 @@ def _finish(handle: IO[bytes]) -> None:
     handle.close()
 
 
+def _keep_aside(temp: str, dest: Path) -> tuple[str | None, bool]:
+    """Keep the current ``dest`` under a fresh name beside it: ``(that name, moved)``.
+
+    A hard link where the file system has them, else ``dest`` moved aside (``moved``);
+    ``(None, False)`` when there is no ``dest``. Each name is new and random (a name
+    somebody else holds, a folder say, is skipped): in a shared writable folder nobody can
+    make the final rename fail by creating the name first.
+    """
+    links = True
+    for _ in range(NAME_TRIES):
+        backup = _fresh_name(temp, ".old")
+        if links:
+            try:
+                os.link(dest, backup, follow_symlinks=False)
+            except FileNotFoundError:
+                return None, False
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here (FAT, some network shares): move it aside
+                links = False
+            else:
+                return backup, False
+        if os.path.lexists(backup):
+            continue
+        try:
+            os.rename(dest, backup)
+        except FileNotFoundError:
+            return None, False
+        except (IsADirectoryError, FileExistsError, NotADirectoryError):
+            continue  # created meanwhile: another name
+        return backup, True
+    raise FileExistsError(f"no free name to keep the old {str(dest)!r} aside")
+
+
 def _install(temp: str, dest: Path, decision: dict[str, str]) -> None:
     """Rename ``temp`` onto ``dest`` in a worker thread, undoably until the loop decides.
 
-    The old ``dest`` is kept as a hard link (moved aside where the file system has none)
-    until the thread and the event loop agree: ``decision.setdefault`` is atomic, so the
-    first of "keep" (this thread, rename done) and "undo" (the loop, its task cancelled
-    meanwhile) wins. On "undo" the old file goes back (or the new one is removed).
+    The old ``dest`` is kept aside (:func:`_keep_aside`) until the thread and the event
+    loop agree: ``decision.setdefault`` is atomic, so the first of "keep" (this thread,
+    rename done) and "undo" (the loop, its task cancelled meanwhile) wins. On "undo" the
+    old file goes back (or the new one is removed).
     """
-    backup = temp + ".old"
-    moved = False
-    try:
-        os.link(dest, backup, follow_symlinks=False)
-        had_old = True
-    except FileNotFoundError:
-        had_old = False
-    except OSError:  # no hard links here (FAT, some network shares): move it aside
-        try:
-            os.replace(dest, backup)
-            had_old = moved = True
-        except FileNotFoundError:
-            had_old = False
+    backup, moved = _keep_aside(temp, dest)
     try:
         os.replace(temp, dest)
     except BaseException:
-        if moved:
+        if backup is not None and moved:
             os.replace(backup, dest)
-        elif had_old:
+        elif backup is not None:
             os.unlink(backup)
         raise
     if decision.setdefault("decision", "keep") == "undo":
-        if had_old:
+        if backup is not None:
             os.replace(backup, dest)
         else:
             os.unlink(dest)
-    elif had_old:
+    elif backup is not None:
         with contextlib.suppress(OSError):
             os.unlink(backup)
 
@@ -740,6 +822,88 @@ def _resume_point(stream: DownloadStream) -> tuple[int, int | None] | None:
         return None
     total = None if match.group(3) == "*" else int(match.group(3))
     return int(match.group(1)), total
+
+
+def _strong_date(last_modified: str, date: str | None) -> bool:
+    """RFC 9110 8.8.2.2: a ``Last-Modified`` is strong when ``Date`` is a second or more later."""
+    if date is None:
+        return False
+    try:
+        modified = email.utils.parsedate_to_datetime(last_modified)
+        sent = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return False
+    try:
+        return (sent - modified).total_seconds() >= 1
+    except TypeError:  # one naive, one aware: not comparable
+        return False
+
+
+class _Restart(Exception):  # noqa: N818 (a signal inside download_to, never raised out of it)
+    """A resume answered with another version of the file: start again from byte 0."""
+
+
+@attrs.frozen(kw_only=True)
+class _FirstAnswer:
+    """What the answer that started a download says about resuming it."""
+
+    #: The server takes ``Range`` (``Accept-Ranges: bytes``).
+    ranges: bool
+    #: The file's whole length, when the answer said it.
+    length: int | None
+    #: Its ``ETag`` (strong or weak), to compare with a resume's.
+    etag: str | None
+    #: What goes in ``If-Range``: a strong ``ETag``, or a strong ``Last-Modified`` when there
+    #: is no ``ETag`` at all (RFC 9110 13.1.5: never a weak one). None: nothing.
+    validator: str | None
+
+    @classmethod
+    def of(cls, stream: DownloadStream) -> _FirstAnswer:
+        headers = stream.headers
+        etag = headers.get("ETag")
+        validator: str | None = None
+        if etag is not None:
+            validator = None if etag.startswith("W/") else etag
+        else:
+            modified = headers.get("Last-Modified")
+            if modified is not None and _strong_date(modified, headers.get("Date")):
+                validator = modified
+        length = stream.total
+        if stream.status == 206:
+            point = _resume_point(stream)
+            length = point[1] if point is not None else None
+        return cls(
+            ranges=headers.get("Accept-Ranges", "").lower() == "bytes",
+            length=length,
+            etag=etag,
+            validator=validator,
+        )
+
+    @property
+    def resumable(self) -> bool:
+        """A resume can be checked: the length or a strong validator is known."""
+        return self.ranges and (self.length is not None or self.validator is not None)
+
+    def check(self, stream: DownloadStream, received: int) -> None:
+        """Accept the 206 answer to a resume from byte ``received``, or say why not.
+
+        Raises:
+            UnexpectedResponseError: the range does not start where asked.
+            _Restart: the answer is of another version of the file (another total length
+                or ``ETag``), or nothing shows it is the same one.
+
+        """
+        point = _resume_point(stream)
+        if point is None or point[0] != received:
+            raise UnexpectedResponseError("the printer answered a resume with the wrong range")
+        if self.length is not None:
+            if point[1] != self.length:
+                raise _Restart("the file's length changed")
+        elif self.validator is None:
+            raise _Restart("nothing shows the file is unchanged")
+        etag = stream.headers.get("ETag")
+        if self.etag is not None and etag is not None and etag != self.etag:
+            raise _Restart("the file's ETag changed")
 
 
 # ---------------------------------------------------------------------------- the feature
@@ -1019,73 +1183,198 @@ class Files:
         only on success: after any failure or cancellation ``dest`` is untouched and no
         temporary file remains. With ``resume`` (default), a connection that drops
         mid-body is resumed with ``Range``/``If-Range`` when the server supports ranges;
-        the result is byte-identical. ``check_answer`` is as for :meth:`download`, awaited
-        on every answer before a byte of it is written.
+        the result is byte-identical: a resume answered with another version of the file
+        (another length or ``ETag``) starts again from byte 0. ``check_answer`` is as for
+        :meth:`download`, awaited on every answer before a byte of it is written.
+
+        ``timeout`` (seconds, or a ``ClientTimeout`` with a ``total``) is the whole call's
+        deadline: every attempt, resume and restart and the final rename included. It ends
+        in :class:`oe_async.RequestTimeoutError`. Without a total (the client's stream
+        timeout, by default) only each read is bounded. The file follows the process umask
+        (mode 0666 less the umask), like any new file.
         """
         target = Path(os.fspath(dest))
-        reporter = Progress(progress, None)
+        limits = as_timeout(timeout, self._funnel.stream_timeout)
+        total = limits.total
+        deadline = None if total is None else asyncio.get_running_loop().time() + total
+        timer = asyncio.timeout_at(deadline)
+        try:
+            async with timer:
+                return await self._download_to(
+                    path,
+                    target,
+                    Progress(progress, None),
+                    resume=resume,
+                    params=params,
+                    timeout=limits,
+                    deadline=deadline,
+                    check_answer=check_answer,
+                )
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            raise self._past_deadline(path, total) from None
+
+    @staticmethod
+    def _past_deadline(path: str, total: float | None) -> RequestTimeoutError:
+        try:
+            shown = display_path(URL(path))
+        except ValueError:
+            shown = "(path)"
+        return RequestTimeoutError(
+            detail=f"GET {shown}: download_to did not finish within its {total:g} s deadline"
+        )
+
+    async def _download_to(
+        self,
+        path: str,
+        target: Path,
+        reporter: Progress,
+        *,
+        resume: bool,
+        params: Any,
+        timeout: aiohttp.ClientTimeout,
+        deadline: float | None,
+        check_answer: AnswerCheck | None,
+    ) -> Path:
+        """:meth:`download_to` inside its deadline."""
         handle, temp = await acquire_off_loop(
             _create_temp, target, release=lambda created: _discard(*created)
         )
-        sink = _FileSink(handle)
-        received = 0
-        validator: str | None = None
-        ranges = False
-        stalls = 0
+        state = _Download(sink=_FileSink(handle), reporter=reporter)
         try:
-            while True:
-                headers: dict[str, str] = {}
-                if received:
-                    headers["Range"] = f"bytes={received}-"
-                    if validator:
-                        headers["If-Range"] = validator
-                before = received
-                try:
-                    async with self._open_download(
-                        path,
-                        reporter,
-                        params=params,
-                        headers=headers,
-                        timeout=timeout,
-                        offset=received,
-                        check_answer=check_answer,
-                    ) as stream:
-                        if received and stream.status == 206:
-                            point = _resume_point(stream)
-                            if point is None or point[0] != received:
-                                raise UnexpectedResponseError(
-                                    "the printer answered a resume with the wrong range"
-                                )
-                        elif received:
-                            # The server ignored the range or the file changed: start again.
-                            # The status only: headers may carry cookies.
-                            _LOGGER.debug("download restarts from byte 0 (%d)", stream.status)
-                            await sink.truncate()
-                            received = before = 0
-                            reporter.restart()
-                            if stream.total is not None:
-                                reporter.total = stream.total
-                        if not received:
-                            ranges = stream.headers.get("Accept-Ranges", "").lower() == "bytes"
-                            validator = stream.headers.get("ETag") or stream.headers.get(
-                                "Last-Modified"
-                            )
-                        reporter.restart(received)
-                        async for chunk in stream:
-                            await sink.write(chunk)
-                            received += len(chunk)
-                    break
-                except CommunicationError:
-                    stalls = 0 if received > before else stalls + 1
-                    if not (resume and ranges) or stalls >= MAX_STALLED_RESUMES:
-                        raise
-                    await sink.flush()
-                    _LOGGER.debug("download interrupted after %d bytes; resuming", received)
-            await sink.flush()
+            while not await self._download_attempt(
+                path,
+                state,
+                resume=resume,
+                params=params,
+                timeout=timeout,
+                deadline=deadline,
+                check_answer=check_answer,
+            ):
+                pass
+            await state.sink.flush()
             await off_loop_to_completion(_finish, handle)  # never close under a thread's fsync
             await _install_undoably(temp, target)
         except BaseException:
-            await sink.discard()
-            await finish_off_loop(_discard, handle, temp)
+            # To its end even if cancelled again meanwhile: no .part file, no open handle.
+            await run_to_completion(_abandon(state.sink, handle, temp))
             raise
         return target
+
+    async def _download_attempt(
+        self,
+        path: str,
+        state: _Download,
+        *,
+        resume: bool,
+        params: Any,
+        timeout: aiohttp.ClientTimeout,
+        deadline: float | None,
+        check_answer: AnswerCheck | None,
+    ) -> bool:
+        """One request of a download_to: True when the file is complete, False to go on."""
+        loop = asyncio.get_running_loop()
+        before = state.received
+        attempt = timeout
+        if deadline is not None:  # what is left of the deadline, for every attempt
+            attempt = attrs.evolve(timeout, total=max(deadline - loop.time(), 0.001))
+        try:
+            async with self._open_download(
+                path,
+                state.reporter,
+                params=params,
+                headers=state.request_headers(),
+                timeout=attempt,
+                offset=state.received,
+                check_answer=check_answer,
+            ) as stream:
+                if not state.received:
+                    state.first = _FirstAnswer.of(stream)
+                elif not await state.resumed_by(stream):
+                    before = 0  # started again from this answer
+                state.reporter.restart(state.received)
+                async for chunk in stream:
+                    await state.sink.write(chunk)
+                    state.received += len(chunk)
+        except _Restart as why:
+            await state.restart(why)
+            return False
+        except CommunicationError:
+            if deadline is not None and loop.time() >= deadline:
+                raise self._past_deadline(path, timeout.total) from None
+            state.stalls = 0 if state.received > before else state.stalls + 1
+            if (
+                not (resume and state.first is not None and state.first.resumable)
+                or state.stalls >= MAX_STALLED_RESUMES
+            ):
+                raise
+            await state.sink.flush()
+            _LOGGER.debug("download interrupted after %d bytes; resuming", state.received)
+            return False
+        return True
+
+
+@attrs.define(kw_only=True)
+class _Download:
+    """Where one download_to stands: its file, bytes kept, the first answer, attempts."""
+
+    sink: _FileSink
+    reporter: Progress
+    received: int = 0
+    first: _FirstAnswer | None = None
+    stalls: int = 0
+    restarts: int = 0
+
+    def request_headers(self) -> dict[str, str]:
+        """``Range`` (and ``If-Range``) from the bytes kept; none for the first request."""
+        if not self.received or self.first is None:
+            return {}
+        headers = {"Range": f"bytes={self.received}-"}
+        if self.first.validator:
+            headers["If-Range"] = self.first.validator
+        return headers
+
+    async def resumed_by(self, stream: DownloadStream) -> bool:
+        """Take the answer to a resume: True when it continues the file (checked 206).
+
+        A 200 (the server ignored the range, or ``If-Range`` did not match) starts the file
+        again from its first byte; it becomes the first answer.
+
+        Raises:
+            UnexpectedResponseError: a 206 for another range.
+            _Restart: a 206 of another version of the file.
+
+        """
+        if stream.status == 206 and self.first is not None:
+            self.first.check(stream, self.received)
+            return True
+        # The status only: headers may carry cookies.
+        _LOGGER.debug("download restarts from byte 0 (%d)", stream.status)
+        await self.sink.truncate()
+        self.received = 0
+        self.reporter.restart()
+        if stream.total is not None:
+            self.reporter.total = stream.total
+        self.first = _FirstAnswer.of(stream)
+        return False
+
+    async def restart(self, why: _Restart) -> None:
+        """Drop what was kept and start again from byte 0 (a bounded number of times)."""
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise UnexpectedResponseError(
+                "the file kept changing while it was downloaded"
+            ) from None
+        _LOGGER.debug("download restarts from byte 0: %s", why)
+        await self.sink.truncate()
+        self.received = 0
+        self.first = None
+        self.reporter.restart()
+        self.reporter.total = None
+
+
+async def _abandon(sink: _FileSink, handle: IO[bytes], temp: str) -> None:
+    """Drop a download's buffered data, close its file and delete it."""
+    await sink.discard()
+    await off_loop(_discard, handle, temp)

@@ -383,6 +383,8 @@ class Subscription:
         self._state = SubscriptionState.CONNECTING
         self._error: BaseException | None = None
         self._connected = asyncio.Event()
+        # sub.close() was called from one of its own callbacks: stop when it returns.
+        self._closing = False
         #: Successful connects so far.
         self.connects: int = 0
         self._task = websockets.spawn(self._run(), name=f"oe_async subscription {path}")
@@ -421,7 +423,14 @@ class Subscription:
             raise self._error
 
     async def close(self) -> None:
-        """Stop the subscription and close its socket (idempotent)."""
+        """Stop the subscription and close its socket (idempotent).
+
+        From one of its own callbacks it returns at once; the subscription stops when
+        the callback returns.
+        """
+        if asyncio.current_task() is self._task:
+            self._closing = True  # waiting for our own task would wait for ever
+            return
         self._task.cancel()
         await asyncio.wait({self._task})
 
@@ -447,6 +456,25 @@ class Subscription:
         else:
             await socket.send_json(hello)
 
+    def _stopped_by_close(self) -> bool:
+        """True (and the subscription STOPPED) when the client or the subscription was closed.
+
+        Asked after each callback: one that closed the client (``await oe.close()`` in
+        ``on_message`` or ``on_state``) or the subscription (``await sub.close()``) ends
+        it when it returns, as close() does for every other task.
+        """
+        closed = self._websockets.client_closed
+        if not (closed or self._closing):
+            return False
+        self._state = SubscriptionState.STOPPED
+        self._connected.clear()
+        self._error = (
+            ClientClosedError(f"subscription {self._path}: the OctoEverywhere client was closed")
+            if closed
+            else None  # sub.close(): no error (wait() returns)
+        )
+        return True
+
     async def _run(self) -> None:
         failures = 0
         try:
@@ -462,9 +490,13 @@ class Subscription:
                                 state=SubscriptionState.CONNECTED, reconnected=self.connects > 1
                             )
                         )
+                        if self._stopped_by_close():
+                            return
                         async for message in socket:
                             delivered = True
                             await _call(self._on_message, message)
+                            if self._stopped_by_close():
+                                return
                     error: OctoEverywhereError = CommunicationError(
                         f"the server closed WebSocket {self._path}"
                     )
@@ -482,16 +514,16 @@ class Subscription:
                         state=SubscriptionState.DISCONNECTED, error=error, failures=failures
                     )
                 )
+                if self._stopped_by_close():
+                    return
                 delay = self._policy.delay(max(failures, 1), error)
                 _LOGGER.debug("subscription %s: reconnecting in %.2f s", self._path, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            self._state = SubscriptionState.STOPPED
-            self._connected.clear()
-            if self._websockets.client_closed:  # not sub.close(): wait() says why it stopped
-                self._error = ClientClosedError(
-                    f"subscription {self._path}: the OctoEverywhere client was closed"
-                )
+            # Closed by the client (not sub.close()): wait() says why it stopped.
+            if not self._stopped_by_close():
+                self._state = SubscriptionState.STOPPED
+                self._connected.clear()
             raise
         except Exception as err:  # noqa: BLE001 (an on_message/on_state callback failed)
             self._error = err

@@ -56,7 +56,12 @@ def test_redact_url(url: str, shown: str) -> None:
         ("127.0.0.1", True),
         ("127.1.2.3", True),
         ("::1", True),
-        ("localhost", True),
+        ("[::1]", True),
+        # Names are never loopback: DNS (or the hosts file) decides where they point.
+        ("localhost", False),
+        ("localhost.", False),
+        ("attacker.localhost", False),
+        ("127.1", False),  # a resolver's shorthand, not an address literal
         ("10.0.0.1", False),
         ("example.com", False),
         ("", False),

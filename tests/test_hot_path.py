@@ -157,14 +157,15 @@ async def test_close_during_a_retry_back_off_ends_the_call(sim: Simulator, mode:
             session=session, retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=0.5)
         )
         printer = oe.printer(sim.app_connection())
-        sim.fail(600, path="/api/job", origin="relay", times=1)
+        # A fixed 2 s back-off (Retry-After): a drawn one could end before close() came.
+        sim.fail(600, path="/api/job", origin="relay", times=1, headers={"Retry-After": "2"})
         task = asyncio.create_task(printer.get_json("/api/job"))
         while not sim.requests_to("relay", "/api/job"):
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)  # in the back-off now
         await oe.close()
         with pytest.raises(ClientClosedError):
-            await asyncio.wait_for(task, 2)
+            await asyncio.wait_for(task, 5)
         assert len(sim.requests_to("relay", "/api/job")) == 1  # nothing sent after close()
 
 

@@ -55,7 +55,8 @@ def test_http_needs_loopback_and_an_explicit_opt_in() -> None:
     with pytest.raises(InvalidArgumentError, match="allow_insecure_loopback"):
         make(url="http://127.0.0.1:8080")
     assert make(url="http://127.0.0.1:8080", allow_insecure_loopback=True).url.port == 8080
-    assert make(url="http://localhost:1", allow_insecure_loopback=True)
+    with pytest.raises(InvalidArgumentError, match="by its address"):
+        make(url="http://localhost:1", allow_insecure_loopback=True)
     assert make(url="http://[::1]:1", allow_insecure_loopback=True)
     with pytest.raises(InvalidArgumentError, match="https"):
         make(url="http://192.168.1.5", allow_insecure_loopback=True)

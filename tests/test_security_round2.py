@@ -203,7 +203,7 @@ def test_octoeverywhere_com_and_its_subdomains_are_accepted(relay: str) -> None:
 
 @pytest.mark.parametrize(
     "relay",
-    ["https://127.0.0.1:8443", "http://127.0.0.1:8080", "https://[::1]:1", "https://localhost"],
+    ["https://127.0.0.1:8443", "http://127.0.0.1:8080", "https://[::1]:1", "https://127.0.0.2"],
 )
 def test_loopback_relays_need_the_explicit_test_opt_in(relay: str) -> None:
     with pytest.raises(InvalidArgumentError, match="allow_insecure_loopback"):
