@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 from aiohttp import web
 from yarl import URL
@@ -148,23 +149,36 @@ async def test_calls_made_before_a_new_lan_address_follow_it(
 # ---------------------------------------------------------------- found reviewing this path
 
 
+@attrs.frozen(kw_only=True)
+class SignalledBackOff(RetryPolicy):
+    """Backs off a fixed ``base_delay`` (no jitter) and sets ``began`` as a back-off starts.
+
+    The funnel sleeps right after it draws the delay, with no await in between: a test woken
+    by ``began`` runs while the call is inside its back-off, whatever the machine's load.
+    """
+
+    began: asyncio.Event = attrs.field(factory=asyncio.Event, eq=False)
+
+    def backoff(self, retry_number: int) -> float:
+        self.began.set()
+        return self.base_delay
+
+
 @pytest.mark.parametrize("mode", ["owned", "borrowed"])
 async def test_close_during_a_retry_back_off_ends_the_call(sim: Simulator, mode: str) -> None:
     """Owned: aiohttp's RuntimeError('Session is closed') escaped; borrowed: the retry went out."""
     async with contextlib.AsyncExitStack() as stack:
         session = await session_in(mode, stack)
-        oe = sim.client(
-            session=session, retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=0.5)
-        )
+        retry = SignalledBackOff(attempts=3, base_delay=0.5)
+        oe = sim.client(session=session, retry=retry)
         printer = oe.printer(sim.app_connection())
         sim.fail(600, path="/api/job", origin="relay", times=1)
         task = asyncio.create_task(printer.get_json("/api/job"))
-        while not sim.requests_to("relay", "/api/job"):
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)  # in the back-off now
+        await retry.began.wait()  # the first attempt failed; the call sleeps before the retry
+        assert not task.done()
         await oe.close()
         with pytest.raises(ClientClosedError):
-            await asyncio.wait_for(task, 2)
+            await asyncio.wait_for(task, 30)  # the back-off (0.5 s) ends, then close() shows
         assert len(sim.requests_to("relay", "/api/job")) == 1  # nothing sent after close()
 
 
