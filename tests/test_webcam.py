@@ -442,11 +442,13 @@ async def test_a_dripping_snapshot_ends_at_its_deadline(sim: Simulator, from_str
             started = time.monotonic()
             with pytest.raises(oe_async.RequestTimeoutError, match="deadline"):
                 await printer.webcam.snapshot(from_stream=from_stream)  # the client's default
-            assert 0.9 <= time.monotonic() - started < 2.0
+            # At the deadline, not never (a byte every 50 ms keeps a read timeout at bay for
+            # the 14 h the 1 MB takes); the upper bounds leave slack for a busy machine.
+            assert 0.9 <= time.monotonic() - started < 5
             started = time.monotonic()
             with pytest.raises(oe_async.RequestTimeoutError):
                 await printer.webcam.snapshot(from_stream=from_stream, timeout=0.3)
-            assert 0.25 <= time.monotonic() - started < 1.3
+            assert 0.25 <= time.monotonic() - started < 5
             assert acquired_connections(oe.session) == 0
     finally:
         await runner.cleanup()
