@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / ".flake-hunt"
 #: What marks a test file as timing-sensitive for ``--timed`` (sleeps, timeouts, deadlines,
 #: elapsed-time checks): the files worth many more runs than the whole suite gets.
 TIMED = re.compile(
@@ -170,14 +169,14 @@ def read_report(run: Run, xml: Path) -> None:
 
 
 def start_run(
-    number: int, python: str, pytest_args: Sequence[str], seed: int | None, bucket: str
+    number: int, args: argparse.Namespace, pytest_args: Sequence[str], seed: int | None
 ) -> tuple[subprocess.Popen[bytes], Run, Path, float]:
-    log = OUT / f"run-{number}.log"
-    xml = OUT / f"run-{number}.xml"
+    log = args.out / f"run-{number}.log"
+    xml = args.out / f"run-{number}.xml"
     xml.unlink(missing_ok=True)
-    command = [python, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={xml}"]
+    command = [args.python, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={xml}"]
     if seed is not None:
-        command += [f"--random-order-bucket={bucket}"]
+        command += [f"--random-order-bucket={args.bucket}"]
         command += [f"--random-order-seed={seed}"]
     command += list(pytest_args)
     with log.open("wb") as out:
@@ -197,9 +196,7 @@ def hunt(args: argparse.Namespace, pytest_args: list[str]) -> list[Run]:
         while pending or running:
             while pending and len(running) < args.jobs:
                 seed = seeds.randrange(1, 10**6) if args.random_order else None
-                running.append(
-                    start_run(pending.pop(0), args.python, pytest_args, seed, args.bucket)
-                )
+                running.append(start_run(pending.pop(0), args, pytest_args, seed))
             time.sleep(0.5)  # a plain script, no event loop: sleeping here blocks nothing
             for entry in list(running):
                 proc, run, xml, began = entry
@@ -231,11 +228,15 @@ def report_run(run: Run, total: int) -> None:
     verdict = "ok" if not run.failed else f"{len(run.failed)} FAILED"
     print(
         f"run {run.number}/{total}: {verdict}: {run.tests} tests, {run.skipped} skipped, "
-        f"{run.seconds:.0f} s{order} ({run.log.relative_to(ROOT)})",
+        f"{run.seconds:.0f} s{order} ({shown(run.log)})",
         flush=True,
     )
     for node, line in run.failed.items():
         print(f"    FAILED {node}: {line}", flush=True)
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def summary(runs: list[Run], planned: int, bucket: str) -> int:
@@ -300,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timed", action="store_true", help="only the test files that sleep or use deadlines"
     )
     parser.add_argument("--python", default=sys.executable, help="the interpreter to test with")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / ".flake-hunt",
+        help="where each run's log and JUnit XML go (default .flake-hunt/; emptied first)",
+    )
     args, pytest_args = parser.parse_known_args(argv)
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
@@ -307,8 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--runs and --jobs must be at least 1, --workers at least 0")
     if args.timed:
         pytest_args = [*timed_files(), *pytest_args]
-    OUT.mkdir(exist_ok=True)
-    for stale in [*OUT.glob("run-*.log"), *OUT.glob("run-*.xml")]:
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for stale in [*args.out.glob("run-*.log"), *args.out.glob("run-*.xml")]:
         stale.unlink()
     signal.signal(signal.SIGTERM, _sigterm_is_an_interrupt)
     with cpu_load(args.load if args.workers else "none", args.workers) as load:

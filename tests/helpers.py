@@ -105,6 +105,31 @@ async def eventually(
         await asyncio.sleep(0.01)
 
 
+class polls:  # noqa: N801 (used as a loop: `async for _ in polls()`)
+    """The turns of a polling loop bounded in time: at once, then every ``every`` s.
+
+    ``async for _ in polls(): if done(): break`` with an ``else:`` that fails: unlike
+    ``for _ in range(200)``, the bound is ``within`` seconds however slow the machine.
+    """
+
+    def __init__(self, within: float = EVENTUALLY, every: float = 0.02) -> None:
+        self.within = within
+        self.every = every
+        self._give_up: float | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._give_up is None:
+            self._give_up = loop.time() + self.within
+            return
+        if loop.time() > self._give_up:
+            raise StopAsyncIteration
+        await asyncio.sleep(self.every)
+
+
 async def recording_on_port_80(stack: contextlib.AsyncExitStack) -> RecordingServer:
     """A :class:`RecordingServer` on port 80 (what a LAN address learned from an IP implies).
 
