@@ -239,7 +239,7 @@ def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def summary(runs: list[Run], planned: int, bucket: str) -> int:
+def summary(runs: list[Run], planned: int, bucket: str, pytest_args: Sequence[str]) -> int:
     failures: dict[str, Failure] = collections.defaultdict(Failure)
     for run in runs:
         for node, line in run.failed.items():
@@ -261,8 +261,9 @@ def summary(runs: list[Run], planned: int, bucket: str) -> int:
         if seeded:
             run = seeded[0]
             print(
-                f"replay run {run.number}'s order: python -m pytest -p random_order "
-                f"--random-order-bucket={bucket} --random-order-seed={run.seed}"
+                f"replay run {run.number}'s order: python -m pytest "
+                f"--random-order-bucket={bucket} --random-order-seed={run.seed} "
+                + " ".join(pytest_args)
             )
     unfinished = f" ({planned - len(runs)} not run: interrupted)" if len(runs) < planned else ""
     print(
@@ -318,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for stale in [*args.out.glob("run-*.log"), *args.out.glob("run-*.xml")]:
         stale.unlink()
+    # Ctrl-C even when started in the background (a shell then has SIGINT ignored), and kill.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _sigterm_is_an_interrupt)
     with cpu_load(args.load if args.workers else "none", args.workers) as load:
         what = " ".join(pytest_args) if pytest_args else "the whole suite"
@@ -330,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         runs = hunt(args, pytest_args)
-    return summary(runs, args.runs, args.bucket)
+    return summary(runs, args.runs, args.bucket, pytest_args)
 
 
 if __name__ == "__main__":
