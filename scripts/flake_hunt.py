@@ -180,8 +180,15 @@ def start_run(
         command += [f"--random-order-seed={seed}"]
     command += list(pytest_args)
     with log.open("wb") as out:
+        # A process group of its own: an interrupted run is ended with whatever its tests
+        # started (simulator processes, `make demo`).
         proc = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     run = Run(number=number, seed=seed, exit_code=-1, seconds=0.0, log=log)
     return proc, run, xml, time.monotonic()
@@ -212,11 +219,7 @@ def hunt(args: argparse.Namespace, pytest_args: list[str]) -> list[Run]:
         print("flake-hunt: interrupted; the runs in progress and the load are ended", flush=True)
     finally:
         for proc, _, _, _ in running:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            _end_group(proc)
     return done
 
 
