@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt plugin-conformance ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt plugin-conformance ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability flake-hunt clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -43,7 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py scripts/check_dist.py
+	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py scripts/check_dist.py scripts/flake_hunt.py
 
 # Type completeness of the public API (pyright --verifytypes, must be 100%). pyright runs on
 # Node.js: the machine's, or one it fetches from the npm registry on first use.
@@ -171,6 +171,19 @@ matrix: $(VENV)/.installed
 reliability: $(VENV)/.installed
 	$(VENV)/bin/python scripts/reliability.py
 
+# The suite RUNS times under CPU load it makes itself (stress-ng --cpu N if installed, else N
+# busy loops, always ended), then each test that failed and how often. Not in CI: slow.
+# RANDOM=1 shuffles each run (seed printed); JOBS=2 runs two at once; TIMED=1 only the files
+# that sleep or use deadlines; FLAKE_PYTHON=.venv313/bin/python another interpreter (its
+# venv needs pytest-random-order for RANDOM=1); FLAKE_ARGS go to the script, e.g.
+# FLAKE_ARGS="--load busy -- tests/test_budget.py -k deadline". Logs: .flake-hunt/.
+RUNS ?= 5
+JOBS ?= 1
+FLAKE_PYTHON ?= $(VENV)/bin/python
+flake-hunt: $(VENV)/.installed
+	$(VENV)/bin/python scripts/flake_hunt.py --runs $(RUNS) --jobs $(JOBS) --python $(FLAKE_PYTHON) \
+		$(if $(filter 1,$(RANDOM)),--random-order) $(if $(filter 1,$(TIMED)),--timed) $(FLAKE_ARGS)
+
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/funnel.py
 	$(VENV)/bin/python benchmarks/transfers.py
@@ -184,7 +197,7 @@ bench-mqtt: $(VENV)/.installed
 # `clean` also empties the 3.14 root's venv but keeps the root itself (a ~300 MB Debian system
 # that takes a minute and the network to rebuild); `clean-314` removes the root.
 clean:
-	rm -rf .venv-octoprint .venv-plugin .venv-ha $(VENV) $(VENV)-dist $(VENV313) $(VENV314) dist .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs
+	rm -rf .venv-octoprint .venv-plugin .venv-ha $(VENV) $(VENV)-dist $(VENV313) $(VENV314) dist .matrix .reliability .mypy_cache .ruff_cache .pytest_cache .hypothesis build/docs scripts/flake_hunt.py
 	scripts/py314 clean-venv
 
 clean-314:

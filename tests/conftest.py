@@ -10,6 +10,7 @@ import logging
 import os
 import ssl
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,16 @@ def _name_slow_callbacks(request: pytest.FixtureRequest, slow_callbacks: _SlowCa
 
 #: Where blocking calls are looked for: the library (with simulator and CLI) and the tests.
 SCANNED = ["oe_async", "tests"]
+
+
+@pytest.fixture(autouse=True)
+def _no_memory_tracing_left_on() -> Iterator[None]:
+    """Stop a ``tracemalloc`` trace a test left running (say, interrupted by pytest-timeout
+    between ``start()`` and ``stop()``): a later test's ``start()`` would then be a no-op and
+    its peak would count every allocation since (31 MiB "for a 100 MiB upload" that takes 2)."""
+    yield
+    if tracemalloc.is_tracing():
+        tracemalloc.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import importlib.util
 import os
+import random
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Self
@@ -44,13 +48,17 @@ class RecordingServer:
         return web.json_response({"foreign": True, "path": request.path})
 
     async def __aenter__(self) -> Self:
+        sock = socket.socket()
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()  # a taken address: no socket left for the collector to warn about
+            raise
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
         await web.SockSite(self._runner, sock, ssl_context=self.ssl_context).start()
         scheme = "https" if self.ssl_context else "http"
         self.url = URL(f"{scheme}://{self.host}:{sock.getsockname()[1]}/")
@@ -73,6 +81,72 @@ class RecordingServer:
             for name in ("Authorization", "AppToken", "X-Api-Key")
             if name in s.headers
         ]
+
+
+#: The bound on a wait for something that takes milliseconds on an idle machine: generous,
+#: because the suite runs on a loaded 2-core machine (seven other suites, stress-ng in
+#: `make flake-hunt`). Reaching it is a failure, never a way to wait.
+EVENTUALLY = 30.0
+
+
+async def eventually(
+    condition: Callable[[], object], what: str, within: float = EVENTUALLY
+) -> None:
+    """Poll ``condition`` every 10 ms until it is true; fail naming ``what`` after ``within`` s.
+
+    For states no event announces (a request reaching a server, a connection opening):
+    the test then runs the moment the state holds, however slow the machine is.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    while not condition():
+        if loop.time() > give_up:
+            raise AssertionError(f"not true after {within:g} s: {what}")
+        await asyncio.sleep(0.01)
+
+
+class polls:  # noqa: N801 (used as a loop: `async for _ in polls()`)
+    """The turns of a polling loop bounded in time: at once, then every ``every`` s.
+
+    ``async for _ in polls(): if done(): break`` with an ``else:`` that fails: unlike
+    ``for _ in range(200)``, the bound is ``within`` seconds however slow the machine.
+    """
+
+    def __init__(self, within: float = EVENTUALLY, every: float = 0.02) -> None:
+        self.within = within
+        self.every = every
+        self._give_up: float | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._give_up is None:
+            self._give_up = loop.time() + self.within
+            return
+        if loop.time() > self._give_up:
+            raise StopAsyncIteration
+        await asyncio.sleep(self.every)
+
+
+async def recording_on_port_80(stack: contextlib.AsyncExitStack) -> RecordingServer:
+    """A :class:`RecordingServer` on port 80 (what a LAN address learned from an IP implies).
+
+    Each gets a loopback address of its own, 127.x.y.z drawn at random, and another is
+    drawn when one is taken: other suites on the machine (other worktrees, parallel runs)
+    bind port 80 too. Raises the ``OSError`` when port 80 cannot be bound at all (not
+    root, no 127/8 beyond 127.0.0.1): the caller skips with its message.
+    """
+    draw = random.Random()
+    for _ in range(49):
+        host = f"127.{draw.randrange(1, 255)}.{draw.randrange(256)}.{draw.randrange(1, 255)}"
+        try:
+            return await stack.enter_async_context(RecordingServer(host=host, port=80))
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE:
+                raise
+    return await stack.enter_async_context(RecordingServer(host="127.254.254.254", port=80))
 
 
 def acquired_connections(session: object) -> int:

@@ -72,10 +72,12 @@ async def test_thousands_of_printers_share_one_session_cheaply(sim: Simulator) -
         conn = sim.app_connection()
         gc.collect()
         tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        printers = [oe.printer(conn) for _ in range(5000)]
-        per_printer = (tracemalloc.get_traced_memory()[0] - before) / len(printers)
-        tracemalloc.stop()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            printers = [oe.printer(conn) for _ in range(5000)]
+            per_printer = (tracemalloc.get_traced_memory()[0] - before) / len(printers)
+        finally:
+            tracemalloc.stop()
         assert sim.requests == []  # creating a printer does no I/O
         assert all(p.session is session for p in printers)
         assert per_printer < 4096, f"{per_printer:.0f} bytes per PrinterConnection"

@@ -19,10 +19,12 @@ import pytest
 from oe_async import ClientClosedError, OctoEverywhere, PrinterConnection, SubscriptionState
 from oe_async.testing import Simulator
 
-from .helpers import acquired_connections
+from .helpers import EVENTUALLY, acquired_connections
 
 Mode = str
-PROMPT = 1.0  # seconds
+#: Seconds close() may take to end a stream in progress: generous for a loaded machine, and
+#: well under what a stream left running would take (30 s read timeouts, an 80 s download).
+PROMPT = 10.0
 
 
 @asynccontextmanager
@@ -49,11 +51,11 @@ async def ends_on_close(
 ) -> BaseException | None:
     """Run ``work`` until ``started`` is set, close the client, return what ``work`` raised."""
     task = asyncio.create_task(work())
-    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(started.wait(), EVENTUALLY)
     began = time.monotonic()
     await oe.close()
     done, _ = await asyncio.wait({task}, timeout=PROMPT)
-    assert done, "still running a second after close()"
+    assert done, f"still running {PROMPT:g} s after close()"
     assert time.monotonic() - began < PROMPT + 0.5
     return task.exception()
 

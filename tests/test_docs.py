@@ -21,6 +21,8 @@ import pytest
 from oe_async import OctoEverywhere, PrinterConnection, ReconnectPolicy
 from oe_async.testing import Simulator
 
+from .helpers import polls
+
 ROOT = Path(__file__).resolve().parent.parent
 # Read once at import time (not on the event loop).
 GUIDES = {
@@ -142,10 +144,9 @@ async def test_octoprint_push_socket_logs_in(
     sub = _recipes("octoprint.md")["watch"](printer)
     try:
         await sub.wait_connected(timeout=10)
-        for _ in range(200):
+        async for _ in polls():
             if "state: " in capsys.readouterr().out:
                 break
-            await asyncio.sleep(0.02)
         else:
             pytest.fail("no current state arrived")
     finally:
@@ -255,11 +256,10 @@ async def test_moonraker_identify_then_subscribe(
     sub = _recipes("moonraker.md")["watch"](printer)
     try:
         seen = ""
-        for _ in range(200):
+        async for _ in polls():
             seen += capsys.readouterr().out
             if "initial:" in seen and "changed:" in seen:
                 break
-            await asyncio.sleep(0.02)
         else:
             pytest.fail(f"no initial state and update arrived: {seen!r}")
     finally:
@@ -302,10 +302,9 @@ async def test_webcams_status_line(printer: PrinterConnection, sim: Simulator) -
 
     task = asyncio.create_task(watch())
     try:
-        for _ in range(250):
+        async for _ in polls():
             if frames.state == "waiting":
                 break
-            await asyncio.sleep(0.02)
         assert frames.state == "waiting"
         assert status_line(frames).startswith("Webcam paused by OctoEverywhere, back in ")
     finally:

@@ -22,7 +22,7 @@ from oe_async import (
 from oe_async._http import join_url
 from oe_async.testing import Simulator
 
-from .helpers import acquired_connections
+from .helpers import acquired_connections, eventually
 
 NO_RETRY = RetryPolicy.never()
 
@@ -215,7 +215,8 @@ async def test_cancellation_is_not_wrapped_and_releases_the_connection(
 ) -> None:
     sim.state.latency = 5.0
     task = asyncio.create_task(printer.get_json("/api/version"))
-    await asyncio.sleep(0.2)
+    # Cancelled while its connection is out: the request reached the server.
+    await eventually(lambda: sim.requests_to("relay", "/api/version"), "the GET is sent")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -31,7 +31,7 @@ import pytest_asyncio
 
 from oe_async import AppConnection, OctoEverywhere, PrinterConnection
 
-from .helpers import acquired_connections, open_fds
+from .helpers import EVENTUALLY, acquired_connections, open_fds
 
 CYCLES = int(os.environ.get("OE_LEAK_CYCLES", "50"))
 WARM_UP = 20
@@ -142,11 +142,11 @@ async def one_cycle(printer: PrinterConnection, operation: Operation, i: int) ->
 
 
 async def settled_fds(baseline: int) -> int:
-    """Open descriptors, waiting up to 2 s for closes still in flight."""
+    """Open descriptors, waiting up to EVENTUALLY seconds for closes still in flight."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + EVENTUALLY
     count = await open_fds()
-    for _ in range(40):
-        if count <= baseline:
-            break
+    while count > baseline and loop.time() < give_up:
         await asyncio.sleep(0.05)
         count = await open_fds()
     return count

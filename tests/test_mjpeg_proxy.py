@@ -80,6 +80,10 @@ async def test_snapshot_failure_is_a_503(
     assert sim.auth.header_value not in text
 
 
+#: "Promptly" on a loaded machine: seconds, against a 20 fps stream that never ends by itself.
+PROMPT = 10.0
+
+
 async def test_shutdown_ends_open_streams_promptly(
     sim: Simulator, proxy_url: tuple[str, web.AppRunner]
 ) -> None:
@@ -90,9 +94,9 @@ async def test_shutdown_ends_open_streams_promptly(
         await resp.content.readany()  # the stream is flowing
         started = time.monotonic()
         await runner.cleanup()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < PROMPT
         # The browser's stream ends (the server closes it) instead of hanging.
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(PROMPT):
             with contextlib.suppress(aiohttp.ClientPayloadError):
                 while await resp.content.readany():
                     pass

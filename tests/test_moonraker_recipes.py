@@ -13,6 +13,8 @@ import pytest
 from oe_async import PrinterConnection
 from oe_async.testing import Simulator
 
+from .helpers import polls
+
 ROOT = Path(__file__).resolve().parent.parent
 README_TEXT = (ROOT / "README.md").read_text(encoding="utf-8")
 SERVER_INFO = (ROOT / "tests" / "fixtures" / "moonraker" / "server_info.json").read_bytes()
@@ -61,10 +63,9 @@ async def test_identify_then_subscribe(
     sim.state.ws_interval = 0.05
     sub = _recipe("async def hello(ws")["watch"](printer)
     try:
-        for _ in range(200):
+        async for _ in polls():
             if "'print_stats'" in capsys.readouterr().out:
                 break
-            await asyncio.sleep(0.02)
         else:
             pytest.fail("no notify_status_update arrived")
     finally:

@@ -36,6 +36,8 @@ from oe_async import (
 from oe_async.testing import SECRET_MARKER
 from oe_async.testing.relay import StandInRelay
 
+from .helpers import eventually
+
 MIB = 1024 * 1024
 BLOCK = bytes(range(256)) * 1024  # 256 KiB, yielded again and again (no new allocations)
 API_KEY = "relay-test-printer-key"
@@ -482,10 +484,7 @@ async def test_a_client_close_code_reaches_the_printer(
         await ws.send_str("ping")
         assert (await ws.receive(timeout=5)).data == "echo:ping"
         await ws.close(code=4002)
-    for _ in range(100):
-        if origin.ws_closes:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: origin.ws_closes, "the printer's side sees the close")
     assert origin.ws_closes == [4002]
 
 
@@ -498,10 +497,7 @@ async def test_close_websockets_with_a_relay_code(
         assert await relay.close_websockets(604) == 1
         with pytest.raises(AppConnectionRevokedError):
             await ws.receive(timeout=5)
-    for _ in range(100):
-        if origin.ws_closes:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: origin.ws_closes, "the printer's side sees the close")
     assert origin.ws_closes == [1000]  # the printer's side is closed normally
 
 

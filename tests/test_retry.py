@@ -129,14 +129,16 @@ def test_retry_after_replaces_the_draw_up_to_its_cap() -> None:
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 async def test_retry_after_is_honoured_in_both_forms(sim: Simulator, form: str) -> None:
+    # Timed from before the date is written: however late the answer arrives, a retry that
+    # honours the date goes out no earlier than it.
+    start = time.monotonic()
     value = "1" if form == "seconds" else email.utils.formatdate(time.time() + 2, usegmt=True)
     sim.fail(601, path="/api/job", times=1, headers={"Retry-After": value})
     async with sim.client(retry=RetryPolicy(base_delay=0, max_delay=0)) as oe:
-        start = time.monotonic()
         assert (await oe.printer(sim.app_connection()).get_json("/api/job"))["state"] == "Printing"
         elapsed = time.monotonic() - start
     assert elapsed >= 0.95  # a date 2 s ahead is at least 1 s ahead at whole-second precision
-    assert elapsed < 3
+    assert elapsed < 6  # 1-2 s, not the 10 s max_retry_after
 
 
 async def test_a_retry_after_over_the_cap_ends_the_retries_at_once(sim: Simulator) -> None:
@@ -145,7 +147,7 @@ async def test_a_retry_after_over_the_cap_ends_the_retries_at_once(sim: Simulato
         start = time.monotonic()
         with pytest.raises(oe_async.PrinterOfflineError) as excinfo:
             await oe.printer(sim.app_connection()).get_json("/api/job")
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 5  # at once, not after 10 s (the cap) or a day
     assert excinfo.value.retry_after == 86400
     assert len(sim.requests_to("relay", "/api/job")) == 1
 

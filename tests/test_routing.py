@@ -13,10 +13,12 @@ import oe_async
 from oe_async import OctoEverywhere, Route, RoutePolicy, RoutingOptions
 from oe_async.testing import Simulator
 
-from .helpers import Blackhole, closed_port
+from .helpers import EVENTUALLY, Blackhole, closed_port
 
 PRINTER_KEY = "lan-printer-key"
-QUICK = RoutingOptions(probe_timeout=1.0, reprobe_interval=0.5)
+#: Re-probes soon; a probe of a LAN that is up may take long on a loaded machine (a probe
+#: timing out there would send the test's traffic through the relay).
+QUICK = RoutingOptions(probe_timeout=EVENTUALLY, reprobe_interval=0.5)
 
 
 async def test_the_lan_never_sees_relay_credentials(oe: OctoEverywhere, sim: Simulator) -> None:
@@ -52,15 +54,17 @@ async def test_the_lan_never_sees_relay_credentials(oe: OctoEverywhere, sim: Sim
 async def test_lan_down_first_request_falls_back_within_the_probe_timeout(
     oe: OctoEverywhere, sim: Simulator
 ) -> None:
+    quick = RoutingOptions(probe_timeout=1.0)
     async with Blackhole() as hole:
-        printer = oe.printer(sim.app_connection(), lan_url=hole.url, routing=QUICK)
+        printer = oe.printer(sim.app_connection(), lan_url=hole.url, routing=quick)
         start = time.monotonic()
         assert (await printer.get_json("/api/version"))["api"] == "0.1"
         elapsed = time.monotonic() - start
         assert hole.connections == 1  # the probe
         assert printer.route is Route.RELAY
-        assert elapsed <= QUICK.probe_timeout * 1.1, f"fell back after {elapsed:.3f} s"
-        assert elapsed >= QUICK.probe_timeout * 0.9
+        # The probe's 1 s, not the LAN request's 10 s connect timeout (slack for a busy machine).
+        assert elapsed < quick.probe_timeout + 3, f"fell back after {elapsed:.3f} s"
+        assert elapsed >= quick.probe_timeout * 0.9
 
 
 async def test_traffic_moves_back_within_one_reprobe_interval(
@@ -68,7 +72,8 @@ async def test_traffic_moves_back_within_one_reprobe_interval(
 ) -> None:
     lan = await sim.start_lan()
     await sim.stop_lan()  # the port is reserved but refuses connections
-    printer = oe.printer(sim.app_connection(), lan_url=lan, routing=QUICK)
+    routing = RoutingOptions(probe_timeout=EVENTUALLY, reprobe_interval=3.0)
+    printer = oe.printer(sim.app_connection(), lan_url=lan, routing=routing)
     await printer.get_json("/api/version")
     assert printer.route is Route.RELAY
     await sim.start_lan()
@@ -76,10 +81,11 @@ async def test_traffic_moves_back_within_one_reprobe_interval(
     while printer.route is not Route.LAN:
         await printer.get_json("/api/version")
         await asyncio.sleep(0.01)
-        assert time.monotonic() - back_at < 5
+        assert time.monotonic() - back_at < EVENTUALLY
     await printer.get_json("/api/version")
     assert sim.requests_to("lan", "/api/version"), "a request reached the LAN"
-    assert time.monotonic() - back_at <= QUICK.reprobe_interval + 0.15
+    # Back within one interval (3 s), not two: 2 s of slack for a busy machine.
+    assert time.monotonic() - back_at < routing.reprobe_interval + 2
 
 
 async def test_a_lan_that_stops_answering_falls_back_in_the_same_call(

@@ -33,6 +33,8 @@ from oe_async import (
 from oe_async._lan import is_local_host, lan_url_from_ip
 from oe_async.testing import Fault, Simulator
 
+from .helpers import eventually
+
 
 @asynccontextmanager
 async def answering(status: int) -> AsyncIterator[URL]:
@@ -389,6 +391,7 @@ class StrayAnswers:
     def __init__(self) -> None:
         self.url = URL()
         self.served = 0
+        self.strays = 0  # unsolicited answers written
         self._server: asyncio.Server | None = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -413,6 +416,7 @@ class StrayAnswers:
                     + stray
                 )
                 await writer.drain()
+                self.strays += 1
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -434,9 +438,12 @@ async def test_an_unsolicited_answer_on_an_idle_connection_is_never_read(
     async with StrayAnswers() as server, sim.client(retry=RetryPolicy.never()) as oe:
         printer = oe.printer(sim.app_connection(url=server.url))
         answers = []
-        for _ in range(4):
+        for n in range(1, 5):
             answers.append(await printer.get_json("/api/printer"))
-            await asyncio.sleep(0.15)  # long enough for the stray answer to arrive
+            await eventually(lambda n=n: server.strays == n, "the stray answer is written")
+            # It is in the client's socket buffer now: any pass of the loop that is not this
+            # task's next step reads it, before the next request.
+            await asyncio.sleep(0.05)
     assert answers == [{"n": 1}, {"n": 2}, {"n": 3}, {"n": 4}]
 
 

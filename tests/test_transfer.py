@@ -69,11 +69,13 @@ class TestUpload:
         calls: list[tuple[int, int | None]] = []
 
         tracemalloc.start()
-        result = await printer.files.upload(
-            "/api/files/local", path, progress=lambda done, total: calls.append((done, total))
-        )
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        try:
+            result = await printer.files.upload(
+                "/api/files/local", path, progress=lambda done, total: calls.append((done, total))
+            )
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
 
         assert result.status == 201
         assert result.data["files"]["local"]["name"] == "part.gcode"

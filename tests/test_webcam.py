@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import json
 import time
 
@@ -68,11 +67,13 @@ async def test_max_fps_drops_surplus_frames(printer: PrinterConnection, sim: Sim
     sim.state.webcam.frames_per_stream = 60  # 0.6 s of stream
     async with printer.webcam.frames(max_fps=10) as frames:
         got = [frame async for frame in frames]
-    assert 4 <= len(got) <= 9
-    assert frames.skipped >= 45
-    # A schedule with one frame of slack: one frame per interval on average, not more.
-    gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(got[1:])]
-    assert sum(gaps) / len(gaps) >= 0.1 - 0.005
+    assert len(got) >= 4
+    assert len(got) + frames.skipped == 60  # each frame delivered or counted as dropped
+    # The cap is a schedule with one frame of slack (a burst after a stall passes two frames
+    # at once): n frames span at least n - 2 intervals. On an idle machine 6-7 frames arrive
+    # over the 0.6 s; a loaded one stretches the stream, and the cap must hold all the same.
+    span = got[-1].received_at - got[0].received_at
+    assert span >= (len(got) - 2) * 0.1 - 0.005, [f.received_at for f in got]
 
 
 async def test_renewal_across_three_stream_ends_is_continuous(
@@ -447,11 +448,13 @@ async def test_a_dripping_snapshot_ends_at_its_deadline(sim: Simulator, from_str
             started = time.monotonic()
             with pytest.raises(oe_async.RequestTimeoutError, match="deadline"):
                 await printer.webcam.snapshot(from_stream=from_stream)  # the client's default
-            assert 0.9 <= time.monotonic() - started < 2.0
+            # At the deadline, not never (a byte every 50 ms keeps a read timeout at bay for
+            # the 14 h the 1 MB takes); the upper bounds leave slack for a busy machine.
+            assert 0.9 <= time.monotonic() - started < 5
             started = time.monotonic()
             with pytest.raises(oe_async.RequestTimeoutError):
                 await printer.webcam.snapshot(from_stream=from_stream, timeout=0.3)
-            assert 0.25 <= time.monotonic() - started < 1.3
+            assert 0.25 <= time.monotonic() - started < 5
             assert acquired_connections(oe.session) == 0
     finally:
         await runner.cleanup()
