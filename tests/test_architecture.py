@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "oe_async.plugin_models": 0,
     "oe_async._plugin_wire": 0,
     "oe_async.webhooks": 0,
+    "oe_async._fanout": 0,
     # 1 what the funnel is made of: response helpers, routing, the shared session
     "oe_async._http": 1,
     "oe_async.routing": 1,

@@ -94,8 +94,6 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
     refusal = _rate_limited(request)
     if refusal is not None:
         return refusal
-    settings = sim.state.webcam
-    frames = _frames(request)
     resp = web.StreamResponse(
         headers={"Content-Type": content_type(quirks), "Cache-Control": "no-store"}
     )
@@ -104,6 +102,20 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
         resp.headers[TRANSFORM_HEADER] = transform
     await resp.prepare(request)
     sim.webcam_streams += 1
+    sim.webcam_streams_open += 1
+    try:
+        await _send_frames(request, resp, quirks)
+    finally:
+        sim.webcam_streams_open -= 1
+    return resp
+
+
+async def _send_frames(
+    request: web.Request, resp: web.StreamResponse, quirks: frozenset[str]
+) -> None:
+    sim = simulator_of(request)
+    settings = sim.state.webcam
+    frames = _frames(request)
     seconds = settings.stream_seconds
     if seconds is None:
         seconds = sim.state.limits.max_webcam_stream_seconds
@@ -114,7 +126,12 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
         while settings.frames_per_stream is None or number < settings.frames_per_stream:
             if seconds is not None and loop.time() - started >= seconds:
                 break
-            await resp.write(_part(sim, frames, quirks, number))
+            part = _part(sim, frames, quirks, number)
+            if "tiny_chunks" in quirks:
+                for i in range(len(part)):  # one HTTP chunk per byte
+                    await resp.write(part[i : i + 1])
+            else:
+                await resp.write(part)
             number += 1
             if settings.fps > 0:
                 # Keep the rate steady rather than sleeping a fixed time after each write.
@@ -124,7 +141,6 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
         if "close" in quirks:
             await resp.write(closing(quirks))
         await resp.write_eof()
-    return resp
 
 
 async def snapshot(request: web.Request, index: int | None = None) -> web.StreamResponse:
