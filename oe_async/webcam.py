@@ -51,6 +51,10 @@ DEFAULT_SNAPSHOT_PATH: Final = "/webcam/?action=snapshot"
 PLUGIN_STREAM: Final = PLUGIN_PREFIX + "webcam/stream"
 PLUGIN_SNAPSHOT: Final = PLUGIN_PREFIX + "webcam/snapshot"
 TRANSFORM_HEADER: Final = "x-oe-webcam-transform"
+#: A read smaller than this makes the next one take everything aiohttp has buffered: tiny
+#: HTTP chunks cost one read per socket read, not one per chunk. Larger pieces are read one
+#: at a time, as aiohttp holds them, which never joins (copies) them.
+COALESCE_BELOW: Final = 16 * 1024
 
 
 #: Where a :class:`FrameStream` is: ``"connecting"`` (opening a stream), ``"streaming"``
@@ -95,6 +99,8 @@ class FrameStream:
         self._parser: MJPEGParser | None = None
         #: A shared stream's reader: the time before which no consumer takes a frame.
         self._gate: Callable[[], float] | None = None
+        #: The last read was small: read everything buffered next (see COALESCE_BELOW).
+        self._coalesce = False
         self._frames: list[Frame] = []
         self._next_frame_at = 0
         self._next_index = 0
@@ -227,13 +233,20 @@ class FrameStream:
             parser = self._parser
             assert parser is not None  # noqa: S101 (set with the response)
             try:
-                # Everything aiohttp holds, in one piece: one read per socket read, however
-                # many HTTP chunks it carried (a chunk each cost ~2.6 us of CPU per byte).
-                chunk = await resp.content.readany()
+                if self._coalesce:
+                    # Small pieces: everything aiohttp holds, in one read, however many HTTP
+                    # chunks it came in (one await per chunk cost ~2.6 us of CPU per byte).
+                    chunk = await resp.content.readany()
+                else:
+                    # Large pieces: one at a time, as aiohttp holds them (never a copy).
+                    chunk, end_of_chunk = await read_chunk(resp.content)
+                    if not chunk and end_of_chunk:
+                        continue
             except TRANSPORT_ERRORS as err:
                 error = self._funnel.error_for(err, self._call.method, resp.url.path)
                 await self._stream_ended(error)
                 continue
+            self._coalesce = len(chunk) < COALESCE_BELOW
             if self._gate is not None:
                 parser.skip_until = self._gate()
             frames = parser.feed(chunk) if chunk else parser.close()

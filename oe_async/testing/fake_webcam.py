@@ -135,12 +135,32 @@ async def _send_frames(
             number += 1
             if settings.fps > 0:
                 # Keep the rate steady rather than sleeping a fixed time after each write.
-                await asyncio.sleep(max(0.0, started + number / settings.fps - loop.time()))
+                if not await _pause(request, started + number / settings.fps):
+                    break  # the client left
             else:
                 await asyncio.sleep(0)
         if "close" in quirks:
             await resp.write(closing(quirks))
         await resp.write_eof()
+
+
+#: How often a stream waiting for its next frame looks whether its client is still there.
+_CLIENT_CHECK = 0.1
+
+
+async def _pause(request: web.Request, until: float) -> bool:
+    """Wait until loop time ``until``; False as soon as the client has closed the connection.
+
+    aiohttp.web lets a handler run on after its client left, until its next write: a slow
+    camera (one frame a minute) would keep serving a stream nobody reads for a minute.
+    """
+    loop = asyncio.get_running_loop()
+    while (delay := until - loop.time()) > 0:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return False
+        await asyncio.sleep(min(delay, _CLIENT_CHECK))
+    return True
 
 
 async def snapshot(request: web.Request, index: int | None = None) -> web.StreamResponse:
