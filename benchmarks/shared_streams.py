@@ -10,7 +10,8 @@ the CPU is the library's.
 
 Targets: 20 shared consumers cost at most 1.5x the CPU of one, on 1 upstream stream.
 
-    .venv/bin/python benchmarks/shared_streams.py [--seconds 5] [--fps 15] [--counts 1,5,20,100]
+    .venv/bin/python benchmarks/shared_streams.py [--seconds 5] [--fps 15] [--rounds 3]
+        [--counts 1,5,20,100]
 """
 
 from __future__ import annotations
@@ -159,15 +160,24 @@ async def measure(port: int, consumers: int, *, shared: bool, seconds: float) ->
     }
 
 
-async def run(counts: list[int], seconds: float, fps: float) -> None:
-    results: dict[tuple[bool, int], dict[str, float]] = {}
+async def run(counts: list[int], seconds: float, fps: float, rounds: int) -> None:
+    runs: dict[tuple[bool, int], list[dict[str, float]]] = {}
     with camera_process(fps) as port:
-        for count in counts:
-            for shared in (True, False):
-                results[shared, count] = await measure(port, count, shared=shared, seconds=seconds)
+        for i in range(rounds):
+            cases = [(shared, count) for count in counts for shared in (True, False)]
+            for shared, count in cases if i % 2 == 0 else reversed(cases):
+                result = await measure(port, count, shared=shared, seconds=seconds)
+                runs.setdefault((shared, count), []).append(result)
                 await asyncio.sleep(0.5)  # let the camera notice the streams that ended
+    results = {
+        case: {key: statistics.median(r[key] for r in values) for key in values[0]}
+        for case, values in runs.items()
+    }
     one = results[True, counts[0]]["cpu"]
-    print(f"~100 KB frames at {fps:g} fps; {seconds:g} s measured per case after a warm-up")
+    print(
+        f"~100 KB frames at {fps:g} fps; {seconds:g} s measured per case after a warm-up; "
+        f"median of {rounds} rounds (order alternating)"
+    )
     print(
         f"{'consumers':>9}  {'mode':8} {'upstreams':>9} {'fps each (mean/min)':>20} "
         f"{'client CPU':>10} {'vs 1 shared':>11}"
@@ -194,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--counts", default="1,5,20,100")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -201,7 +212,7 @@ def main() -> None:
             Camera(args.fps).run()
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    asyncio.run(run([int(c) for c in args.counts.split(",")], args.seconds, args.fps))
+    asyncio.run(run([int(c) for c in args.counts.split(",")], args.seconds, args.fps, args.rounds))
 
 
 if __name__ == "__main__":

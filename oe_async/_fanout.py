@@ -2,7 +2,7 @@
 
 :class:`FrameFanout` is the bookkeeping of a shared webcam stream: the task that reads the
 camera calls :meth:`FrameFanout.publish` for every frame and :meth:`FrameFanout.end` once;
-each consumer holds a :class:`FrameSeat` and awaits :meth:`FrameSeat.next`.
+each consumer holds a :class:`FrameSeat`.
 
 - A seat keeps at most ``buffer`` frames. When a consumer is slower than the camera the
   oldest frame it has not taken is dropped (``dropped`` counts them): a slow consumer never
@@ -13,12 +13,12 @@ each consumer holds a :class:`FrameSeat` and awaits :meth:`FrameSeat.next`.
   any seat takes a frame again: the reader's parser need not copy a frame completed before.
 - The end (``StopAsyncIteration`` or the stream's error) reaches every seat once, after the
   frames it still holds.
-- A consumer cancelled while it waits is closed and leaves at once (``on_cancel``): it costs
-  nothing after. A seat holds no reference to its consumer, so a consumer that is dropped
-  without being closed is collected (and can leave in ``__del__``).
+- A seat holds no reference to its consumer, so a consumer that is dropped without being
+  closed is collected (and can leave in ``__del__``).
 
-A waiting consumer is handed its frame directly: :meth:`FrameSeat.next` returns a future
-that :meth:`FrameFanout.publish` resolves, so a frame costs each consumer one wake-up.
+A frame already held is taken without waiting (:meth:`FrameSeat.take`); a consumer that has
+to wait is handed its frame directly: :meth:`FrameSeat.wait` returns a future that
+:meth:`FrameFanout.publish` resolves, so a frame costs each waiting consumer one wake-up.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-from collections.abc import Callable
 
 from .mjpeg import Frame
 
@@ -36,6 +35,9 @@ __all__ = ["FrameFanout", "FrameSeat"]
 class FrameSeat:
     """One consumer's place at a :class:`FrameFanout`.
 
+    A consumer calls :meth:`take`, and :meth:`wait` only when that found nothing; a
+    consumer cancelled while it waits must :meth:`close` the seat (and leave the fanout).
+
     Attributes:
         skipped: frames held back by ``max_fps``.
         dropped: frames this consumer was too slow to take (its buffer held newer ones).
@@ -43,27 +45,11 @@ class FrameSeat:
 
     """
 
-    __slots__ = (
-        "_end",
-        "_interval",
-        "_on_cancel",
-        "_queue",
-        "_waiter",
-        "dropped",
-        "due",
-        "skipped",
-    )
+    __slots__ = ("_end", "_interval", "_queue", "_waiter", "dropped", "due", "skipped")
 
-    def __init__(
-        self,
-        *,
-        buffer: int,
-        max_fps: float | None,
-        on_cancel: Callable[[FrameSeat], object],
-    ) -> None:
+    def __init__(self, *, buffer: int, max_fps: float | None) -> None:
         self._queue: collections.deque[Frame] = collections.deque(maxlen=buffer)
         self._interval = 1.0 / max_fps if max_fps else 0.0
-        self._on_cancel = on_cancel
         self._waiter: asyncio.Future[Frame] | None = None
         self._end: BaseException | None = None
         self.due = -math.inf
@@ -75,31 +61,29 @@ class FrameSeat:
         """True once the stream's end reached this seat and nothing is left to take."""
         return self._end is not None and not self._queue
 
-    def next(self) -> asyncio.Future[Frame]:
-        """The next frame: a future, done at once when a frame (or the end) is waiting.
+    def take(self) -> Frame | None:
+        """The oldest frame held, or None when there is none (then :meth:`wait`).
 
-        Raises (through the future) ``StopAsyncIteration`` at the end of the stream, or the
-        stream's error. Only one ``next()`` may be pending at a time.
+        Raises:
+            StopAsyncIteration: the stream ended and every frame was taken.
+            BaseException: the stream's error, once; ``StopAsyncIteration`` after it.
+
         """
-        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         if self._queue:
-            future.set_result(self._queue.popleft())
-        elif self._end is not None:
-            future.set_exception(self._end)
+            return self._queue.popleft()
+        end = self._end
+        if end is not None:
             self._end = StopAsyncIteration()  # the error is delivered once
-        else:
-            if self._waiter is not None and not self._waiter.done():
-                raise RuntimeError("FrameSeat.next() called while another call is waiting")
-            self._waiter = future
-            future.add_done_callback(self._done)
-        return future
+            raise end
+        return None
 
-    def _done(self, future: asyncio.Future[Frame]) -> None:
-        if future.cancelled():  # the consumer was cancelled while it waited: it is over
-            if self._waiter is future:
-                self._waiter = None
-            self.close()
-            self._on_cancel(self)
+    def wait(self) -> asyncio.Future[Frame]:
+        """A future for the next frame (or the end), after :meth:`take` found nothing."""
+        if self._waiter is not None and not self._waiter.done():
+            raise RuntimeError("FrameSeat.wait() called while another call is waiting")
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self._waiter = future
+        return future
 
     def offer(self, frame: Frame) -> None:
         """Give this seat a frame (its waiting consumer, or its buffer)."""
@@ -113,8 +97,7 @@ class FrameSeat:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            waiter.remove_done_callback(self._done)
-            if not waiter.done():
+            if not waiter.done():  # (a consumer cancelled while waiting has left)
                 waiter.set_result(frame)
                 return
         queue = self._queue
@@ -133,7 +116,6 @@ class FrameSeat:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            waiter.remove_done_callback(self._done)
             if not waiter.done():
                 waiter.set_exception(self._end)
                 self._end = StopAsyncIteration()

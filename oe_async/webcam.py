@@ -51,10 +51,15 @@ DEFAULT_SNAPSHOT_PATH: Final = "/webcam/?action=snapshot"
 PLUGIN_STREAM: Final = PLUGIN_PREFIX + "webcam/stream"
 PLUGIN_SNAPSHOT: Final = PLUGIN_PREFIX + "webcam/snapshot"
 TRANSFORM_HEADER: Final = "x-oe-webcam-transform"
-#: A read smaller than this makes the next one take everything aiohttp has buffered: tiny
-#: HTTP chunks cost one read per socket read, not one per chunk. Larger pieces are read one
-#: at a time, as aiohttp holds them, which never joins (copies) them.
-COALESCE_BELOW: Final = 16 * 1024
+#: After a read smaller than this, the next ones take everything aiohttp has buffered, so
+#: that tiny HTTP chunks cost one read per socket read, not one per chunk (a read costs
+#: ~1 us: ~2 ns per byte from here up). Larger pieces are read one at a time, as aiohttp
+#: holds them, never joined: a join of everything buffered (~256 KB) is large enough for
+#: the C allocator to take from and give back to the kernel, a page fault per 4 KB.
+COALESCE_BELOW: Final = 512
+#: How many reads take everything buffered after a small one: a flood of tiny chunks pays
+#: for one chunk-sized read in this many, not in every other one.
+COALESCE_READS: Final = 8
 
 
 #: Where a :class:`FrameStream` is: ``"connecting"`` (opening a stream), ``"streaming"``
@@ -71,9 +76,10 @@ class FrameStream:
     consumer (``frames(shared=True)``) leaves the stream instead; the last one to leave
     closes it.
 
-    Each read takes everything aiohttp has buffered, however many HTTP chunks it came in:
-    a camera that sends tiny chunks streams, and a flood of them costs the client about
-    what aiohttp's own parsing of them costs (~1 us per chunk), not more.
+    Tiny HTTP chunks are read together, everything aiohttp has buffered at once: a camera
+    that sends small chunks streams, and a flood of them costs the client what aiohttp's own
+    parsing of them costs (~1 us per chunk), not more. Large pieces are read one by one, as
+    aiohttp holds them, without copying them together.
 
     Attributes:
         reconnects: how many times the stream was reopened.
@@ -99,10 +105,12 @@ class FrameStream:
         self._parser: MJPEGParser | None = None
         #: A shared stream's reader: the time before which no consumer takes a frame.
         self._gate: Callable[[], float] | None = None
-        #: The last read was small: read everything buffered next (see COALESCE_BELOW).
-        self._coalesce = False
+        #: Reads left that take everything buffered (see COALESCE_BELOW).
+        self._coalesce = 0
+        #: Frames parsed and not yet handed out, last first: a frame handed out is no longer
+        #: held here (holding it until the next read kept two ~100 KB frames alive at once,
+        #: and the allocator paid for that in page faults).
         self._frames: list[Frame] = []
-        self._next_frame_at = 0
         self._next_index = 0
         self._skip_until = float("-inf")
         self._skipped = 0
@@ -195,7 +203,6 @@ class FrameStream:
         self._state = "closed"
         self._resume_at = None
         self._frames = []
-        self._next_frame_at = 0
         self._drop_response()
 
     def _drop_response(self) -> None:
@@ -209,6 +216,8 @@ class FrameStream:
             self._skip_until = parser.skip_until
 
     async def __anext__(self) -> Frame:
+        if self._frames:  # parsed by an earlier read
+            return self._frames.pop()
         try:
             return await self._next_frame()
         except BaseException:
@@ -219,11 +228,8 @@ class FrameStream:
 
     async def _next_frame(self) -> Frame:
         while True:
-            frames = self._frames
-            if self._next_frame_at < len(frames):
-                frame = frames[self._next_frame_at]
-                self._next_frame_at += 1
-                return frame
+            if self._frames:
+                return self._frames.pop()
             if self._finished:
                 raise StopAsyncIteration
             resp = self._resp
@@ -232,29 +238,34 @@ class FrameStream:
                 continue
             parser = self._parser
             assert parser is not None  # noqa: S101 (set with the response)
+            content = resp.content
             try:
                 if self._coalesce:
-                    # Small pieces: everything aiohttp holds, in one read, however many HTTP
-                    # chunks it came in (one await per chunk cost ~2.6 us of CPU per byte).
-                    chunk = await resp.content.readany()
+                    # Small pieces: everything aiohttp holds in one read, however many HTTP
+                    # chunks it came in (an await per chunk cost ~2.6-3.8 us per byte).
+                    chunk = await content.readany()
+                    self._coalesce -= 1
                 else:
-                    # Large pieces: one at a time, as aiohttp holds them (never a copy).
-                    chunk, end_of_chunk = await read_chunk(resp.content)
-                    if not chunk and end_of_chunk:
-                        continue
+                    # Large pieces one at a time, as aiohttp holds them: joining them into
+                    # one read copied every byte once more, in blocks big enough that the
+                    # allocator handed them back to the kernel (page faults each time).
+                    chunk, end_of_chunk = await content.readchunk()
+                    if not chunk and end_of_chunk and not content.at_eof():
+                        continue  # an HTTP chunk's end (see _http.read_chunk for the EOF case)
             except TRANSPORT_ERRORS as err:
                 error = self._funnel.error_for(err, self._call.method, resp.url.path)
                 await self._stream_ended(error)
                 continue
-            self._coalesce = len(chunk) < COALESCE_BELOW
+            if len(chunk) < COALESCE_BELOW:
+                self._coalesce = COALESCE_READS
             if self._gate is not None:
                 parser.skip_until = self._gate()
             frames = parser.feed(chunk) if chunk else parser.close()
             if frames:
                 self._last_error = None
                 self._frames_this_stream += len(frames)
+                frames.reverse()
                 self._frames = frames
-                self._next_frame_at = 0
             if not chunk:  # the body is over; frames completed by it are returned first
                 await self._stream_ended(None)
 
@@ -443,9 +454,7 @@ class _SharedStream:
             ClientClosedError: the client is closed.
 
         """
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
+        self._cancel_linger()
         self.fanout.join(seat)
         if self._task is None:
             try:
@@ -475,9 +484,7 @@ class _SharedStream:
         if self.stopped:
             return
         self.stopped = True
-        if self._linger is not None:
-            self._linger.cancel()
-            self._linger = None
+        self._cancel_linger()
         hold = self._hold
         resume_at, error = self.reader.resume_at, self.reader.last_error
         if hold is None and resume_at is not None and error is not None:
@@ -486,6 +493,11 @@ class _SharedStream:
         self.reader.close_now()
         if self._task is not None:
             self._task.cancel()
+
+    def _cancel_linger(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
 
     async def wait_stopped(self) -> None:
         """Wait until the reading task has ended (after :meth:`stop`)."""
@@ -513,9 +525,7 @@ class _SharedStream:
             self.reader.close_now()
             if not self.stopped:
                 self.stopped = True
-                if self._linger is not None:
-                    self._linger.cancel()
-                    self._linger = None
+                self._cancel_linger()
                 self._done(self, None)
             self.fanout.end(error)
 
@@ -558,21 +568,24 @@ class _SharedFrames(FrameStream):
         seat = self._seat
         if seat is None:
             seat = self._take_seat()
-        return await seat.next()
+        frame = seat.take()
+        if frame is not None:
+            return frame
+        try:
+            return await seat.wait()
+        except asyncio.CancelledError:
+            # Cancelled while waiting for a frame, a share is over (as a stream of its own
+            # is) and leaves at once.
+            self._leave(seat)
+            raise
 
     def _take_seat(self) -> FrameSeat:
         if self._left:
-            seat = self._seat = FrameSeat(buffer=1, max_fps=None, on_cancel=_nothing)
+            seat = self._seat = FrameSeat(buffer=1, max_fps=None)
             seat.close()
             return seat
         shared = self._join()
-        # Cancelled while waiting for a frame, a share is over (as a stream of its own is)
-        # and leaves at once. The seat must not hold this object: see __del__.
-        seat = FrameSeat(
-            buffer=self._buffer,
-            max_fps=self._max_fps,
-            on_cancel=functools.partial(shared.leave, linger=self._linger_seconds),
-        )
+        seat = FrameSeat(buffer=self._buffer, max_fps=self._max_fps)
         self._seat = seat
         self._skipped_before = shared.reader.skipped
         self._reconnects_before = shared.reader.reconnects
@@ -659,10 +672,6 @@ class _SharedFrames(FrameStream):
     def last_error(self) -> OctoEverywhereError | None:
         """The failure behind the shared stream's latest back-off."""
         return self._shared.last_error if self._shared is not None else None
-
-
-def _nothing(_: object) -> None:
-    pass
 
 
 def _frozen(params: Any) -> Hashable:
