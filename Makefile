@@ -10,7 +10,7 @@ VENV313 ?= .venv313
 VENV314 ?= .venv314
 PIP_FLAGS ?= --quiet --disable-pip-version-check
 
-.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt plugin-conformance ha demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability flake-hunt clean clean-314
+.PHONY: test lint typecheck verifytypes pytest test-313 test-314 integration integration-mqtt plugin-conformance ha browser demo docs dist test-wheel fuzz bench bench-mqtt matrix reliability flake-hunt clean clean-314
 
 # A venv is (re)built when pyproject.toml changes; the stamp records a finished install.
 $(VENV)/.installed: pyproject.toml
@@ -138,6 +138,16 @@ dist: $(VENV)-dist/.installed
 test-wheel: dist
 	scripts/test-wheel $(PYTHON) dist $(WHEEL_ARGS)
 
+# examples/mjpeg_proxy.py in a real browser (tests/test_browser.py): headless Chromium, driven
+# over its DevTools protocol, shows the re-served webcam, N tabs cost one upstream stream and
+# closing them ends it. Debian's chromium is installed when missing (as root; no browser
+# download). BROWSER_ARGS go to pytest.
+browser: $(VENV)/.installed
+	@command -v chromium >/dev/null 2>&1 || command -v "$$CHROMIUM" >/dev/null 2>&1 || { \
+		echo "browser: installing Debian's chromium..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	OE_BROWSER_TESTS=1 $(VENV)/bin/python -m pytest tests/test_browser.py $(BROWSER_ARGS)
+
 # The guided tour on the embedded simulator (non-interactive off a TTY). DEMO_ARGS="--out DIR".
 # It needs only the package and its CLI extra (rich), not the test tools; `make test` later
 # adds those to the same venv.
@@ -188,6 +198,7 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/funnel.py
 	$(VENV)/bin/python benchmarks/transfers.py
 	$(VENV)/bin/python benchmarks/mjpeg.py
+	$(VENV)/bin/python benchmarks/shared_streams.py
 
 # oe_async vs paho-mqtt over WebSockets through the stand-in relay in front of mosquitto.
 bench-mqtt: $(VENV)/.installed

@@ -73,6 +73,13 @@ _MAX_LENGTH_DIGITS: Final = 15
 _MAX_LEARNED_BOUNDARY: Final = 200
 #: One header line: name, value (surrounding blanks and a CR dropped).
 _HEADER_LINE: Final = re.compile(rb"^[ \t]*([^:\r\n]+?)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.M)
+_JPEG: Final = "image/jpeg"
+#: The part headers nearly every camera sends (mjpg-streamer, ustreamer, aiohttp-based
+#: relays), in one C-speed match; anything else goes through the general header parser.
+_COMMON_HEADERS: Final = re.compile(
+    rb"Content-Type: ([!-~]+)\r\nContent-Length: ([0-9]{1,15})\r\n"
+    rb"(?:X-Timestamp: ([0-9]{1,20}(?:\.[0-9]{1,12})?)\r\n)?"
+)
 
 
 class MJPEGError(OctoEverywhereError):
@@ -213,10 +220,8 @@ class _State(enum.Enum):
 
 
 _BODY_STATES: Final = frozenset({_State.BODY_LENGTH, _State.BODY_SCAN})
-#: States in which the next bytes may be a well-formed boundary line + headers.
-_FAST_STATES: Final = frozenset(
-    {_State.AFTER_BODY, _State.START, _State.PREAMBLE, _State.DELIMITER}
-)
+#: Blanks and line ends between parts.
+_SPACE: Final = re.compile(rb"[ \t\r\n]*")
 
 
 @attrs.define(slots=True)
@@ -388,12 +393,23 @@ class MJPEGParser:
         view = memoryview(chunk)
         pos = 0
         end = len(chunk)
-        while pos < end and self._state is not _State.END:
-            if self._state is _State.BODY_LENGTH:
+        while pos < end:
+            # Identity tests, not set membership: an Enum hashes its name in Python code.
+            state = self._state
+            if state is _State.BODY_LENGTH:
                 pos = self._feed_length(chunk, view, pos, end, frames)
-            elif self._state is _State.BODY_SCAN:
+            elif state is _State.BODY_SCAN:
                 pos = self._feed_scan(chunk, view, pos, end, frames)
+            elif state is _State.END:
+                return
             else:
+                if (state is _State.AFTER_BODY or state is _State.START) and not self._small:
+                    # Line ends between parts are skipped in place: held back in the control
+                    # window, the CRLF that ends a chunk sent the next part's headers
+                    # down the slow path.
+                    pos = _SPACE.match(chunk, pos).end()  # type: ignore[union-attr]
+                    if pos == end:
+                        return
                 pos = self._feed_fast(chunk, pos, end) or self._feed_control(
                     chunk, pos, end, frames
                 )
@@ -401,7 +417,17 @@ class MJPEGParser:
     def _feed_fast(self, chunk: bytes, pos: int, end: int) -> int:
         """The common case between two parts, matched in place; 0 when it does not apply."""
         fast = self._fast
-        if fast is None or self._small or self._state not in _FAST_STATES:
+        state = self._state
+        if (
+            fast is None
+            or self._small
+            or not (
+                state is _State.AFTER_BODY
+                or state is _State.START
+                or state is _State.PREAMBLE
+                or state is _State.DELIMITER
+            )
+        ):
             return 0
         match = fast.match(chunk, pos, min(end, pos + self.max_header_size))
         if match is None:
@@ -573,6 +599,17 @@ class MJPEGParser:
         return stop + (2 if w.startswith(b"\n\n", stop) else 3)
 
     def _parse_headers(self, block: bytes) -> _PartHeaders:
+        common = _COMMON_HEADERS.fullmatch(block)
+        if common is not None:
+            content_type, digits, timestamp = common.groups()
+            length = int(digits)  # at most 15 digits: the pattern says so
+            if length > self.max_frame_size:
+                self._content_length([digits])  # raises the same error as the general path
+            return _PartHeaders(
+                length,
+                _JPEG if content_type == b"image/jpeg" else content_type.decode("latin-1"),
+                None if timestamp is None else float(timestamp),
+            )
         headers = _PartHeaders()
         lengths: list[bytes] = []
         for name, value in _HEADER_LINE.findall(block):
@@ -588,17 +625,21 @@ class MJPEGParser:
 
     def _content_length(self, values: list[bytes]) -> int | None:
         """One agreed length, or None (empty, unparseable or contradictory: scan instead)."""
-        values = [v for v in values if v]
+        if len(values) != 1:  # the common case, one value, skips the set
+            values = [v for v in values if v]
         if not values or not all(v.isdigit() for v in values):
             return None
         if any(len(v) > _MAX_LENGTH_DIGITS for v in values):
             raise MJPEGError(
                 f"declared Content-Length is larger than max_frame_size ({self.max_frame_size})"
             )
-        lengths = {int(v) for v in values}
-        if len(lengths) != 1:
-            return None
-        length = lengths.pop()
+        if len(values) == 1:
+            length = int(values[0])
+        else:
+            lengths = {int(v) for v in values}
+            if len(lengths) != 1:
+                return None
+            length = lengths.pop()
         if length > self.max_frame_size:
             raise MJPEGError(
                 f"declared Content-Length {length} is larger than max_frame_size "

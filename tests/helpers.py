@@ -12,6 +12,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
+import threading
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Self
@@ -208,6 +209,51 @@ class Dropper:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+
+
+class RawResponder:
+    """A loopback server thread that sends one prebuilt HTTP response to every connection.
+
+    For measuring the client alone: the server's work runs in its own thread (a test reads
+    ``time.thread_time()`` on the event loop's thread), and its bytes are exactly ``head``
+    and ``body`` (e.g. a body in one-byte HTTP chunks), written with blocking ``sendall``.
+    """
+
+    def __init__(self, head: bytes, body: bytes) -> None:
+        self.head = head
+        self.body = body
+        self.connections = 0
+        self.url = URL()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="raw-responder", daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            with conn, contextlib.suppress(OSError):
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    request += data
+                conn.sendall(self.head + self.body)
+
+    async def __aenter__(self) -> Self:
+        self.url = URL(f"http://127.0.0.1:{self._server.getsockname()[1]}/")
+        await asyncio.to_thread(self._thread.start)  # start() waits on a lock
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join)
+        self._server.close()
 
 
 def closed_port() -> int:

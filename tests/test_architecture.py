@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "oe_async.mqtt_codec": 0,
     "oe_async.mqtt_errors": 0,
     "oe_async.bambu": 0,
+    "oe_async._fanout": 0,
     # 1 what the funnel is made of: response helpers, routing, the shared session
     "oe_async._http": 1,
     "oe_async.routing": 1,

@@ -315,6 +315,13 @@ async def test_webcams_status_line(printer: PrinterConnection, sim: Simulator) -
     assert status_line(frames) == "Stopped"
 
 
+async def test_webcams_viewers_share_one_stream(printer: PrinterConnection, sim: Simulator) -> None:
+    sim.state.webcam.fps = 50
+    dropped = await _recipes("webcams.md")["viewers"](printer, 4, 5)
+    assert len(dropped) == 4
+    assert sim.webcam_streams == 1
+
+
 async def test_webcams_snapshot_or_none(
     printer: PrinterConnection, sim: Simulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -29,13 +29,15 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from oe_async import AppConnection, OctoEverywhere, PrinterConnection
+from oe_async import AppConnection, FrameStream, OctoEverywhere, PrinterConnection
 
 from .helpers import EVENTUALLY, acquired_connections, open_fds
 
 CYCLES = int(os.environ.get("OE_LEAK_CYCLES", "50"))
 WARM_UP = 20
 MiB = 1024 * 1024
+#: The task that reads a shared webcam stream (ends with its last consumer: linger=0).
+SHARED_STREAM = "oe_async shared webcam stream"
 
 Operation = Callable[[PrinterConnection, asyncio.Event], Awaitable[None]]
 
@@ -67,6 +69,17 @@ async def frames(printer: PrinterConnection, flowing: asyncio.Event) -> None:
             flowing.set()
 
 
+async def shared_frames(printer: PrinterConnection, flowing: asyncio.Event) -> None:
+    # Two consumers of one upstream, cancelled together: the last one leaving ends it.
+    async def consume(stream: FrameStream) -> None:
+        async with stream:
+            async for _ in stream:
+                flowing.set()
+
+    streams = [printer.webcam.frames(shared=True, linger=0) for _ in range(2)]
+    await asyncio.gather(*(consume(stream) for stream in streams))
+
+
 async def websocket(printer: PrinterConnection, flowing: asyncio.Event) -> None:
     async with printer.websocket.connect("/websocket") as ws:
         flowing.set()
@@ -89,6 +102,7 @@ OPERATIONS: dict[str, Operation] = {
     "upload": upload,
     "download": download,
     "frames": frames,
+    "shared_frames": shared_frames,
     "websocket": websocket,
     "subscription": subscription,
 }
@@ -213,6 +227,10 @@ async def test_start_cancel_cycles_leak_nothing(
                 acquired = acquired_connections(oe.session)
                 fds_gained = await settled_fds(fds_before) - fds_before
                 tasks_left = len(asyncio.all_tasks()) - tasks_before
+                # A task the warm-up left running would hide in tasks_before.
+                streams_left = [
+                    t for t in asyncio.all_tasks() if t.get_name() == SHARED_STREAM and not t.done()
+                ]
             gc.collect()
             unclosed = [str(w.message) for w in caught if "nclosed" in str(w.message)]
     finally:
@@ -235,3 +253,4 @@ async def test_start_cancel_cycles_leak_nothing(
     assert problems == []
     assert reports == []
     assert tasks_left <= 0
+    assert streams_left == []

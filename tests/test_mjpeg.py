@@ -216,6 +216,34 @@ def test_timestamps_and_content_types_are_carried() -> None:
     assert [f.index for f in frames] == [0, 1, 2]
 
 
+def test_the_common_headers_and_any_others_mean_the_same() -> None:
+    # mjpg-streamer's exact header block takes a one-match fast path; any other spelling,
+    # order or extra header takes the general one. Both must read the same values.
+    data = J[0]
+    common = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\nX-Timestamp: 1700000000.25\r\n"
+    other = b"X-Timestamp:1700000000.25\r\ncontent-length: %d\r\nContent-Type:image/jpeg \r\n"
+    for block in (common, other):
+        stream = b"--frame\r\n" + block % len(data) + b"\r\n" + data + b"\r\n"
+        [frame] = MJPEGParser("frame").feed(stream + b"--frame\r\n")
+        assert (frame.data, frame.timestamp, frame.content_type) == (
+            data,
+            1700000000.25,
+            "image/jpeg",
+        )
+    # The fast path keeps the bounds: a declared length over max_frame_size is refused.
+    too_big = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: 999999\r\n\r\n"
+    with pytest.raises(MJPEGError, match="larger than max_frame_size"):
+        MJPEGParser("frame", max_frame_size=1000).feed(too_big)
+
+
+def test_line_ends_between_parts_at_a_chunk_end_keep_the_fast_path() -> None:
+    # One HTTP chunk per part, each ending in the CRLF after its JPEG: every frame parsed.
+    chunks = [part(j) for j in J] * 3
+    parser = MJPEGParser("frame")
+    got = [f.data for chunk in chunks for f in parser.feed(chunk)]
+    assert got == J * 3
+
+
 def test_indices_start_where_asked_and_transform_is_copied() -> None:
     _, stream = CORPUS["go2rtc_standard"]
     frames = run(stream, CT, first_index=10, transform="flipH")

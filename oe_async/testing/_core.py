@@ -179,9 +179,11 @@ class SimulatorCore:
         #: The packaged JPEG frames (loaded off the event loop when the simulator starts).
         self.jpegs: list[bytes] = []
         self.large_jpeg: bytes = b""
-        #: When webcam streams were opened (for the 609 rate limit) and how many were served.
+        #: When webcam streams were opened (for the 609 rate limit), how many were served,
+        #: and how many are being served now (a stream's end is noticed at its next write).
         self.webcam_opens: collections.deque[float] = collections.deque()
         self.webcam_streams: int = 0
+        self.webcam_streams_open: int = 0
         self.webcam_part_cache: dict[object, bytes] = {}
         #: Open server-side WebSockets, and every JSON message they received (path, data).
         self.websockets: list[tuple[web.WebSocketResponse, web.Request]] = []

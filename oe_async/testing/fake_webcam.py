@@ -100,8 +100,6 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
     refusal = _rate_limited(request)
     if refusal is not None:
         return refusal
-    settings = sim.state.webcam
-    frames = _frames(request)
     resp = web.StreamResponse(
         headers={"Content-Type": content_type(quirks), "Cache-Control": "no-store"}
     )
@@ -110,6 +108,20 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
         resp.headers[TRANSFORM_HEADER] = transform
     await resp.prepare(request)
     sim.webcam_streams += 1
+    sim.webcam_streams_open += 1
+    try:
+        await _send_frames(request, resp, quirks)
+    finally:
+        sim.webcam_streams_open -= 1
+    return resp
+
+
+async def _send_frames(
+    request: web.Request, resp: web.StreamResponse, quirks: frozenset[str]
+) -> None:
+    sim = simulator_of(request)
+    settings = sim.state.webcam
+    frames = _frames(request)
     seconds = settings.stream_seconds
     if seconds is None:
         seconds = sim.state.limits.max_webcam_stream_seconds
@@ -120,17 +132,41 @@ async def stream(request: web.Request, index: int | None = None) -> web.StreamRe
         while settings.frames_per_stream is None or number < settings.frames_per_stream:
             if seconds is not None and loop.time() - started >= seconds:
                 break
-            await resp.write(_part(sim, frames, quirks, number))
+            part = _part(sim, frames, quirks, number)
+            if "tiny_chunks" in quirks:
+                for i in range(len(part)):  # one HTTP chunk per byte
+                    await resp.write(part[i : i + 1])
+            else:
+                await resp.write(part)
             number += 1
             if settings.fps > 0:
                 # Keep the rate steady rather than sleeping a fixed time after each write.
-                await asyncio.sleep(max(0.0, started + number / settings.fps - loop.time()))
+                if not await _pause(request, started + number / settings.fps):
+                    break  # the client left
             else:
                 await asyncio.sleep(0)
         if "close" in quirks:
             await resp.write(closing(quirks))
         await resp.write_eof()
-    return resp
+
+
+#: How often a stream waiting for its next frame looks whether its client is still there.
+_CLIENT_CHECK = 0.1
+
+
+async def _pause(request: web.Request, until: float) -> bool:
+    """Wait until loop time ``until``; False as soon as the client has closed the connection.
+
+    aiohttp.web lets a handler run on after its client left, until its next write: a slow
+    camera (one frame a minute) would keep serving a stream nobody reads for a minute.
+    """
+    loop = asyncio.get_running_loop()
+    while (delay := until - loop.time()) > 0:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return False
+        await asyncio.sleep(min(delay, _CLIENT_CHECK))
+    return True
 
 
 async def snapshot(request: web.Request, index: int | None = None) -> web.StreamResponse:

@@ -18,6 +18,8 @@ executor). Quirks, each reproducing something a real camera server does:
 ``dup_length``        ``Content-Length`` sent twice
 ``timestamp``         ``X-Timestamp`` part headers
 ``close``             a closing boundary when the stream ends
+``tiny_chunks``       every byte sent as an HTTP chunk of its own (a camera behind a proxy
+                      that flushes per byte; also what a chunk flood looks like)
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ from typing import Final
 
 import attrs
 
-__all__ = ["QUIRKS", "WebcamSettings", "build_part", "closing", "content_type", "load_jpegs"]
+__all__ = [
+    "QUIRKS",
+    "WebcamSettings",
+    "build_part",
+    "chunked",
+    "closing",
+    "content_type",
+    "load_jpegs",
+]
 
 BOUNDARY: Final = b"frame"
 QUIRKS: Final = frozenset(
@@ -47,6 +57,7 @@ QUIRKS: Final = frozenset(
         "dup_length",
         "timestamp",
         "close",
+        "tiny_chunks",
     }
 )
 
@@ -143,6 +154,19 @@ def build_part(frame: bytes, quirks: frozenset[str], *, number: int, timestamp: 
     start = b"" if number == 0 and "no_first_boundary" in quirks else delimiter + nl
     end = b"" if "glued" in quirks and "no_length" not in quirks else nl
     return start + headers + nl + frame + end
+
+
+def chunked(data: bytes, size: int = 1) -> bytes:
+    """``data`` in HTTP/1.1 chunked transfer coding, ``size`` bytes per chunk, then the end.
+
+    For raw servers (benchmarks, tests) that write a prebuilt body: ``size=1`` is what a
+    chunk flood, or a camera behind a proxy flushing every byte, sends.
+    """
+    pieces = [
+        b"%x\r\n%s\r\n" % (len(data[i : i + size]), data[i : i + size])
+        for i in range(0, len(data), size)
+    ]
+    return b"".join(pieces) + b"0\r\n\r\n"
 
 
 def closing(quirks: frozenset[str]) -> bytes:

@@ -20,16 +20,24 @@ PARALLEL_UPDATES = 0
 
 #: The multipart boundary of the re-served stream (the parts carry ``--frameboundary``).
 BOUNDARY = "frameboundary"
+#: Every viewer of a camera shares one OctoEverywhere stream, kept this long after the last
+#: viewer left so that reopening the dashboard does not reopen the webcam.
+STREAM_LINGER = 5.0
 
 
-def _part(frame: Frame) -> bytes:
-    """One multipart/x-mixed-replace part, as Home Assistant's own MJPEG streams write it."""
-    head = (
-        f"--{BOUNDARY}\r\n"
-        f"Content-Type: {frame.content_type}\r\n"
-        f"Content-Length: {len(frame.data)}\r\n\r\n"
-    )
-    return head.encode() + frame.data + b"\r\n"
+def _part_head(content_type: str) -> bytes:
+    """A boundary line and part headers (no Content-Length: browsers look for the boundary)."""
+    return f"--{BOUNDARY}\r\nContent-Type: {content_type}\r\n\r\n".encode()
+
+
+def _picture(frame: Frame) -> bytes:
+    """A JPEG, then the next part's boundary and headers.
+
+    Browsers show a part of multipart/x-mixed-replace once the next part's headers arrive:
+    sent right after the picture, they show every picture as soon as it arrives rather than
+    one frame late (seconds, for a slow camera).
+    """
+    return frame.data + b"\r\n" + _part_head(frame.content_type)
 
 
 async def async_setup_entry(
@@ -87,12 +95,15 @@ class OctoEverywhereCamera(OctoEverywhereEntity, Camera):
     async def handle_async_mjpeg_stream(self, request: web.Request) -> web.StreamResponse | None:
         """Re-serve the webcam's frames as multipart/x-mixed-replace.
 
-        The relay ends each stream after the account's stream limit; ``reconnect`` renews
-        it, so a viewer sees one endless stream. The OctoEverywhere stream is released
-        when the viewer leaves, and when the entry unloads (closing the client ends it).
+        Every viewer of this camera shares one OctoEverywhere stream (``shared=True``): 20
+        open dashboards cost one webcam stream, and a slow viewer skips frames without
+        slowing the others. The relay ends each stream after the account's stream limit;
+        ``reconnect`` renews it, so viewers see one endless stream. The stream closes
+        ``STREAM_LINGER`` seconds after the last viewer left, and at once when the entry
+        unloads (closing the client ends it).
         """
         async with self.coordinator.printer.webcam.frames(
-            index=self._index, reconnect=True
+            index=self._index, reconnect=True, shared=True, linger=STREAM_LINGER
         ) as frames:
             try:
                 first = await anext(frames)
@@ -105,12 +116,9 @@ class OctoEverywhereCamera(OctoEverywhereEntity, Camera):
             response.content_type = f"multipart/x-mixed-replace;boundary={BOUNDARY}"
             await response.prepare(request)
             try:
-                # Browsers show frame n-1 of a multipart stream: send the first one twice,
-                # as Home Assistant's own still streams do.
-                await response.write(_part(first))
-                await response.write(_part(first))
+                await response.write(_part_head(first.content_type) + _picture(first))
                 async for frame in frames:
-                    await response.write(_part(frame))
+                    await response.write(_picture(frame))
             except ConnectionResetError:  # aiohttp's ClientConnectionResetError too
                 pass  # the viewer left
             except OctoEverywhereError as err:
