@@ -11,8 +11,8 @@ import random
 import socket
 import ssl
 import sys
-from collections.abc import Callable
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Self

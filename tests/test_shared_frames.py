@@ -189,7 +189,7 @@ async def test_renewals_are_shared_and_indices_stay_continuous(
     # for all three at once, not three times over.
     assert all(len(got) == 12 for got in results)
     assert all([f.index for f in got] == sorted({f.index for f in got}) for got in results)
-    assert len(sim.requests_to("relay", "/webcam/")) <= 4
+    assert len(sim.requests_to("relay", "*/webcam/*")) <= 4
     assert all(frames.reconnects >= 1 for frames in streams)
 
 
@@ -217,7 +217,7 @@ async def test_an_error_reaches_every_consumer_once(
         with pytest.raises(StopAsyncIteration):
             await anext(frames)
         assert frames.state == "closed"
-    assert len(sim.requests_to("relay", "/webcam/")) == 2  # one stream, one refused renewal
+    assert len(sim.requests_to("relay", "*/webcam/*")) == 2  # one stream, one refused renewal
     assert acquired_connections(printer.session) == 0
 
 
@@ -236,7 +236,7 @@ async def test_a_609_back_off_is_shared_and_seen_by_every_consumer(
     assert all(frames.resume_at is not None for frames in streams)
     results = await asyncio.gather(*(take(frames, 2) for frames in streams))
     assert all(len(got) == 2 for got in results)
-    opens = sim.requests_to("relay", "/webcam/")
+    opens = sim.requests_to("relay", "*/webcam/*")
     assert len(opens) == 3  # ok, 609, ok after waiting: once for all three consumers
     assert opens[2].at - opens[1].at >= 0.4
     for frames in streams:
@@ -256,7 +256,7 @@ async def test_consumers_leaving_during_a_609_back_off_cause_no_opens(
     await until(lambda: streams[0].waiting_for_webcam_limit, "the 609 back-off")
     resume_at = streams[0].resume_at
     assert resume_at is not None
-    opens = len(sim.requests_to("relay", "/webcam/"))
+    opens = len(sim.requests_to("relay", "*/webcam/*"))
     for frames in streams:
         await frames.aclose()
     # Nobody is watching: the stream is over at once (even with the default linger), so
@@ -271,7 +271,7 @@ async def test_consumers_leaving_during_a_609_back_off_cause_no_opens(
         assert again.waiting_for_webcam_limit
         assert again.resume_at == resume_at
         await first
-    reopened = sim.requests_to("relay", "/webcam/")[opens]
+    reopened = sim.requests_to("relay", "*/webcam/*")[opens]
     assert reopened.at >= resume_at  # not one open before the back-off was over
 
 
