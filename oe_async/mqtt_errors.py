@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Final
 
+from .errors._base import NEEDS_USER, NEITHER, TEMPORARY, CodeTable
 from .mqtt_packets import MQTTError, MQTTProtocolError, SubscribeResult
 
 __all__ = [
@@ -41,7 +42,24 @@ __all__ = [
     "connack_error",
 ]
 
+# fmt: off
+#: The CONNACK return codes MQTT 3.1.1 defines: (code, class, what it answers, message).
+REFUSALS: Final[CodeTable[MQTTConnectionRefusedError]] = CodeTable("return_code", (
+    (1, "MQTTProtocolVersionError", NEITHER,
+        "The printer's MQTT broker does not accept this protocol version."),
+    (2, "MQTTClientIdRejectedError", NEITHER,
+        "The printer's MQTT broker refused the client id."),
+    (3, "MQTTBrokerUnavailableError", TEMPORARY,
+        "The printer's MQTT broker is not available now. Try again shortly."),
+    (4, "MQTTBadCredentialsError", NEEDS_USER,
+        "The printer's MQTT broker refused the user name or password."),
+    (5, "MQTTNotAuthorizedError", NEEDS_USER,
+        "The printer's MQTT broker does not allow this client to connect."),
+))
+# fmt: on
 
+
+@REFUSALS.family
 class MQTTConnectionRefusedError(MQTTError):
     """The broker refused the MQTT CONNECT (CONNACK return code other than 0).
 
@@ -62,63 +80,36 @@ class MQTTConnectionRefusedError(MQTTError):
         self._set_message(message, f"{message} (MQTT CONNACK return code {self.return_code})")
 
 
-class MQTTProtocolVersionError(MQTTConnectionRefusedError):
+class MQTTProtocolVersionError(MQTTConnectionRefusedError, code=1):
     """1: the broker does not accept MQTT 3.1.1 (the protocol level oe_async speaks)."""
 
-    return_code = 1
-    default_message = "The printer's MQTT broker does not accept this protocol version."
 
-
-class MQTTClientIdRejectedError(MQTTConnectionRefusedError):
+class MQTTClientIdRejectedError(MQTTConnectionRefusedError, code=2):
     """2: the broker refused the client id (pass another ``client_id``, or none)."""
 
-    return_code = 2
-    default_message = "The printer's MQTT broker refused the client id."
 
-
-class MQTTBrokerUnavailableError(MQTTConnectionRefusedError):
+class MQTTBrokerUnavailableError(MQTTConnectionRefusedError, code=3):
     """3: the broker is not available now (temporary).
 
     Through OctoEverywhere this means the plugin is not connected to the printer's own MQTT
     broker (printer off or rebooting): try again later, with a back-off.
     """
 
-    return_code = 3
-    temporary = True
-    default_message = "The printer's MQTT broker is not available now. Try again shortly."
 
-
-class MQTTBadCredentialsError(MQTTConnectionRefusedError):
+class MQTTBadCredentialsError(MQTTConnectionRefusedError, code=4):
     """4: bad user name or password (a person must fix them)."""
 
-    return_code = 4
-    needs_user_action = True
-    default_message = "The printer's MQTT broker refused the user name or password."
 
-
-class MQTTNotAuthorizedError(MQTTConnectionRefusedError):
+class MQTTNotAuthorizedError(MQTTConnectionRefusedError, code=5):
     """5: not authorised (a person must grant access)."""
 
-    return_code = 5
-    needs_user_action = True
-    default_message = "The printer's MQTT broker does not allow this client to connect."
 
-
-_REFUSALS: Final[dict[int, type[MQTTConnectionRefusedError]]] = {
-    cls.return_code: cls
-    for cls in (
-        MQTTProtocolVersionError,
-        MQTTClientIdRejectedError,
-        MQTTBrokerUnavailableError,
-        MQTTBadCredentialsError,
-        MQTTNotAuthorizedError,
-    )
-}
+REFUSALS.check()
 
 
 def connack_error(return_code: int) -> MQTTConnectionRefusedError:
     """The error for a CONNACK return code other than 0 (a generic one for unknown codes)."""
-    cls = _REFUSALS.get(return_code)
+    cls = REFUSALS.get(return_code)
     if cls is not None:
         return cls()
     return MQTTConnectionRefusedError(return_code=return_code)
