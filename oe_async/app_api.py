@@ -157,7 +157,7 @@ class AppAPI:
         data = await self._json("GET", INFO_PATH, timeout=timeout, retry=retry)
         info = structure(data, ConnectionInfo, what="Info API answer")
         self._limits = info.limits
-        self._funnel.learn_local_ip(info.local_ip)
+        self._funnel.routes.learn_local_ip(info.local_ip)
         return info
 
     async def precheck_limits(self) -> PrinterLimits | None:
@@ -171,8 +171,8 @@ class AppAPI:
         ``app_token``, there is no pre-check.
         """
         if (
-            not self._funnel.precheck_limits
-            or self._funnel.route is Route.LAN
+            not self._funnel.transport.precheck_limits
+            or self._funnel.routes.route is Route.LAN
             or self._funnel.app_connection.app_token is None
         ):
             return None  # opted out / relay-only limits / no App API token to ask with
@@ -251,7 +251,7 @@ class AppAPI:
         """
         body: dict[str, Any] = {
             "WebhookUrl": check_webhook_url(
-                url, allow_insecure_loopback=self._funnel.allow_insecure_loopback
+                url, allow_insecure_loopback=self._funnel.transport.allow_insecure_loopback
             )
         }
         types = _event_filter(event_types)

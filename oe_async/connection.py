@@ -87,22 +87,22 @@ class PrinterConnection:
     @property
     def session(self) -> aiohttp.ClientSession:
         """The aiohttp session requests go out on (the client's, owned or borrowed)."""
-        return self._funnel.session
+        return self._funnel.transport.session
 
     @property
     def route(self) -> Route:
         """Where requests to the printer go now: ``Route.LAN`` or ``Route.RELAY``."""
-        return self._funnel.route
+        return self._funnel.routes.route
 
     @property
     def route_policy(self) -> RoutePolicy:
         """The routing policy (``prefer_local``, ``relay`` or ``local``)."""
-        return self._funnel.route_policy
+        return self._funnel.routes.policy
 
     @property
     def lan_url(self) -> URL | None:
         """The printer's LAN base URL, when known."""
-        return self._funnel.lan_url
+        return self._funnel.routes.lan_url
 
     # ------------------------------------------------------------------ features
 

@@ -102,14 +102,14 @@ def printer_diagnostics(
             # Not platform.platform(): its first call runs `uname -p` in a subprocess,
             # a blocking call on the event loop.
             "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
-            "app_id": funnel.app_id,
+            "app_id": funnel.transport.app_id,
             "relay_url": str(conn.url),
             "auth_type": type(conn.auth).__name__,
             "has_octoprint_api_key": conn.octoprint_api_key is not None,
             "printer_name": conn.printer_name,
-            "route_policy": funnel.route_policy.value,
-            "route": funnel.route.value,
-            "lan_url": str(funnel.lan_url) if funnel.lan_url is not None else None,
+            "route_policy": funnel.routes.policy.value,
+            "route": funnel.routes.route.value,
+            "lan_url": str(funnel.routes.lan_url) if funnel.routes.lan_url is not None else None,
             "limits": None
             if limits is None
             else {

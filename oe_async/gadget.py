@@ -111,12 +111,12 @@ class Gadget:
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run ``coro`` (a poller's loop) in a task the client owns and cancels on close."""
-        return self._funnel.spawn(coro, name=name)
+        return self._funnel.transport.spawn(coro, name=name)
 
     @property
     def client_closed(self) -> bool:
         """True once the client was closed."""
-        return self._funnel.client_closed
+        return self._funnel.transport.closed
 
 
 class GadgetPoller:

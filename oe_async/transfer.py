@@ -614,7 +614,7 @@ class DownloadStream:
         except TRANSPORT_ERRORS as err:
             raise self._funnel.error_for(err, *self._where) from None
         if not chunk:
-            if self._funnel.client_closed:  # close() cut it short: never a silent truncation
+            if self._funnel.transport.closed:  # close() cut it short: never a silent truncation
                 raise ClientClosedError(f"{' '.join(self._where)}: the client was closed")
             await self._progress.finish()
             raise StopAsyncIteration
@@ -1194,7 +1194,7 @@ class Files:
         (mode 0666 less the umask), like any new file.
         """
         target = Path(os.fspath(dest))
-        limits = as_timeout(timeout, self._funnel.stream_timeout)
+        limits = as_timeout(timeout, self._funnel.transport.stream_timeout)
         total = limits.total
         deadline = None if total is None else asyncio.get_running_loop().time() + total
         timer = asyncio.timeout_at(deadline)

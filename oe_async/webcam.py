@@ -287,7 +287,7 @@ class FrameStream:
         """The server ended (or dropped) the stream: renew it or finish."""
         had_frames = self._frames_this_stream > 0
         self._drop_response()
-        if self._funnel.client_closed:  # close() ended it: never renew, always say why
+        if self._funnel.transport.closed:  # close() ended it: never renew, always say why
             self._finished = True
             raise ClientClosedError("the webcam stream ended: the OctoEverywhere client was closed")
         if self._policy is None:
@@ -483,7 +483,9 @@ class _SharedStream:
         self.fanout.join(seat)
         if self._task is None:
             try:
-                self._task = self._funnel.spawn(self._run(), name="oe_async shared webcam stream")
+                self._task = self._funnel.transport.spawn(
+                    self._run(), name="oe_async shared webcam stream"
+                )
             except BaseException:
                 self.fanout.leave(seat)
                 self.stop()
@@ -540,7 +542,7 @@ class _SharedStream:
         except asyncio.CancelledError:
             error = (
                 ClientClosedError("the webcam stream ended: the OctoEverywhere client was closed")
-                if self._funnel.client_closed
+                if self._funnel.transport.closed
                 else CommunicationError("the shared webcam stream was cancelled")
             )
             raise
@@ -763,7 +765,7 @@ class Webcam:
             or not read_timeout > 0
         ):
             raise InvalidArgumentError("read_timeout must be a positive number of seconds")
-        base = self._funnel.stream_timeout
+        base = self._funnel.transport.stream_timeout
         sock_connect = base.sock_connect
         sock_read: float | None = read_timeout
         if timeout is not None:

@@ -32,7 +32,7 @@ from typing import Any, Final, Self
 
 import aiohttp
 
-from ._funnel import Funnel
+from ._funnel import Funnel, WebSocketOptions
 from ._http import TRANSPORT_ERRORS
 from .errors import (
     ClientClosedError,
@@ -244,11 +244,11 @@ class PrinterWebSocket:
             raise RequestTimeoutError(
                 f"WebSocket {self._path}: no message within {deadline:g} s"
             ) from None
-        if message.type in _CLOSED_TYPES and self._funnel.client_closed:
+        if message.type in _CLOSED_TYPES and self._funnel.transport.closed:
             raise ClientClosedError(f"WebSocket {self._path}: the OctoEverywhere client was closed")
         code = relay_close_code(message) if self._relay else None
         if code is not None:
-            raise relay_error(code, app_id=self._funnel.app_id)
+            raise relay_error(code, app_id=self._funnel.transport.app_id)
         if message.type is aiohttp.WSMsgType.ERROR:
             kind = type(message.data).__name__ if message.data is not None else "error"
             raise CommunicationError(f"WebSocket {self._path} failed ({kind})")
@@ -588,8 +588,7 @@ class WebSockets:
         """
         call = self._funnel.call("GET", path, headers=headers)  # validates path and headers
         receive_timeout = _check_timeout(receive_timeout, "receive_timeout")
-        async with self._funnel.websocket(
-            call,
+        options = WebSocketOptions(
             protocols=protocols,
             heartbeat=heartbeat,
             # PrinterWebSocket.receive() applies it as a deadline; aiohttp would restart it
@@ -597,7 +596,8 @@ class WebSockets:
             receive_timeout=None,
             handshake_timeout=handshake_timeout,
             max_msg_size=max_msg_size,
-        ) as (ws, where, through_relay):
+        )
+        async with self._funnel.websocket(call, options) as (ws, where, through_relay):
             # The route the handshake took: only the relay speaks OctoEverywhere's 6xx codes.
             socket = PrinterWebSocket(
                 ws,
@@ -654,9 +654,9 @@ class WebSockets:
 
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run ``coro`` (a subscription's loop) in a task the client owns."""
-        return self._funnel.spawn(coro, name=name)
+        return self._funnel.transport.spawn(coro, name=name)
 
     @property
     def client_closed(self) -> bool:
         """True once the client was closed."""
-        return self._funnel.client_closed
+        return self._funnel.transport.closed

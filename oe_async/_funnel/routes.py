@@ -1,0 +1,319 @@
+"""Where each attempt of a call goes: the routing glue between calls and the router.
+
+:class:`Routes` holds one printer connection's :class:`oe_async.routing.Router` (LAN or
+relay), the secret pins of each origin (:class:`oe_async.auth.AuthMiddleware`: relay
+credentials never reach the LAN), and the LAN probe's state: the relay's reference answer,
+and the server errors in a row that give the LAN up. It works out what an attempt sends on
+a route (:class:`oe_async._funnel.calls.Send`); the funnel does the sending.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Final
+
+from multidict import CIMultiDict
+from yarl import URL
+
+from oe_async._http import display_path, join_url, parse_url
+from oe_async._transport import Transport
+from oe_async.auth import AuthMiddleware, Origin, origin_of
+from oe_async.errors import InvalidArgumentError, OctoEverywhereError
+from oe_async.models import AppConnection
+from oe_async.routing import (
+    Route,
+    RoutePolicy,
+    Router,
+    RoutingOptions,
+    check_lan_url,
+    local_lan_url,
+)
+
+from .calls import Call, Send, Target
+
+_LOGGER = logging.getLogger("oe_async")
+
+#: Methods the direct path may send twice when the first answer is a redirect.
+RESENDABLE: Final = frozenset({"GET", "HEAD"})
+#: Server errors in a row on the LAN route after which it is given up for the relay.
+LAN_FAILURES: Final = 3
+
+#: ``probe(target)``: ``(status, media type)`` of the probe path on the LAN or the relay.
+Probe = Callable[[Target], Awaitable[tuple[int, str] | None]]
+
+
+class _Pending(enum.Enum):
+    CHOOSE = enum.auto()
+
+
+#: "The route needs the router's (awaited) choice": the LAN may need a probe first.
+CHOOSE: Final = _Pending.CHOOSE
+
+
+class Routes:
+    """The routes of one printer connection and what a call sends on each.
+
+    Args:
+        transport: the client's shared session, defaults and task owner.
+        app_connection: the App Connection (relay URL and credentials, App API token).
+        printer_headers: headers for the printer on the relay and the LAN (``X-Api-Key``).
+        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
+        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
+        routing: LAN probe timing.
+        probe: sends the probe request to the LAN or the relay (the funnel's).
+        label: how log lines name the printer.
+
+    """
+
+    __slots__ = (
+        "_app_connection",
+        "_default_headers",
+        "_fixed_route",
+        "_label",
+        "_lan_errors",
+        "_lan_mismatch_logged",
+        "_printer_headers",
+        "_probe",
+        "_relay_fingerprint",
+        "_router",
+        "_transport",
+        "auth",
+    )
+
+    def __init__(
+        self,
+        transport: Transport,
+        app_connection: AppConnection,
+        printer_headers: Mapping[str, str],
+        *,
+        lan_url: str | URL | None,
+        route: RoutePolicy | str | None,
+        routing: RoutingOptions | None,
+        probe: Probe,
+        label: str,
+    ) -> None:
+        self._transport = transport
+        self._app_connection = app_connection
+        self._printer_headers = printer_headers
+        self._probe = probe
+        self._label = label
+        if lan_url is not None:
+            lan: URL | None = check_lan_url(lan_url)
+        elif app_connection.local_ip:
+            lan = local_lan_url(app_connection.local_ip, what="AppConnection.local_ip")
+        else:
+            lan = None
+        if route is None:
+            policy = RoutePolicy.PREFER_LOCAL if lan is not None else RoutePolicy.RELAY
+        else:
+            try:
+                policy = RoutePolicy(route)
+            except ValueError:
+                raise InvalidArgumentError(
+                    f"route must be one of {[p.value for p in RoutePolicy]}"
+                ) from None
+        self._router = Router(
+            app_connection.url,
+            lan,
+            policy,
+            routing or RoutingOptions(),
+            lan_from_ip=lan_url is None and lan is not None,
+        )
+        #: The secret pins every request carries (renewed when the LAN address changes).
+        self.auth = self._pin_secrets()
+        #: The printer route when the policy fixes it (relay or LAN only), else None.
+        self._fixed_route: Final = (
+            None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
+        )
+        self._default_headers: Final = {"User-Agent": transport.user_agent}
+        self._relay_fingerprint: tuple[int, str] | None = None
+        self._lan_mismatch_logged = False
+        self._lan_errors = 0
+
+    def _pin_secrets(self) -> AuthMiddleware:
+        """Pin each secret header to its origin: relay credentials never reach the LAN."""
+        conn = self._app_connection
+        relay, app_api = origin_of(conn.url), origin_of(self._transport.app_api_url)
+        if relay == app_api:
+            raise InvalidArgumentError("the App Connection URL and the App API share an origin")
+        pins: dict[Origin, dict[str, str]] = {
+            relay: {"Authorization": conn.auth.header_value, **self._printer_headers},
+        }
+        if conn.app_token is not None:
+            pins[app_api] = {"AppToken": conn.app_token}
+        lan = self._router.lan_url
+        if lan is not None and self._router.policy is not RoutePolicy.RELAY:
+            if origin_of(lan) in pins:
+                raise InvalidArgumentError("the LAN URL must differ from the relay and App API")
+            pins[origin_of(lan)] = dict(self._printer_headers)
+        return AuthMiddleware(pins)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def route(self) -> Route:
+        """Where requests to the printer go now."""
+        return self._router.route
+
+    @property
+    def policy(self) -> RoutePolicy:
+        """The routing policy."""
+        return self._router.policy
+
+    @property
+    def lan_url(self) -> URL | None:
+        """The printer's LAN base URL, when known."""
+        return self._router.lan_url
+
+    @property
+    def options(self) -> RoutingOptions:
+        """LAN probe timing and path."""
+        return self._router.options
+
+    def learn_local_ip(self, ip: str | None) -> None:
+        """The Info API reported the printer's LAN IP: follow it if ours came from an IP."""
+        previous = self._router.lan_url
+        self._router.learn_local_ip(ip)
+        if self._router.lan_url != previous:
+            self.auth = self._pin_secrets()
+
+    # ------------------------------------------------------------------ choosing
+
+    def now(self, call: Call) -> Route | _Pending | None:
+        """The route of ``call``'s next attempt (None: the App API), or :data:`CHOOSE`."""
+        target = call.target
+        if target is Target.PRINTER:
+            if call.relay_only:
+                return Route.RELAY
+            # Under prefer_local the LAN may need a probe first (a re-probe runs aside).
+            return (
+                self._fixed_route
+                or self._router.choose_now(self._probe_lan, self._spawn_probe)
+                or CHOOSE
+            )
+        if target is Target.APP_API:
+            return None
+        return Route.LAN if target is Target.LAN else Route.RELAY
+
+    async def choose(self) -> Route:
+        """The printer route when :meth:`now` said :data:`CHOOSE` (probing the LAN first)."""
+        return await self._router.choose(self._probe_lan, self._spawn_probe)
+
+    async def of(self, call: Call) -> Route | None:
+        """The route of ``call``'s next attempt, probing the LAN first if it must."""
+        route = self.now(call)
+        if route is CHOOSE:
+            return await self.choose()
+        return route
+
+    def lan_answered(self, status: int) -> None:
+        """Give the LAN up after :data:`LAN_FAILURES` server errors in a row there."""
+        if status < 500:
+            self._lan_errors = 0
+            return
+        self._lan_errors += 1
+        if self._lan_errors >= LAN_FAILURES:
+            self._lan_errors = 0
+            _LOGGER.debug("%s: %d server errors in a row on the LAN", self._label, LAN_FAILURES)
+            self._router.lan_failed()
+
+    def lan_failed(self, route: Route | None, call: Call) -> bool:
+        """Note a LAN connection failure; True when the call may move to the relay."""
+        if route is not Route.LAN or call.target is not Target.PRINTER:
+            return False
+        self._router.lan_failed()
+        return self._router.route is Route.RELAY
+
+    # ------------------------------------------------------------------ what a call sends
+
+    def send_for(self, call: Call, route: Route | None) -> Send:
+        """What ``call`` sends on ``route`` (worked out once per call, route and pins)."""
+        slot = route is Route.LAN  # 0: the relay or the App API, 1: the LAN
+        send = call.sends[slot]
+        if send is None or send.auth is not self.auth:
+            send = call.sends[slot] = self._make_send(call, route)
+        return send
+
+    def _make_send(self, call: Call, route: Route | None) -> Send:
+        if route is None:
+            url = join_url(self._transport.app_api_url, call.path)
+        else:
+            url = self._url_for(call, route)
+        headers = self._headers_for(call)
+        auth = self.auth
+        # Straight to the URL without the middleware when that is safe (see
+        # Attempts.run): a request that is not redirected or a GET/HEAD, without
+        # secret-named headers of its own (the middleware strips those where they do not
+        # belong).
+        names = auth.secret_names()
+        direct = (not call.allow_redirects or call.method in RESENDABLE) and not (
+            call.headers and any(name.lower() in names for name in call.headers)
+        )
+        return Send(
+            auth,
+            url,
+            display_path(url),
+            headers,
+            {**headers, **auth.headers_for(url)} if direct else None,
+            self._transport.with_pool_wait(call.timeout),
+        )
+
+    def _url_for(self, call: Call, route: Route) -> URL:
+        base = self._router.base(route)
+        path = call.path
+        if isinstance(path, str) and "://" in path:
+            path = parse_url(path)  # InvalidArgumentError, never yarl's ValueError
+        if isinstance(path, URL) and path.absolute:
+            # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
+            # put them on the active route, dropping LAN ports on the relay side.
+            same = origin_of(path) in (origin_of(self._router.relay_url), origin_of(base))
+            if same or self._router.is_lan_host(path):
+                path = path.relative()
+        return join_url(base, path)
+
+    def _headers_for(self, call: Call) -> Mapping[str, str]:
+        if not call.headers:
+            return self._default_headers  # aiohttp copies it; nobody mutates it
+        headers: CIMultiDict[str] = CIMultiDict(call.headers)
+        headers.setdefault("User-Agent", self._transport.user_agent)
+        return headers
+
+    # ------------------------------------------------------------------ the LAN probe
+
+    async def _probe_lan(self, lan_url: URL) -> bool:
+        """Is the printer at the LAN address? Its answer must match the relay's.
+
+        Any answer used to do: a proxy's 502 (with ``HTTP_PROXY`` set) or another device now
+        holding the stored IP kept the route on the LAN, and received the printer headers.
+        Now the probe path's answer on the LAN (below 500) must have the same status and
+        media type as the same request through the relay, which reaches the real printer.
+        The relay's answer is asked once and remembered; while it cannot be had, the LAN is
+        not trusted.
+        """
+        lan = await self._probe(Target.LAN)
+        if lan is None or lan[0] >= 500:
+            return False
+        if self._relay_fingerprint is None:
+            self._relay_fingerprint = await self._probe(Target.RELAY)
+        if self._relay_fingerprint is None:
+            return False
+        if lan != self._relay_fingerprint:
+            if not self._lan_mismatch_logged:
+                self._lan_mismatch_logged = True
+                _LOGGER.warning(
+                    "%s: the LAN address answers unlike the printer (HTTP %d %s, the relay: "
+                    "HTTP %d %s); staying on the relay",
+                    self._label,
+                    *lan,
+                    *self._relay_fingerprint,
+                )
+            return False
+        return True
+
+    def _spawn_probe(self, coro: Coroutine[Any, Any, None]) -> object:
+        try:
+            return self._transport.spawn(coro, name="oe_async LAN re-probe")
+        except OctoEverywhereError:  # the client is closing: no more probes
+            return None
