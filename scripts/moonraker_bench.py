@@ -822,7 +822,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             return env.log.stat().st_size
 
         async def raw_download(name: str) -> tuple[str, str]:
-            # The library's rule (README "LAN or relay", Paths): text after '?' is the query;
+            # The library's rule (docs/lan-and-relay.md, Paths): text after '?' is the query;
             # a '#' is an InvalidArgumentError with nothing sent. Never a silent cut.
             since = log_offset()
             url = f"/server/files/gcodes/names-curl/{name}"
