@@ -43,7 +43,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py scripts/check_dist.py scripts/flake_hunt.py
+	$(VENV)/bin/mypy --strict oe_async scripts/reliability.py scripts/matrix.py scripts/docs.py scripts/docs_pages.py scripts/docs_public.py scripts/check_dist.py scripts/flake_hunt.py
 
 # Type completeness of the public API (pyright --verifytypes, must be 100%). pyright runs on
 # Node.js: the machine's, or one it fetches from the npm registry on first use.
@@ -160,9 +160,11 @@ $(VENV)/.demo-installed: pyproject.toml
 demo: $(VENV)/.demo-installed
 	$(VENV)/bin/oe-async demo $(DEMO_ARGS)
 
-# The API reference, generated from the docstrings by pdoc, in build/docs/ (open index.html).
-# Fails on any pdoc warning, a reference that names nothing or that pdoc cannot link, and a
-# docstring section pdoc cannot read: scripts/docs.py lists each one.
+# The documentation site in build/docs/ (open index.html), built by pdoc: the README as front
+# page, every guide of docs/, and the API reference generated from the docstrings. Fails on
+# any pdoc warning, a reference that names nothing or that pdoc cannot link, a docstring
+# section pdoc cannot read, a link to no file, page or anchor, and a private name in a public
+# signature: scripts/docs.py lists each one.
 docs: $(VENV)/.docs-installed
 	$(VENV)/bin/python scripts/docs.py build/docs
 

@@ -186,10 +186,15 @@ async def curl(*args: str) -> tuple[int, str]:
     return proc.returncode or 0, out.decode(errors="replace")
 
 
-def requested_paths(log: Path, since: int) -> list[str]:
-    """Request lines Moonraker logged (it logs every answer except 200/204/206/304)."""
+def requested_paths(log: Path, since: int, method: str | None = None) -> list[str]:
+    """Request lines Moonraker logged (it logs every answer except 200/204/206/304).
+
+    ``method``: only that method's lines (Moonraker may log an earlier request, say the
+    upload before a download, after ``since`` was taken).
+    """
     text = log.read_bytes()[since:].decode(errors="replace")
-    return re.findall(r"log_request\(\)\] - (\d{3} [A-Z]+ \S+)", text)
+    seen = re.findall(r"log_request\(\)\] - (\d{3} [A-Z]+ \S+)", text)
+    return [line for line in seen if method is None or line.split()[1] == method]
 
 
 # ---------------------------------------------------------------------------- workflows
@@ -817,7 +822,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
             return env.log.stat().st_size
 
         async def raw_download(name: str) -> tuple[str, str]:
-            # The library's rule (README "LAN or relay", Paths): text after '?' is the query;
+            # The library's rule (docs/lan-and-relay.md, Paths): text after '?' is the query;
             # a '#' is an InvalidArgumentError with nothing sent. Never a silent cut.
             since = log_offset()
             url = f"/server/files/gcodes/names-curl/{name}"
@@ -826,7 +831,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
                     data = b"".join([c async for c in chunks])
             except InvalidArgumentError as err:
                 await asyncio.sleep(0.2)
-                seen = requested_paths(env.log, since)
+                seen = requested_paths(env.log, since, "GET")
                 if "#" in name and not seen:
                     return PASS, f"InvalidArgumentError, nothing sent ({err})"
                 return FAIL, f"InvalidArgumentError but Moonraker saw {seen}"
@@ -876,7 +881,7 @@ async def workflows(env: Env, report: Report, relay_cls: Any) -> None:  # noqa: 
                     answer = await resp.json()
             except InvalidArgumentError as err:
                 await asyncio.sleep(0.2)
-                seen = requested_paths(env.log, since)
+                seen = requested_paths(env.log, since, "DELETE")
                 left = {n: (folder / n).exists() for n in (KEEP_NAME, HASH_NAME)}
                 if not seen and all(left.values()):
                     return PASS, f"InvalidArgumentError, nothing sent, both files kept ({err})"

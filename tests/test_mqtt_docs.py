@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,44 @@ from oe_async import OctoEverywhere, PrinterConnection, SubscriptionState
 from oe_async.testing import Simulator
 from oe_async.testing.fake_mqtt import FakeBambuPrinter
 
-from . import test_mqtt
+from . import doc_examples, test_mqtt
 from .helpers import load_example
 
 fake = test_mqtt.fake  # the fake Bambu Lab printer fixture, shared
 ROOT = Path(__file__).resolve().parent.parent
-GUIDE = (ROOT / "docs" / "bambu.md").read_text(encoding="utf-8")  # read at import, not on the loop
+PAGE = "docs/bambu.md"
 BAMBU_STATUS = load_example("bambu_status")
 
 
 @pytest.fixture
 def recipes() -> dict[str, Any]:
-    namespace: dict[str, Any] = {}
-    for block in re.findall(r"```python\n(.*?)```", GUIDE, flags=re.S):
-        exec(compile(block, "docs/bambu.md", "exec"), namespace)  # noqa: S102 (our own docs)
-    return namespace
+    return doc_examples.recipes(PAGE)
+
+
+async def test_at_a_glance(
+    printer: PrinterConnection, fake: FakeBambuPrinter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The guide's first example: plain MQTT, then the typed session, then a watch."""
+    fake.report["print_error"] = 0x0300_8001  # the session's loop pauses and ends
+    reports: list[Any] = []
+    namespace = {
+        "printer": printer,
+        "serial": fake.serial,
+        "on_report": reports.append,
+        "on_state": lambda event: None,
+    }
+    text = doc_examples.block(PAGE, "# serial from the plugin")
+    await asyncio.wait_for(doc_examples.run(PAGE, text, namespace), 30)
+    try:
+        async with asyncio.timeout(20):
+            while not reports:
+                await asyncio.sleep(0.01)
+    finally:
+        await namespace["watch"].close()
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("device/")  # the first message: its topic, then the report
+    assert out[1].startswith("RUNNING")
+    assert any(request.get("print", {}).get("command") == "pause" for request in fake.requests)
 
 
 async def test_follow_and_pause(

@@ -7,10 +7,8 @@ simulator to that and the client to the real plugin's media type, envelopes and 
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from oe_async.plugin_commands import HTTPReply
 from oe_async.testing import Simulator
 from oe_async.testing.plugin_state import PLATFORMS
 
+from . import doc_examples
 from .helpers import listdir, write_bytes
 
 COMMANDS: dict[str, Any] = {
@@ -359,16 +358,10 @@ async def test_the_any_feature_default_is_kept(oe: OctoEverywhere, sim: Simulato
     assert status.platform_version == "OctoPrint 1.10.3"
 
 
-async def test_the_readme_any_printer_example_runs(
+async def test_the_any_printer_guide_example_runs(
     printer: PrinterConnection, sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop = asyncio.get_running_loop()
-    readme = await loop.run_in_executor(
-        None, (Path(__file__).parent.parent / "README.md").read_text
-    )
-    block = next(
-        b for b in re.findall(r"```python\n(.*?)```", readme, flags=re.S) if "send_command(" in b
-    )
     await write_bytes(tmp_path / "part.gcode", b"G28\n")
     await loop.run_in_executor(None, monkeypatch.chdir, tmp_path)  # "part.gcode" is relative
     namespace: dict[str, Any] = {
@@ -376,8 +369,8 @@ async def test_the_readme_any_printer_example_runs(
         "show": lambda done, total: None,
         **{name: getattr(oe_async, name) for name in oe_async.__all__},
     }
-    code = compile(block, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    await eval(code, namespace)  # noqa: S307 (our own README)
+    page = "docs/plugin.md"
+    await doc_examples.run(page, doc_examples.block(page, "send_command("), namespace)
     assert namespace["info"].access_code is not None
     assert namespace["result"].mqtt is not None
     assert sim.uploads[-1].path == "gcode/part.gcode"

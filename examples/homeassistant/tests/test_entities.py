@@ -93,6 +93,11 @@ async def test_a_webcam_added_later_gets_a_camera(
     assert registered is not None
     assert registered.unique_id == f"{entry.unique_id}_webcam_2"
     assert registered.device_id == device(hass, entry).id
+    # Named by the printer, with the integration's icon (icons.json: the "webcam" key).
+    assert registered.translation_key == "webcam"
+    state = hass.states.get("camera.simulated_printer_bed_cam")
+    assert state is not None
+    assert state.attributes["friendly_name"] == "Simulated Printer Bed cam"
 
 
 async def test_a_webcam_without_a_name_is_numbered(

@@ -68,11 +68,12 @@ class OctoEverywhereCamera(OctoEverywhereEntity, Camera):
         Camera.__init__(self)
         self.content_type = "image/jpeg"
         self._index = index
+        # The translation key gives every camera the integration's icon; a webcam the printer
+        # names keeps its name (``_attr_name`` wins over the translated "Webcam N").
+        self._attr_translation_key = "webcam"
+        self._attr_translation_placeholders = {"index": str(index + 1)}
         if name:
             self._attr_name = name
-        else:
-            self._attr_translation_key = "webcam"
-            self._attr_translation_placeholders = {"index": str(index + 1)}
 
     @override
     async def async_camera_image(
