@@ -45,10 +45,16 @@ LAYERS: dict[str, int] = {
     "oe_async.mqtt_errors": 0,
     "oe_async.bambu": 0,
     "oe_async._fanout": 0,
-    # 1 what the funnel is made of: response helpers, routing, the shared session
+    # 1 what the funnel is made of: response helpers, routing, the shared session (a package:
+    # the timeouts, the connection budget, the kept-alive connector, what close() ends)
     "oe_async._http": 1,
     "oe_async.routing": 1,
     "oe_async._transport": 1,
+    "oe_async._transport.timeouts": 1,
+    "oe_async._transport.budget": 1,
+    "oe_async._transport.keepalive": 1,
+    "oe_async._transport.owned": 1,
+    "oe_async._transport.transport": 1,
     # 2 the one request funnel (a package: its modules may import each other)
     "oe_async._funnel": 2,
     "oe_async._funnel.calls": 2,

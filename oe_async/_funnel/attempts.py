@@ -118,7 +118,7 @@ class Attempts:
         middleware path (it strips them where they do not belong).
 
         The caller holds a slot of the call's pool and tracks the response
-        (:meth:`Transport.track`, or :attr:`Transport.held` when it releases the response
+        (:meth:`Owned.track`, or :attr:`Owned.held` when it releases the response
         itself). ``waited``: the call waited for a free connection first, so its first
         attempt too gets only what is left of the deadline.
         """
@@ -162,7 +162,7 @@ class Attempts:
                 if direct is not None and call.allow_redirects and resp.status in _REDIRECTS:
                     resp = await _follow(session, call, resp, send, timeout=timeout, json=json_body)
             except TRANSPORT_ERRORS as err:
-                error: OctoEverywhereError = transport.pool_full_error(
+                error: OctoEverywhereError = transport.pools.pool_full_error(
                     call.pool, err, loop.time() - started
                 ) or network_error(transport, err, call.method, send.path)
                 # A request that never left can always go through the relay instead; one
@@ -207,7 +207,7 @@ class Attempts:
         if deadline is not None:
             left = deadline - asyncio.get_running_loop().time()
             timeout = attrs.evolve(timeout, total=max(left, 0.001))
-        return self._transport.with_pool_wait(timeout)
+        return self._transport.pools.with_pool_wait(timeout)
 
     async def _before_retry(
         self,

@@ -122,8 +122,9 @@ class Funnel(CallBuilder):
         :class:`oe_async.OctoEverywhereError`; cancellation passes through untouched.
         """
         resp = await self._sent(call)
-        self.transport.release(call.pool)
-        self.transport.track(resp, call.pool)
+        transport = self.transport
+        transport.pools.release(call.pool)
+        transport.owned.track(resp, call.pool)
         return resp
 
     async def _sent(self, call: Call) -> aiohttp.ClientResponse:
@@ -133,23 +134,23 @@ class Funnel(CallBuilder):
         :meth:`Transport.close` raises :class:`oe_async.ClientClosedError` here.
         """
         deadline = deadline_of(call)
-        transport = self.transport
-        task = transport.enter_call()
+        owned, pools = self.transport.owned, self.transport.pools
+        task = owned.enter_call()
         try:
-            waited = not transport.try_acquire(call.pool)
+            waited = not pools.try_acquire(call.pool)
             if waited:
-                await transport.acquire(call.pool, wait=remaining(deadline))
+                await pools.acquire(call.pool, wait=remaining(deadline))
             try:
                 return await self._attempts.run(call, deadline, waited=waited)
             except BaseException:
-                transport.release(call.pool)
+                pools.release(call.pool)
                 raise
         except asyncio.CancelledError:
-            if transport.closed_the_call(task):
+            if owned.closed_the_call(task):
                 raise closed_during(call.method, call) from None
             raise
         finally:
-            transport.leave_call(task)
+            owned.leave_call(task)
 
     @asynccontextmanager
     async def send(self, call: Call) -> AsyncIterator[aiohttp.ClientResponse]:
@@ -169,16 +170,16 @@ class Funnel(CallBuilder):
                 resp.release()
             return
         resp = await self._sent(call)
-        transport = self.transport
-        transport.held.add(resp)
+        held = self.transport.owned.held
+        held.add(resp)
         try:
             yield resp
         except TRANSPORT_ERRORS as err:
             self._reraise(err, call, resp)
         finally:
             resp.release()
-            transport.held.discard(resp)
-            transport.release(call.pool)
+            held.discard(resp)
+            self.transport.pools.release(call.pool)
 
     def _reraise(self, err: BaseException, call: Call, resp: aiohttp.ClientResponse) -> NoReturn:
         """Raise ``err`` as the library error it stands for (it came while reading ``resp``)."""
@@ -194,21 +195,21 @@ class Funnel(CallBuilder):
         # send() spelled out: this is the hot path of every small request.
         total = call.timeout.total
         deadline = None if total is None else asyncio.get_running_loop().time() + total
-        transport = self.transport
-        # transport.enter_call() spelled out (leave_call() below too).
-        waiting = transport.waiting
+        owned, pools = self.transport.owned, self.transport.pools
+        # owned.enter_call() spelled out (leave_call() below too).
+        waiting = owned.waiting
         task: asyncio.Task[Any] | None = asyncio.current_task()
         if task in waiting:
             task = None
         else:
             waiting.add(task)  # type: ignore[arg-type]  # a coroutine always runs in a task
         try:
-            waited = not transport.try_acquire(call.pool)
+            waited = not pools.try_acquire(call.pool)
             if waited:
-                await transport.acquire(call.pool, wait=remaining(deadline))
+                await pools.acquire(call.pool, wait=remaining(deadline))
             try:
                 resp = await self._attempts.run(call, deadline, waited=waited)
-                transport.held.add(resp)
+                owned.held.add(resp)
                 try:
                     if reads_at_once(resp, MAX_JSON_SIZE):  # read_json's common case, in place
                         return decode_json(await resp.read(), resp, call.method)
@@ -217,11 +218,11 @@ class Funnel(CallBuilder):
                     self._reraise(err, call, resp)
                 finally:
                     resp.release()
-                    transport.held.discard(resp)
+                    owned.held.discard(resp)
             finally:
-                transport.release(call.pool)
+                pools.release(call.pool)
         except asyncio.CancelledError:
-            if transport.closed_the_call(task):
+            if owned.closed_the_call(task):
                 raise closed_during(call.method, call) from None
             raise
         finally:

@@ -63,17 +63,18 @@ async def open_websocket(
     wait = options.handshake_timeout
     if not wait > 0:
         raise InvalidArgumentError("handshake_timeout must be a positive number of seconds")
-    task = transport.enter_call()
+    owned = transport.owned
+    task = owned.enter_call()
     try:
-        async with transport.slot(Pool.STREAMS, wait=wait):
+        async with transport.pools.slot(Pool.STREAMS, wait=wait):
             ws, path, route = await _handshake(transport, routes, call, options)
-            transport.track(ws)
+            owned.track(ws)
     except asyncio.CancelledError:
-        if transport.closed_the_call(task):
+        if owned.closed_the_call(task):
             raise closed_during("WebSocket", call) from None
         raise
     finally:
-        transport.leave_call(task)
+        owned.leave_call(task)
     try:
         yield ws, path, route is Route.RELAY
     finally:

@@ -257,7 +257,7 @@ class Routes:
             display_path(url),
             headers,
             {**headers, **auth.headers_for(url)} if direct else None,
-            self._transport.with_pool_wait(call.timeout),
+            self._transport.pools.with_pool_wait(call.timeout),
         )
 
     def _url_for(self, call: Call, route: Route) -> URL:
