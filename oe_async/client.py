@@ -11,6 +11,7 @@ from typing import Final, Self
 import aiohttp
 from yarl import URL
 
+from ._funnel import Funnel
 from ._transport import (
     DEFAULT_STREAM_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -195,7 +196,7 @@ class OctoEverywhere:
         """
         if not isinstance(app_connection, AppConnection):
             raise InvalidArgumentError("printer() needs an AppConnection")
-        return PrinterConnection(
+        funnel = Funnel(
             self._transport,
             app_connection,
             headers=headers,
@@ -203,6 +204,7 @@ class OctoEverywhere:
             route=route,
             routing=routing,
         )
+        return PrinterConnection(funnel)
 
     async def close(self) -> None:
         """Cancel background tasks and close the session if this client created it.

@@ -27,7 +27,6 @@ from yarl import URL
 
 from ._funnel import MISSING, Funnel
 from ._http import path_of
-from ._transport import Transport
 from .app_api import AppAPI
 from .auth import redact_url
 from .diagnostics import printer_diagnostics
@@ -36,7 +35,7 @@ from .models import AppConnection
 from .mqtt import MQTT
 from .plugin_api import PluginAPI
 from .retry import RetryPolicy
-from .routing import Route, RoutePolicy, RoutingOptions
+from .routing import Route, RoutePolicy
 from .transfer import Files
 from .webcam import Webcam
 from .websocket import WebSockets
@@ -54,24 +53,8 @@ class PrinterConnection:
     ``printer.gadget``, ``printer.plugin``).
     """
 
-    def __init__(
-        self,
-        transport: Transport,
-        app_connection: AppConnection,
-        *,
-        headers: Mapping[str, str] | None = None,
-        lan_url: str | URL | None = None,
-        route: RoutePolicy | str | None = None,
-        routing: RoutingOptions | None = None,
-    ) -> None:
-        self._funnel = Funnel(
-            transport,
-            app_connection,
-            headers=headers,
-            lan_url=lan_url,
-            route=route,
-            routing=routing,
-        )
+    def __init__(self, funnel: Funnel) -> None:
+        self._funnel = funnel
 
     def __repr__(self) -> str:
         conn = self._funnel.app_connection

@@ -39,7 +39,13 @@ from .mqtt_packets import (
 )
 from .mqtt_session import DEFAULT_KEEPALIVE, DEFAULT_MAX_QUEUED, MQTTSession, MQTTSocket
 from .retry import ReconnectPolicy, is_temporary
-from .subscription import StateHandler, SubscriptionEvent, SubscriptionState, call_handler
+from .subscription import (
+    StateHandler,
+    SubscriptionEvent,
+    SubscriptionState,
+    _Reconnecting,
+    call_handler,
+)
 
 __all__ = [
     "MQTT",
@@ -248,7 +254,7 @@ class MQTT:
         return self._websockets.client_closed
 
 
-class MQTTSubscription:
+class MQTTSubscription(_Reconnecting):
     """An MQTT session kept open and subscribed in the background.
 
     Create with ``printer.mqtt.subscribe()``. :meth:`publish` sends through the live
@@ -284,35 +290,22 @@ class MQTTSubscription:
         self._filters = topic_filters
         self._on_message = on_message
         self._qos = qos
-        self._on_state = on_state
         self._on_connect = on_connect
         self._policy = reconnect
         self._stable_after = float(stable_after)
         self._options = {"client_id": _new_client_id(), **connect_options}
-        self._state = SubscriptionState.CONNECTING
-        self._error: BaseException | None = None
         self._session: MQTTSession | None = None
-        self._connected = asyncio.Event()
         #: Successful connects so far.
         self.connects: int = 0
         #: Connection attempts that failed or ended before ``stable_after`` seconds.
         self.failures: int = 0
         shown = ", ".join(redact_topic(f) for f in topic_filters)
+        super().__init__(on_state)  # the state, before the loop starts
         self._task = mqtt.spawn(self._run(), name=f"oe_async MQTT subscription {shown}")
 
     def __repr__(self) -> str:
         shown = ", ".join(redact_topic(f) for f in self._filters)
         return f"<MQTTSubscription [{shown}] {self._state.value} connects={self.connects}>"
-
-    @property
-    def state(self) -> SubscriptionState:
-        """The current state."""
-        return self._state
-
-    @property
-    def error(self) -> BaseException | None:
-        """What stopped the subscription, or the last disconnect's cause."""
-        return self._error
 
     @property
     def session(self) -> MQTTSession | None:
@@ -337,14 +330,6 @@ class MQTTSubscription:
                     await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waiter.cancel()
-
-    async def wait(self) -> None:
-        """Wait for the subscription to stop; raise what stopped it (if it was an error)."""
-        await asyncio.wait({self._task})  # a cancellation of the caller still propagates
-        if not self._task.cancelled() and self._task.exception() is not None:
-            raise self._task.exception()  # type: ignore[misc]
-        if self._error is not None and self._state is SubscriptionState.STOPPED:
-            raise self._error
 
     async def close(self) -> None:
         """Stop the subscription and close its session (idempotent)."""
@@ -405,15 +390,6 @@ class MQTTSubscription:
                 f"MQTT publish to {redact_topic(topic)} not delivered within {timeout:g} s"
             ) from None
 
-    async def _emit(self, event: SubscriptionEvent) -> None:
-        self._state = event.state
-        if event.state is SubscriptionState.CONNECTED:
-            self._connected.set()
-        else:
-            self._connected.clear()
-        if self._on_state is not None:
-            await call_handler(self._on_state, event)
-
     async def _attempt(self, loop: asyncio.AbstractEventLoop) -> tuple[OctoEverywhereError, bool]:
         """One connection, until it ends: (why it ended, whether it lasted long enough)."""
         started: float | None = None
@@ -463,18 +439,11 @@ class MQTTSubscription:
                 _LOGGER.debug("MQTT subscription: reconnecting in %.2f s (%s)", delay, error)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
-            self._state = SubscriptionState.STOPPED
-            self._connected.clear()
+            self._mark_stopped()
             if self._mqtt.client_closed:  # not close(): wait() says why it stopped
                 self._error = ClientClosedError("MQTT subscription: the client was closed")
             raise
         except Exception as err:  # noqa: BLE001 (a callback failed: wait() raises it)
             self._error = err
             _LOGGER.debug("MQTT subscription stopped by its callback: %r", err)
-        self._state = SubscriptionState.STOPPED
-        self._connected.clear()
-        if self._on_state is not None:
-            cause = self._error if isinstance(self._error, OctoEverywhereError) else None
-            await call_handler(
-                self._on_state, SubscriptionEvent(state=SubscriptionState.STOPPED, error=cause)
-            )
+        await self._report_stopped()

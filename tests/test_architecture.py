@@ -66,12 +66,16 @@ LAYERS: dict[str, int] = {
     "oe_async.transfer": 3,
     # 3 one MQTT session over a WebSocket (the mqtt feature's engine)
     "oe_async.mqtt_session": 3,
-    # 4 features
+    # 4 features (plugin_api and websocket are packages: their modules may import each other)
     "oe_async.webcam": 4,
     "oe_async.websocket": 4,
+    "oe_async.websocket._socket": 4,
     "oe_async.app_api": 4,
     "oe_async.gadget": 4,
     "oe_async.plugin_api": 4,
+    "oe_async.plugin_api._args": 4,
+    "oe_async.plugin_api._calls": 4,
+    "oe_async.plugin_api._files": 4,
     "oe_async.diagnostics": 4,
     "oe_async.mqtt": 4,
     # 5 the façade, 6 the client, 7 the package's public names (oe_async/__init__.py)

@@ -46,7 +46,8 @@ from oe_async.models import (
     WebcamInfo,
     WebcamList,
 )
-from oe_async.plugin_api import _entries, unwrap_envelope
+from oe_async.plugin_api import unwrap_envelope
+from oe_async.plugin_api._files import entries as _entries
 from oe_async.plugin_models import PluginFile, PrinterStatus
 from oe_async.portal import parse_completion_url
 from oe_async.webhooks import WebhookEvent

@@ -14,7 +14,8 @@ from syrupy.assertion import SnapshotAssertion
 import oe_async
 from oe_async import Features, JobState, PrinterConnection
 from oe_async._convert import structure
-from oe_async.plugin_api import _entries, unwrap_envelope
+from oe_async.plugin_api import unwrap_envelope
+from oe_async.plugin_api._files import entries as _entries
 from oe_async.plugin_models import PrinterStatus
 from oe_async.testing import Simulator
 

@@ -159,27 +159,22 @@ class Funnel(CallBuilder):
         Network failures while the caller reads the body are translated too. An ordinary
         request counts against its connection pool until the response is released.
         """
-        if call.pool is Pool.STREAMS:
-            # A stream counts as a live stream once open, not as a request in flight.
-            resp = await self.open(call)
-            try:
-                yield resp
-            except TRANSPORT_ERRORS as err:
-                self._reraise(err, call, resp)
-            finally:
-                resp.release()
-            return
-        resp = await self._sent(call)
+        # A stream counts as a live stream once open (open() tracks it), not as a request
+        # in flight; a request holds its pool slot until the response is released.
+        request = call.pool is Pool.REQUESTS
+        resp = await (self._sent(call) if request else self.open(call))
         held = self.transport.owned.held
-        held.add(resp)
+        if request:
+            held.add(resp)
         try:
             yield resp
         except TRANSPORT_ERRORS as err:
             self._reraise(err, call, resp)
         finally:
             resp.release()
-            held.discard(resp)
-            self.transport.pools.release(call.pool)
+            if request:
+                held.discard(resp)
+                self.transport.pools.release(call.pool)
 
     def _reraise(self, err: BaseException, call: Call, resp: aiohttp.ClientResponse) -> NoReturn:
         """Raise ``err`` as the library error it stands for (it came while reading ``resp``)."""
@@ -195,7 +190,9 @@ class Funnel(CallBuilder):
         # send() spelled out: this is the hot path of every small request.
         total = call.timeout.total
         deadline = None if total is None else asyncio.get_running_loop().time() + total
-        owned, pools = self.transport.owned, self.transport.pools
+        transport = self.transport
+        owned = transport.owned
+        pools = transport.pools
         # owned.enter_call() spelled out (leave_call() below too).
         waiting = owned.waiting
         task: asyncio.Task[Any] | None = asyncio.current_task()

@@ -31,7 +31,9 @@ class Owned:
     """The background tasks, open streams and waiting calls of one client, and their end."""
 
     def __init__(self) -> None:
-        self._closed = False
+        #: True once :meth:`close` has been called (an attribute: the session property
+        #: reads it on every request).
+        self.closed: bool = False
         self._tasks: set[asyncio.Task[Any]] = set()
         # Responses being streamed and open WebSockets: close() ends them, so a stream in
         # progress stops at once (a borrowed session stays open; an owned one would not
@@ -54,11 +56,6 @@ class Owned:
         self._closer: asyncio.Task[None] | None = None
         self._closed_from: asyncio.Task[Any] | None = None
 
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` has been called."""
-        return self._closed
-
     def live_streams(self) -> int:
         """How many responses of the stream pool and WebSockets are open now."""
         return sum(1 for r in list(self._stream_responses) if not r.closed) + sum(
@@ -72,7 +69,7 @@ class Owned:
             ClientClosedError: the client is closed (the coroutine is closed unstarted).
 
         """
-        if self._closed:
+        if self.closed:
             coro.close()
             raise ClientClosedError("This OctoEverywhere client is closed")
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -138,7 +135,7 @@ class Owned:
         current = asyncio.current_task()
         closer = self._closer
         if closer is None:
-            self._closed = True
+            self.closed = True
             self._closed_from = current if current in self._tasks else None
             closer = self._closer = asyncio.get_running_loop().create_task(
                 self._close_all(current, finish), name="oe_async close"
