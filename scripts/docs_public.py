@@ -44,8 +44,10 @@ Located = tuple[pdoc.doc.Module, pdoc.doc.Doc[Any]]
 class _Shown:
     """An annotation or default shown as the given text (pdoc prints its ``repr()``)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, shows: Any = None) -> None:
         self.text = text
+        #: The annotation shown (a type defined in a private module, shown by its public name).
+        self.shows = shows
 
     def __repr__(self) -> str:
         return self.text
@@ -115,6 +117,8 @@ def shown(module: pdoc.doc.Module, doc: pdoc.doc.Doc[Any]) -> bool:
 
 
 def _mentions(annotation: Any, cls: type) -> bool:
+    if isinstance(annotation, _Shown):
+        annotation = annotation.shows
     return annotation is cls or any(_mentions(arg, cls) for arg in typing.get_args(annotation))
 
 
@@ -199,7 +203,7 @@ class PublicView:
         if returns is not inspect.Signature.empty:
             text = _annotation_text(returns)
             if text != inspect.formatannotation(returns):
-                returns = _Shown(text)
+                returns = _Shown(text, returns)
         fn.__dict__["signature"] = signature.replace(
             parameters=parameters, return_annotation=returns
         )

@@ -56,8 +56,14 @@ LAYERS: dict[str, int] = {
     "oe_async._funnel.attempts": 2,
     "oe_async._funnel.handshake": 2,
     "oe_async._funnel.funnel": 2,
-    # 3 the streaming engine that two features share (files, plugin file commands)
+    # 3 the streaming engine that two features share (files, plugin file commands); a package
     "oe_async.transfer": 3,
+    "oe_async.transfer._files": 3,
+    "oe_async.transfer._uploads": 3,
+    "oe_async.transfer._downloads": 3,
+    "oe_async.transfer._sinks": 3,
+    "oe_async.transfer._progress": 3,
+    "oe_async.transfer._offload": 3,
     # 3 one MQTT session over a WebSocket (the mqtt feature's engine)
     "oe_async.mqtt_session": 3,
     # 4 features
