@@ -68,6 +68,9 @@ LAYERS: dict[str, int] = {
     "oe_async.mqtt_session": 3,
     # 4 features
     "oe_async.webcam": 4,
+    "oe_async.webcam._webcam": 4,
+    "oe_async.webcam._stream": 4,
+    "oe_async.webcam._shared": 4,
     "oe_async.websocket": 4,
     "oe_async.app_api": 4,
     "oe_async.gadget": 4,
