@@ -61,12 +61,17 @@ def parse_url(path: str) -> URL:
 
     yarl's bare ``ValueError`` (a backslash in the authority...) never escapes.
     """
+    return _to_url(path, invalid="path is not a valid URL")
+
+
+def _to_url(path: str, *, invalid: str) -> URL:
+    """``URL(path)``; a backslash, or what yarl refuses, is :class:`InvalidArgumentError`."""
     if "\\" in path:
         raise InvalidArgumentError(_BACKSLASH)
     try:
         return URL(path)
     except ValueError:
-        raise InvalidArgumentError("path is not a valid URL") from None
+        raise InvalidArgumentError(invalid) from None
 
 
 def _join(base: URL, path: str | URL) -> URL:
@@ -109,12 +114,7 @@ def _parse_path(path: str) -> URL:
         raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
     if "#" in path:
         raise InvalidArgumentError(_FRAGMENT)
-    if "\\" in path:
-        raise InvalidArgumentError(_BACKSLASH)
-    try:
-        return URL(path)
-    except ValueError:
-        raise InvalidArgumentError("path is not a valid URL path") from None
+    return _to_url(path, invalid="path is not a valid URL path")
 
 
 def _parse_relative(path: str) -> URL | None:
