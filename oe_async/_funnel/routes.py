@@ -122,7 +122,7 @@ class Routes:
             lan_from_ip=lan_url is None and lan is not None,
         )
         #: The secret pins every request carries (renewed when the LAN address changes).
-        self.auth = self._pin_secrets()
+        self.auth: AuthMiddleware = self._pin_secrets()
         #: The printer route when the policy fixes it (relay or LAN only), else None.
         self._fixed_route: Final = (
             None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
