@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from ._frame import EOI, SOI, Frame
+from ._frame import EOI, SOI, Frame, MJPEGError
 
 if TYPE_CHECKING:
     from ._headers import PartHeaders
@@ -37,17 +37,19 @@ class FrameBody:
         self.size = 0
         self.tail = b""
 
-    def data(self) -> bytes:
-        """The body's bytes: one copy (a lone whole chunk: none)."""
-        parts = self.parts
-        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
-
-    def frame(
+    def take_frame(
         self, index: int, received_at: float, headers: PartHeaders, transform: str | None
     ) -> Frame:
-        """The complete body as a :class:`Frame` (one copy; a lone whole chunk: none)."""
+        """The complete body as a :class:`Frame`; the body is then empty for the next part.
+
+        One copy of the bytes (a lone whole fed chunk: none).
+        """
+        parts = self.parts
+        self.parts = []
+        self.size = 0
+        self.tail = b""
         return Frame(
-            data=self.data(),
+            data=bytes(parts[0]) if len(parts) == 1 else b"".join(parts),
             index=index,
             received_at=received_at,
             content_type=headers.content_type,
@@ -55,8 +57,14 @@ class FrameBody:
             transform=transform,
         )
 
-    def append(self, view: memoryview, start: int, stop: int, keep: int) -> None:
-        """Add ``view[start:stop]``, keeping the last ``keep`` bytes in ``tail``."""
+    def append(self, view: memoryview, start: int, stop: int, keep: int, limit: int) -> None:
+        """Add ``view[start:stop]``, keeping the last ``keep`` bytes in ``tail``.
+
+        Raises:
+            MJPEGError: the body is now over ``limit`` bytes (``max_frame_size``); it is
+                dropped.
+
+        """
         if stop > start:
             self.parts.append(view[start:stop])
             self.size += stop - start
@@ -64,6 +72,13 @@ class FrameBody:
                 self.tail = bytes(view[stop - keep : stop])
             else:
                 self.tail = (self.tail + bytes(view[start:stop]))[-keep:]
+        if self.size > limit:
+            size = self.size
+            self.reset()
+            raise MJPEGError(
+                f"frame larger than max_frame_size ({size} > {limit} bytes) "
+                "and no boundary in sight"
+            )
 
     def end_of_image(self, chunk: bytes, pos: int, end: int) -> int:
         """Where the JPEG ends in ``chunk[pos:end]`` (just after its EOI marker), else -1.

@@ -441,9 +441,9 @@ class MJPEGParser:
             chunk, pos, end, core, self._dashes, line_start_at_start=at_line_start
         )
         if found is None:
-            self._append_body(view, pos, end)
+            self._body.append(view, pos, end, self._overlap(), self.max_frame_size)
             return end
-        self._append_body(view, pos, found)
+        self._body.append(view, pos, found, self._overlap(), self.max_frame_size)
         self._finish_scanned(frames)
         self._state = _State.DELIMITER
         return found
@@ -454,23 +454,12 @@ class MJPEGParser:
         """No boundary known: a body ends at the JPEG end-of-image marker."""
         stop = self._body.end_of_image(chunk, pos, end)
         if stop < 0:
-            self._append_body(view, pos, end)
+            self._body.append(view, pos, end, self._overlap(), self.max_frame_size)
             return end
-        self._append_body(view, pos, stop)
+        self._body.append(view, pos, stop, self._overlap(), self.max_frame_size)
         self._emit(frames)
         self._state = _State.AFTER_BODY
         return stop
-
-    def _append_body(self, view: memoryview, start: int, stop: int) -> None:
-        body = self._body
-        body.append(view, start, stop, self._overlap())
-        if body.size > self.max_frame_size:
-            size = body.size
-            self._reset_body()
-            raise MJPEGError(
-                f"frame larger than max_frame_size ({size} > {self.max_frame_size} bytes) "
-                "and no boundary in sight"
-            )
 
     def _finish_scanned(self, frames: list[Frame]) -> None:
         self._body.trim_trailing_newlines()
@@ -483,14 +472,15 @@ class MJPEGParser:
         now = self._clock()
         index = self._next_index
         self._next_index += 1
+        self._remaining = 0
         if now < self.skip_until:
             self.skipped += 1  # dropped without copying a byte
+            self._body.reset()
         else:
             if self.min_interval:
                 # A schedule, not "last delivered + interval": jitter must not drop frames.
                 self.skip_until = max(self.skip_until + self.min_interval, now)
-            frames.append(self._body.frame(index, now, self._headers, self.transform))
-        self._reset_body()
+            frames.append(self._body.take_frame(index, now, self._headers, self.transform))
 
     def _reset_body(self) -> None:
         self._body.reset()
