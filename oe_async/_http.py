@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json as jsonlib
 import os
+from collections.abc import Callable
 from typing import Any, Final
 
 import aiohttp
@@ -60,12 +61,17 @@ def parse_url(path: str) -> URL:
 
     yarl's bare ``ValueError`` (a backslash in the authority...) never escapes.
     """
+    return _to_url(path, invalid="path is not a valid URL")
+
+
+def _to_url(path: str, *, invalid: str) -> URL:
+    """``URL(path)``; a backslash, or what yarl refuses, is :class:`InvalidArgumentError`."""
     if "\\" in path:
         raise InvalidArgumentError(_BACKSLASH)
     try:
         return URL(path)
     except ValueError:
-        raise InvalidArgumentError("path is not a valid URL") from None
+        raise InvalidArgumentError(invalid) from None
 
 
 def _join(base: URL, path: str | URL) -> URL:
@@ -108,12 +114,7 @@ def _parse_path(path: str) -> URL:
         raise InvalidArgumentError("path must not start with '//' (a network-path reference)")
     if "#" in path:
         raise InvalidArgumentError(_FRAGMENT)
-    if "\\" in path:
-        raise InvalidArgumentError(_BACKSLASH)
-    try:
-        return URL(path)
-    except ValueError:
-        raise InvalidArgumentError("path is not a valid URL path") from None
+    return _to_url(path, invalid="path is not a valid URL path")
 
 
 def _parse_relative(path: str) -> URL | None:
@@ -335,6 +336,26 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
         raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
     if reads_at_once(resp, limit):
         return await resp.read()  # the common small answer
+    return await read_bounded(
+        resp,
+        limit,
+        what=what,
+        too_large=lambda: UnexpectedResponseError(f"{what} is larger than {limit} bytes"),
+    )
+
+
+async def read_bounded(
+    resp: aiohttp.ClientResponse,
+    limit: int,
+    *,
+    what: str,
+    too_large: Callable[[], Exception],
+) -> bytes:
+    """The body read HTTP chunk by chunk; ``too_large()`` is raised once it passes ``limit``.
+
+    A flood of tiny HTTP chunks is stopped by :class:`ChunkFloodGuard` (``what`` names the
+    body in its error). A body that came in one piece is returned as it is, not copied.
+    """
     guard = ChunkFloodGuard(what)
     chunks: list[bytes] = []
     size = 0
@@ -345,10 +366,10 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
         guard.check(chunk, end_of_chunk=end_of_chunk)
         size += len(chunk)
         if size > limit:
-            raise UnexpectedResponseError(f"{what} is larger than {limit} bytes")
+            raise too_large()
         if chunk:
             chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks)  # one chunk: itself (bytes.join does not copy a lone item)
 
 
 async def read_json(

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from oe_async import PrinterConnection, transfer
+from oe_async import PrinterConnection
 from oe_async.testing import Simulator
+from oe_async.transfer import _sinks
 
 NEW = b"G1 X1\n" * 50_000
 OLD = b"previous content"
@@ -50,7 +51,7 @@ class SlowInstall(ThreadPoolExecutor):
         self.installs = 0
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        if fn is not transfer._install:
+        if fn is not _sinks.install:
             return super().submit(fn, *args, **kwargs)
         self.installs += 1
         if self.after_rename:

@@ -19,6 +19,7 @@ import oe_async
 from oe_async import PrinterConnection, RetryPolicy
 from oe_async import transfer as transfer_module
 from oe_async.testing import Simulator
+from oe_async.transfer import _uploads
 
 from .helpers import acquired_connections, listdir
 
@@ -65,7 +66,7 @@ class TestUpload:
             read_threads.add(threading.get_ident())  # the open itself
             return Recording(io.FileIO(p, "rb"))
 
-        monkeypatch.setattr(transfer_module, "_open_for_reading", recording_open)
+        monkeypatch.setattr(_uploads, "_open_for_reading", recording_open)
         calls: list[tuple[int, int | None]] = []
 
         tracemalloc.start()
