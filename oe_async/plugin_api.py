@@ -8,6 +8,7 @@ file transfers use :class:`oe_async.transfer.Files`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import time
@@ -28,6 +29,7 @@ from ._plugin_wire import (
     plugin_error_from_http,
     unwrap_envelope,
 )
+from ._redact import KnownSecrets
 from .errors import (
     InvalidArgumentError,
     PrinterHTTPError,
@@ -562,7 +564,7 @@ class PluginAPI:
                 DOWNLOAD_PATH,
                 params={"path": path},
                 progress=progress,
-                check_answer=_refuse_plugin_json,
+                check_answer=functools.partial(_refuse_plugin_json, secrets=self._funnel.secrets),
             ) as stream:
                 opened = True
                 yield stream
@@ -596,7 +598,7 @@ class PluginAPI:
                 params={"path": _text("path", path)},
                 progress=progress,
                 resume=resume,
-                check_answer=_refuse_plugin_json,
+                check_answer=functools.partial(_refuse_plugin_json, secrets=self._funnel.secrets),
             )
         except PrinterHTTPError as err:
             mapped = plugin_error_from_http(err)
@@ -708,7 +710,7 @@ class PluginAPI:
         return structure(result, CommandResult, what="send-command answer")
 
 
-async def _refuse_plugin_json(stream: DownloadStream) -> None:
+async def _refuse_plugin_json(stream: DownloadStream, *, secrets: KnownSecrets) -> None:
     """A download the plugin answered with its own JSON (``text/json``) is an error.
 
     Printers serve files as what they are (octet-stream, Moonraker and OctoPrint by file
@@ -724,4 +726,4 @@ async def _refuse_plugin_json(stream: DownloadStream) -> None:
         body += chunk
         if len(body) > MAX_ENVELOPE_SIZE:
             break
-    raise content_error(body, what="files/download")
+    raise content_error(body, what="files/download", secrets=secrets)

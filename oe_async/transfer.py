@@ -1217,13 +1217,18 @@ class Files:
 
     @staticmethod
     def _past_deadline(path: str, total: float | None) -> RequestTimeoutError:
-        try:
-            shown = display_path(URL(path))
-        except ValueError:
-            shown = "(path)"
         return RequestTimeoutError(
-            detail=f"GET {shown}: download_to did not finish within its {total:g} s deadline"
+            detail=f"GET {Files._shown(path)}: download_to did not finish within its "
+            f"{total:g} s deadline"
         )
+
+    @staticmethod
+    def _shown(path: str) -> str:
+        """``path`` as messages show it (no query, no secret host)."""
+        try:
+            return display_path(URL(path))
+        except ValueError:
+            return "(path)"
 
     async def _download_to(
         self,
@@ -1312,7 +1317,36 @@ class Files:
             await state.sink.flush()
             _LOGGER.debug("download interrupted after %d bytes; resuming", state.received)
             return False
-        return True
+        return await self._complete(path, state, before=before, resume=resume)
+
+    @classmethod
+    async def _complete(cls, path: str, state: _Download, *, before: int, resume: bool) -> bool:
+        """True when the bytes kept are the whole file; False to ask for the rest.
+
+        A 206 may cover less than the rest of the file (RFC 9110 allows a server to send
+        part of what was asked): the next request asks for what is still missing. Never
+        is a file shorter (or longer) than the length the printer gave installed.
+        """
+        first = state.first
+        length = None if first is None else first.length
+        if first is None or length is None or state.received == length:
+            return True
+        if state.received > length:
+            raise UnexpectedResponseError(
+                f"GET {cls._shown(path)}: the printer sent {state.received} bytes of a "
+                f"{length}-byte file"
+            )
+        state.stalls = 0 if state.received > before else state.stalls + 1
+        if not (resume and first.resumable) or state.stalls >= MAX_STALLED_RESUMES:
+            raise CommunicationError(
+                f"GET {cls._shown(path)}: the download ended after {state.received} of "
+                f"{length} bytes"
+            )
+        await state.sink.flush()
+        _LOGGER.debug(
+            "the answer ended at byte %d of %d; asking for the rest", state.received, length
+        )
+        return False
 
 
 @attrs.define(kw_only=True)

@@ -35,6 +35,7 @@ from ._plugin_wire import (
     is_json_type,
     plugin_error_from_http,
 )
+from ._redact import KnownSecrets
 from .errors import (
     ClientClosedError,
     CommunicationError,
@@ -70,10 +71,13 @@ COALESCE_BELOW: Final = 512
 COALESCE_READS: Final = 8
 
 
-async def _json_answer_error(resp: aiohttp.ClientResponse) -> OctoEverywhereError:
+async def _json_answer_error(
+    resp: aiohttp.ClientResponse, secrets: KnownSecrets
+) -> OctoEverywhereError:
     """A webcam answered JSON (the plugin's ``{"Status": 754}`` for a missing camera)."""
     what = f"the webcam {display_path(resp.url)}"
-    return content_error(await read_limited(resp, MAX_ENVELOPE_SIZE, what=what), what=what)
+    body = await read_limited(resp, MAX_ENVELOPE_SIZE, what=what)
+    return content_error(body, what=what, secrets=secrets)
 
 
 #: Where a :class:`FrameStream` is: ``"connecting"`` (opening a stream), ``"streaming"``
@@ -342,7 +346,7 @@ class FrameStream:
             return
         if is_json_type(resp.content_type):  # a plugin envelope, never a stream
             try:
-                error = await _json_answer_error(resp)
+                error = await _json_answer_error(resp, self._funnel.secrets)
             except TRANSPORT_ERRORS as err:
                 error = self._funnel.error_for(err, self._call.method, resp.url.path)
             finally:
@@ -978,7 +982,7 @@ class Webcam:
         try:
             async with self._funnel.send(call) as resp:
                 if is_json_type(resp.content_type):  # a plugin envelope, never an image
-                    raise await _json_answer_error(resp)
+                    raise await _json_answer_error(resp, self._funnel.secrets)
                 if resp.content_length is not None and resp.content_length > max_size:
                     raise MJPEGError(
                         f"snapshot larger than {max_size} bytes ({resp.content_length})"

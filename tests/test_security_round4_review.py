@@ -1,0 +1,122 @@
+"""Security round 4 (issue 29): what a review of the round's own code found.
+
+Each test fails on the code before its fix and runs against real loopback servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import attrs
+import pytest
+from aiohttp import web
+
+from oe_async import (
+    CommunicationError,
+    InvalidArgumentError,
+    PluginCommandError,
+    PrinterConnection,
+)
+from oe_async.testing import Simulator
+
+from .canary import SecretWatch
+from .helpers import listdir, read_bytes
+from .test_security_round4_data import EchoHandler, _connection, _secrets_of, echo_relay
+
+# ---------------------------------------------- plugin errors in place of content (raw paths)
+
+
+async def test_a_plugin_error_answered_for_content_hides_the_connections_secrets(
+    sim: Simulator, secrets_never_leak: SecretWatch, tmp_path: Path
+) -> None:
+    """A 200 ``text/json`` envelope where an image or a file was expected (``Status`` 752)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        key = request.headers["X-Api-Key"]
+        body = {"Status": 752, "Error": f"refused API key {key}"}
+        return web.json_response(body, content_type="text/json")
+
+    async with echo_relay(handler) as url, sim.client() as oe:
+        conn = attrs.evolve(_connection(url), app_token=None)  # no App API (download limits)
+        secrets_never_leak.secrets.update(_secrets_of(conn))
+        printer = oe.printer(conn)
+        with pytest.raises(PluginCommandError) as snap:
+            await printer.webcam.snapshot(index=0)
+        with pytest.raises(PluginCommandError) as frames:
+            async with printer.webcam.frames(index=0) as stream:
+                await anext(aiter(stream))
+        with pytest.raises(PluginCommandError) as download:
+            await printer.plugin.download_file("a.gcode", tmp_path / "a.gcode")
+    for err in (snap.value, frames.value, download.value):
+        assert err.plugin_status == 752
+        assert err.message == "refused API key **REDACTED**"
+    assert await listdir(tmp_path) == []
+
+
+# ------------------------------------------------------- a resume answered with a short 206
+
+_FILE = bytes(range(256)) * 20  # 5,120 bytes
+
+
+def _short_206_printer(ranges: list[str | None], *, rest: bool) -> EchoHandler:
+    """A printer whose first answer drops at byte 1,000 and whose 206s cover 1,000 bytes.
+
+    ``rest``: a request from byte 2,000 on gets all the rest (else it is short again).
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        asked = request.headers.get("Range")
+        ranges.append(asked)
+        start = 0 if asked is None else int(asked.removeprefix("bytes=").rstrip("-"))
+        end = len(_FILE) if (start >= 2000 and rest) else min(start + 1000, len(_FILE))
+        resp = web.StreamResponse(status=200 if asked is None else 206)
+        resp.headers.update({"Accept-Ranges": "bytes", "ETag": '"v1"'})
+        if asked is None:
+            resp.content_length = len(_FILE)
+        else:
+            resp.content_length = end - start
+            resp.headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(_FILE)}"
+        await resp.prepare(request)
+        await resp.write(_FILE[start:end])
+        if asked is None:  # cut short: the client resumes
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        await resp.write_eof()
+        return resp
+
+    return handler
+
+
+async def test_a_resume_answered_with_part_of_the_rest_asks_for_the_rest(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    ranges: list[str | None] = []
+    async with echo_relay(_short_206_printer(ranges, rest=True)) as url, sim.client() as oe:
+        printer = oe.printer(attrs.evolve(_connection(url), app_token=None))
+        dest = await printer.files.download_to(
+            "/downloads/files/local/a.gcode", tmp_path / "a.gcode"
+        )
+    assert await read_bytes(dest) == _FILE
+    assert ranges == [None, "bytes=1000-", "bytes=2000-"]
+
+
+async def test_206s_that_never_reach_the_end_fill_the_file_or_fail_never_truncate(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Each short 206 moves on, so the download completes; without resume it fails whole."""
+    ranges: list[str | None] = []
+    async with echo_relay(_short_206_printer(ranges, rest=False)) as url, sim.client() as oe:
+        printer = oe.printer(attrs.evolve(_connection(url), app_token=None))
+        dest = await printer.files.download_to(
+            "/downloads/files/local/a.gcode", tmp_path / "a.gcode"
+        )
+        assert await read_bytes(dest) == _FILE
+        assert len(ranges) == 6  # 0-999 (dropped), then five 206s of 1,000 bytes and the tail
+        with pytest.raises(CommunicationError):
+            await printer.files.download_to(
+                "/downloads/files/local/a.gcode", tmp_path / "b.gcode", resume=False
+            )
+    assert await listdir(tmp_path) == ["a.gcode"]
