@@ -23,6 +23,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Coroutine,
+    Iterable,
     Mapping,
 )
 from contextlib import AbstractAsyncContextManager
@@ -406,7 +407,8 @@ class SourcePayload(Payload):
     The declared size (``Content-Length``) is enforced: a source that yields fewer or more
     bytes aborts the request with :class:`UploadSourceError` instead of sending a
     truncated or overlong body. The failure is kept in :attr:`source_error` because aiohttp
-    reports body-writing failures as connection errors.
+    reports body-writing failures as connection errors; an exception from the caller's
+    ``progress`` callback is kept in :attr:`callback_error` for the same reason.
     """
 
     def __init__(
@@ -424,6 +426,7 @@ class SourcePayload(Payload):
         self._size = source.size
         self._progress = progress
         self.source_error: BaseException | None = None
+        self.callback_error: Exception | None = None
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         """Streams cannot be decoded to text (aiohttp only asks for logging)."""
@@ -458,7 +461,7 @@ class SourcePayload(Payload):
                     )
                 # Errors from the writer are connection errors: they propagate as they are.
                 await writer.write(chunk)
-                await self._progress.advance(len(chunk))
+                await self._report(self._progress.advance(len(chunk)))
                 unyielded += len(chunk)
                 if unyielded >= FAIR_SHARE:
                     # A fast peer takes every write without making us wait, and an
@@ -475,7 +478,24 @@ class SourcePayload(Payload):
             )
         self._consumed = not self._source.replayable
         self._progress.total = sent
-        await self._progress.finish()
+        await self._report(self._progress.finish())
+
+    async def _report(self, report: Awaitable[None]) -> None:
+        """Run a progress report; the caller's callback failing aborts the request."""
+        try:
+            await report
+        except Exception as err:  # the caller's callback: re-raised as it is by upload()
+            self.callback_error = err
+            raise
+
+    @property
+    def failure(self) -> Exception | None:
+        """What the caller's side (callback or source) raised, as the upload re-raises it."""
+        if self.callback_error is not None:
+            return self.callback_error
+        if self.source_error is not None:
+            return _source_failure(self.source_error)
+        return None
 
     def _fail(self, err: Exception) -> NoReturn:
         """Remember that the source (not the connection) failed, and abort the request."""
@@ -536,6 +556,13 @@ def _upload_over_limit(size: int | None, body_size: int, limit: int) -> UploadLi
         size=size if size is not None else body_size,
         client_side=True,
     )
+
+
+def _raise_caller_failure(payloads: Iterable[SourcePayload]) -> None:
+    """Raise what the caller's source or progress callback raised in a body sent, if any."""
+    failed = next((p.failure for p in payloads if p.failure is not None), None)
+    if failed is not None:
+        raise failed from None
 
 
 def _source_failure(err: BaseException) -> UploadSourceError:
@@ -1068,7 +1095,9 @@ class Files:
 
         def next_body() -> Payload:
             # The first attempt sends the body built above; a retry builds a fresh one
-            # (only reachable for replayable sources).
+            # (only reachable for replayable sources), unless the caller's side failed:
+            # that is no network error to retry, it ends the upload as it is.
+            _raise_caller_failure(payloads)
             return next(bodies, None) or make_body()
 
         http_method = (method or ("PUT" if raw else "POST")).upper()
@@ -1091,9 +1120,7 @@ class Files:
                     body = await read_limited(resp, MAX_JSON_SIZE, what="the upload's answer")
                 return UploadResult(status=resp.status, headers=resp.headers, body=body, data=data)
         except OctoEverywhereError:
-            failed = next((p.source_error for p in reversed(payloads) if p.source_error), None)
-            if failed is not None:
-                raise _source_failure(failed) from None
+            _raise_caller_failure(payloads)
             raise
 
     def download(

@@ -120,3 +120,36 @@ async def test_206s_that_never_reach_the_end_fill_the_file_or_fail_never_truncat
                 "/downloads/files/local/a.gcode", tmp_path / "b.gcode", resume=False
             )
     assert await listdir(tmp_path) == ["a.gcode"]
+
+
+# ---------------------------------------------- an upload's progress callback that raises
+
+
+class _CallbackBroke(Exception):
+    pass
+
+
+@pytest.mark.parametrize("retry", [False, True])
+async def test_an_upload_progress_callback_that_raises_ends_the_upload_with_its_error(
+    sim: Simulator, retry: bool
+) -> None:
+    uploads: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        uploads.append(len(await request.read()))
+        return web.json_response({"done": True})
+
+    def progress(done: int, total: int | None) -> None:
+        raise _CallbackBroke(f"at {done} of {total}")
+
+    async with echo_relay(handler) as url, sim.client() as oe:
+        printer = oe.printer(attrs.evolve(_connection(url), app_token=None))
+        with pytest.raises(_CallbackBroke):
+            await printer.files.upload(
+                "/api/files/local",
+                bytes(4 * 1024 * 1024),
+                filename="a.gcode",
+                progress=progress,
+                retry=retry,
+            )
+    assert len(uploads) <= 1  # never sent again: the caller's error is not the network's
