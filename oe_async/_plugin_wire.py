@@ -13,7 +13,6 @@ stream or a file was expected. :func:`content_error` turns such an answer into i
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -118,9 +117,12 @@ def plugin_error_from_http(err: PrinterHTTPError) -> PluginCommandError | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
 def is_plugin_path(path: str) -> bool:
-    """True for a path (or URL) of OctoEverywhere's plugin API, which only the relay serves."""
+    """True for a path (or URL) of OctoEverywhere's plugin API, which only the relay serves.
+
+    Not cached: a cache would keep every path given, absolute relay URLs and query tokens
+    included, for the life of the process; the two string tests decide almost every path.
+    """
     if path.startswith(PLUGIN_PREFIX):
         return True
     if PLUGIN_PREFIX not in path:

@@ -33,16 +33,15 @@ from typing import IO, TYPE_CHECKING, Any, Final, NoReturn, Protocol, TypeVar
 import aiohttp
 import attrs
 from aiohttp.payload import Payload
-from yarl import URL
 
 from ._http import (
     MAX_JSON_SIZE,
     TRANSPORT_ERRORS,
     ChunkFloodGuard,
-    display_path,
     read_chunk,
     read_json,
     read_limited,
+    shown_path,
 )
 from ._transport import as_timeout
 from .errors import (
@@ -1245,17 +1244,9 @@ class Files:
     @staticmethod
     def _past_deadline(path: str, total: float | None) -> RequestTimeoutError:
         return RequestTimeoutError(
-            detail=f"GET {Files._shown(path)}: download_to did not finish within its "
+            detail=f"GET {shown_path(path)}: download_to did not finish within its "
             f"{total:g} s deadline"
         )
-
-    @staticmethod
-    def _shown(path: str) -> str:
-        """``path`` as messages show it (no query, no secret host)."""
-        try:
-            return display_path(URL(path))
-        except ValueError:
-            return "(path)"
 
     async def _download_to(
         self,
@@ -1344,10 +1335,10 @@ class Files:
             await state.sink.flush()
             _LOGGER.debug("download interrupted after %d bytes; resuming", state.received)
             return False
-        return await self._complete(path, state, before=before, resume=resume)
+        return await Files._complete(path, state, before=before, resume=resume)
 
-    @classmethod
-    async def _complete(cls, path: str, state: _Download, *, before: int, resume: bool) -> bool:
+    @staticmethod
+    async def _complete(path: str, state: _Download, *, before: int, resume: bool) -> bool:
         """True when the bytes kept are the whole file; False to ask for the rest.
 
         A 206 may cover less than the rest of the file (RFC 9110 allows a server to send
@@ -1360,13 +1351,13 @@ class Files:
             return True
         if state.received > length:
             raise UnexpectedResponseError(
-                f"GET {cls._shown(path)}: the printer sent {state.received} bytes of a "
+                f"GET {shown_path(path)}: the printer sent {state.received} bytes of a "
                 f"{length}-byte file"
             )
         state.stalls = 0 if state.received > before else state.stalls + 1
         if not (resume and first.resumable) or state.stalls >= MAX_STALLED_RESUMES:
             raise CommunicationError(
-                f"GET {cls._shown(path)}: the download ended after {state.received} of "
+                f"GET {shown_path(path)}: the download ended after {state.received} of "
                 f"{length} bytes"
             )
         await state.sink.flush()

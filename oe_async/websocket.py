@@ -33,7 +33,7 @@ from typing import Any, Final, Self
 import aiohttp
 
 from ._funnel import Funnel
-from ._http import TRANSPORT_ERRORS
+from ._http import TRANSPORT_ERRORS, shown_path
 from .errors import (
     ClientClosedError,
     CommunicationError,
@@ -374,7 +374,8 @@ class Subscription:
         if not callable(on_message) or (on_state is not None and not callable(on_state)):
             raise InvalidArgumentError("on_message and on_state must be callables")
         self._websockets = websockets
-        self._path = path
+        self._path = path  # for connecting only: its query may hold a token
+        self._shown = shown_path(path)  # what reprs, logs, task names and messages show
         self._on_message = on_message
         self._hello = hello
         self._on_state = on_state
@@ -387,10 +388,10 @@ class Subscription:
         self._closing = False
         #: Successful connects so far.
         self.connects: int = 0
-        self._task = websockets.spawn(self._run(), name=f"oe_async subscription {path}")
+        self._task = websockets.spawn(self._run(), name=f"oe_async subscription {self._shown}")
 
     def __repr__(self) -> str:
-        return f"<Subscription {self._path} {self._state.value} connects={self.connects}>"
+        return f"<Subscription {self._shown} {self._state.value} connects={self.connects}>"
 
     @property
     def state(self) -> SubscriptionState:
@@ -412,7 +413,7 @@ class Subscription:
                 waiter.cancel()
         if not self._connected.is_set():
             await self.wait()
-            raise CommunicationError(f"subscription {self._path} stopped")
+            raise CommunicationError(f"subscription {self._shown} stopped")
 
     async def wait(self) -> None:
         """Wait for the subscription to stop; raise what stopped it (if it was an error)."""
@@ -469,7 +470,7 @@ class Subscription:
         self._state = SubscriptionState.STOPPED
         self._connected.clear()
         self._error = (
-            ClientClosedError(f"subscription {self._path}: the OctoEverywhere client was closed")
+            ClientClosedError(f"subscription {self._shown}: the OctoEverywhere client was closed")
             if closed
             else None  # sub.close(): no error (wait() returns)
         )
@@ -498,7 +499,7 @@ class Subscription:
                             if self._stopped_by_close():
                                 return
                     error: OctoEverywhereError = CommunicationError(
-                        f"the server closed WebSocket {self._path}"
+                        f"the server closed WebSocket {self._shown}"
                     )
                 except OctoEverywhereError as err:
                     error = err
@@ -517,7 +518,7 @@ class Subscription:
                 if self._stopped_by_close():
                     return
                 delay = self._policy.delay(max(failures, 1), error)
-                _LOGGER.debug("subscription %s: reconnecting in %.2f s", self._path, delay)
+                _LOGGER.debug("subscription %s: reconnecting in %.2f s", self._shown, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
             # Closed by the client (not sub.close()): wait() says why it stopped.
@@ -527,7 +528,7 @@ class Subscription:
             raise
         except Exception as err:  # noqa: BLE001 (an on_message/on_state callback failed)
             self._error = err
-            _LOGGER.debug("subscription %s stopped by its callback: %r", self._path, err)
+            _LOGGER.debug("subscription %s stopped by its callback: %r", self._shown, err)
         self._state = SubscriptionState.STOPPED
         self._connected.clear()
         if self._on_state is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 
 import attrs
@@ -15,14 +16,16 @@ from aiohttp import web
 
 from oe_async import (
     CommunicationError,
+    HTTPCommand,
     InvalidArgumentError,
     PluginCommandError,
     PrinterConnection,
 )
+from oe_async.mqtt import PROXY_PATH
 from oe_async.testing import Simulator
 
 from .canary import SecretWatch
-from .helpers import listdir, read_bytes
+from .helpers import eventually, listdir, read_bytes
 from .test_security_round4_data import EchoHandler, _connection, _secrets_of, echo_relay
 
 # ---------------------------------------------- plugin errors in place of content (raw paths)
@@ -125,7 +128,7 @@ async def test_206s_that_never_reach_the_end_fill_the_file_or_fail_never_truncat
 # ---------------------------------------------- an upload's progress callback that raises
 
 
-class _CallbackBroke(Exception):
+class _CallbackError(Exception):
     pass
 
 
@@ -140,11 +143,11 @@ async def test_an_upload_progress_callback_that_raises_ends_the_upload_with_its_
         return web.json_response({"done": True})
 
     def progress(done: int, total: int | None) -> None:
-        raise _CallbackBroke(f"at {done} of {total}")
+        raise _CallbackError(f"at {done} of {total}")
 
     async with echo_relay(handler) as url, sim.client() as oe:
         printer = oe.printer(attrs.evolve(_connection(url), app_token=None))
-        with pytest.raises(_CallbackBroke):
+        with pytest.raises(_CallbackError):
             await printer.files.upload(
                 "/api/files/local",
                 bytes(4 * 1024 * 1024),
@@ -153,3 +156,55 @@ async def test_an_upload_progress_callback_that_raises_ends_the_upload_with_its_
                 retry=retry,
             )
     assert len(uploads) <= 1  # never sent again: the caller's error is not the network's
+
+
+# ----------------------------------------------------- MQTT options checked before anything
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"keep_alive": 10}, "not an option of printer.mqtt.connect(): keep_alive"),
+        ({"keepalive": -1}, "keepalive must be"),
+        ({"max_queued": 0}, "max_queued must be"),
+        ({"max_packet_size": 1}, "max_packet_size must be"),
+        ({"connect_timeout": 0}, "connect_timeout must be"),
+    ],
+)
+async def test_bad_mqtt_options_are_refused_before_anything_is_sent(
+    printer: PrinterConnection, sim: Simulator, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        printer.mqtt.subscribe("device/+/report", lambda message: None, **options)
+    if "keep_alive" not in options:
+        with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+            async with printer.mqtt.connect(**options):  # type: ignore[arg-type]
+                pass
+    assert not sim.requests_to("relay", PROXY_PATH)  # no handshake reached the relay
+
+
+# ------------------------------------------ a token in a path's query stays out of everything
+
+
+async def test_a_subscriptions_query_token_stays_out_of_reprs_task_names_and_logs(
+    printer: PrinterConnection, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "SUPERSECRETJWT123"
+    caplog.set_level(logging.DEBUG, logger="oe_async")
+    sub = printer.websocket.subscribe(f"/websocket?access_token={token}", lambda message: None)
+    try:
+        await sub.wait_connected()
+        names = [task.get_name() for task in asyncio.all_tasks()]
+        await sim.close_websockets(1001)  # a reconnect: its log line names the subscription
+        await eventually(lambda: sub.connects >= 2, "the subscription to reconnect")
+    finally:
+        await sub.close()
+    assert any("subscription /websocket" in name for name in names)
+    for text in (repr(sub), *names, caplog.text):
+        assert token not in text
+
+
+def test_an_http_commands_repr_shows_no_query() -> None:
+    command = HTTPCommand(path="/api/job?apikey=SECRETKEY123", headers={"X-Api-Key": "k"})
+    assert "SECRETKEY123" not in repr(command)
+    assert "/api/job" in repr(command)
