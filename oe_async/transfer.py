@@ -1335,36 +1335,33 @@ class Files:
             await state.sink.flush()
             _LOGGER.debug("download interrupted after %d bytes; resuming", state.received)
             return False
-        return await Files._complete(path, state, before=before, resume=resume)
+        return await _complete_download(path, state, before=before, resume=resume)
 
-    @staticmethod
-    async def _complete(path: str, state: _Download, *, before: int, resume: bool) -> bool:
-        """True when the bytes kept are the whole file; False to ask for the rest.
 
-        A 206 may cover less than the rest of the file (RFC 9110 allows a server to send
-        part of what was asked): the next request asks for what is still missing. Never
-        is a file shorter (or longer) than the length the printer gave installed.
-        """
-        first = state.first
-        length = None if first is None else first.length
-        if first is None or length is None or state.received == length:
-            return True
-        if state.received > length:
-            raise UnexpectedResponseError(
-                f"GET {shown_path(path)}: the printer sent {state.received} bytes of a "
-                f"{length}-byte file"
-            )
-        state.stalls = 0 if state.received > before else state.stalls + 1
-        if not (resume and first.resumable) or state.stalls >= MAX_STALLED_RESUMES:
-            raise CommunicationError(
-                f"GET {shown_path(path)}: the download ended after {state.received} of "
-                f"{length} bytes"
-            )
-        await state.sink.flush()
-        _LOGGER.debug(
-            "the answer ended at byte %d of %d; asking for the rest", state.received, length
+async def _complete_download(path: str, state: _Download, *, before: int, resume: bool) -> bool:
+    """True when the bytes kept are the whole file; False to ask for the rest.
+
+    A 206 may cover less than the rest of the file (RFC 9110 allows a server to send
+    part of what was asked): the next request asks for what is still missing. Never
+    is a file shorter (or longer) than the length the printer gave installed.
+    """
+    first = state.first
+    length = None if first is None else first.length
+    if first is None or length is None or state.received == length:
+        return True
+    if state.received > length:
+        raise UnexpectedResponseError(
+            f"GET {shown_path(path)}: the printer sent {state.received} bytes of a "
+            f"{length}-byte file"
         )
-        return False
+    state.stalls = 0 if state.received > before else state.stalls + 1
+    if not (resume and first.resumable) or state.stalls >= MAX_STALLED_RESUMES:
+        raise CommunicationError(
+            f"GET {shown_path(path)}: the download ended after {state.received} of {length} bytes"
+        )
+    await state.sink.flush()
+    _LOGGER.debug("the answer ended at byte %d of %d; asking for the rest", state.received, length)
+    return False
 
 
 @attrs.define(kw_only=True)
