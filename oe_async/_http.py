@@ -170,6 +170,14 @@ def display_path(url: URL) -> str:
     return url.path or "/"
 
 
+def shown_path(path: str) -> str:
+    """:func:`display_path` of a path or URL as given (``"(path)"`` when it does not parse)."""
+    try:
+        return display_path(URL(path))
+    except ValueError:
+        return "(path)"
+
+
 #: Connection failures that deserve their own words (before "cannot connect (errno)").
 _CONNECT_MESSAGES: Final[tuple[tuple[type[BaseException], str], ...]] = (
     (

@@ -13,7 +13,6 @@ stream or a file was expected. :func:`content_error` turns such an answer into i
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -54,13 +53,16 @@ def is_json_type(content_type: str) -> bool:
     return media in ("application/json", "text/json") or media.endswith("+json")
 
 
-def content_error(body: bytes, *, what: str) -> OctoEverywhereError:
+def content_error(
+    body: bytes, *, what: str, secrets: KnownSecrets | Iterable[str] | None = None
+) -> OctoEverywhereError:
     """The error a JSON answer stands for where content (an image, a file) was expected.
 
     Pure function. A plugin envelope with a failure ``Status`` gives its
     :class:`PluginCommandError` (``{"Status": 754}`` for a webcam the printer does not have
     is :class:`PluginCommandFailedError` with ``plugin_status`` 754); anything else is an
-    :class:`UnexpectedResponseError` naming ``what`` was expected.
+    :class:`UnexpectedResponseError` naming ``what`` was expected. ``secrets`` (the
+    connection's own) are hidden from the error's message, as for :func:`unwrap_envelope`.
     """
     try:
         data = json.loads(body)
@@ -70,7 +72,9 @@ def content_error(body: bytes, *, what: str) -> OctoEverywhereError:
         status = data.get("Status")
         if isinstance(status, int) and not isinstance(status, bool) and status != 200:
             message = data.get("Error")
-            return plugin_error(status, message if isinstance(message, str) else None)
+            return plugin_error(
+                status, message if isinstance(message, str) else None, secrets=secrets
+            )
     return UnexpectedResponseError(f"{what}: the answer was JSON, not the content")
 
 
@@ -113,9 +117,12 @@ def plugin_error_from_http(err: PrinterHTTPError) -> PluginCommandError | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
 def is_plugin_path(path: str) -> bool:
-    """True for a path (or URL) of OctoEverywhere's plugin API, which only the relay serves."""
+    """True for a path (or URL) of OctoEverywhere's plugin API, which only the relay serves.
+
+    Not cached: a cache would keep every path given, absolute relay URLs and query tokens
+    included, for the life of the process; the two string tests decide almost every path.
+    """
     if path.startswith(PLUGIN_PREFIX):
         return True
     if PLUGIN_PREFIX not in path:

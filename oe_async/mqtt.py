@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -28,7 +29,7 @@ from .errors import (
     OctoEverywhereError,
     RequestTimeoutError,
 )
-from .mqtt_codec import DEFAULT_MAX_PACKET_SIZE, encode_connect
+from .mqtt_codec import DEFAULT_MAX_PACKET_SIZE, MQTTDecoder, encode_connect
 from .mqtt_packets import (
     MQTTMessage,
     Payload,
@@ -37,7 +38,13 @@ from .mqtt_packets import (
     validate_topic,
     validate_topic_filter,
 )
-from .mqtt_session import DEFAULT_KEEPALIVE, DEFAULT_MAX_QUEUED, MQTTSession, MQTTSocket
+from .mqtt_session import (
+    DEFAULT_KEEPALIVE,
+    DEFAULT_MAX_QUEUED,
+    MQTTSession,
+    MQTTSocket,
+    check_max_queued,
+)
 from .retry import ReconnectPolicy, is_temporary
 from .subscription import (
     StateHandler,
@@ -157,17 +164,17 @@ class MQTT:
             InvalidArgumentError: a bad option (nothing is sent).
 
         """
-        if isinstance(keepalive, bool) or not isinstance(keepalive, int) or keepalive < 0:
-            raise InvalidArgumentError("keepalive must be a whole number of seconds >= 0")
         if client_id is None:
             client_id = _new_client_id()
-        connect = encode_connect(
-            client_id, keepalive=keepalive, username=username, password=password
+        connect = _checked_connect(
+            client_id,
+            keepalive=keepalive,
+            username=username,
+            password=password,
+            connect_timeout=connect_timeout,
+            max_packet_size=max_packet_size,
+            max_queued=max_queued,
         )
-        if isinstance(max_packet_size, bool) or not isinstance(max_packet_size, int):
-            raise InvalidArgumentError("max_packet_size must be an integer")
-        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float):
-            raise InvalidArgumentError("connect_timeout must be a number of seconds")
         async with self._websockets.connect(
             path,
             protocols=(SUBPROTOCOL,),
@@ -294,6 +301,7 @@ class MQTTSubscription(_Reconnecting):
         self._policy = reconnect
         self._stable_after = float(stable_after)
         self._options = {"client_id": _new_client_id(), **connect_options}
+        _check_connect_options(self._options)  # here, not first in the background task
         self._session: MQTTSession | None = None
         #: Successful connects so far.
         self.connects: int = 0
@@ -447,3 +455,52 @@ class MQTTSubscription(_Reconnecting):
             self._error = err
             _LOGGER.debug("MQTT subscription stopped by its callback: %r", err)
         await self._report_stopped()
+
+
+def _checked_connect(
+    client_id: str,
+    *,
+    keepalive: int,
+    username: str | None,
+    password: str | None,
+    connect_timeout: float,
+    max_packet_size: int,
+    max_queued: int,
+) -> bytes:
+    """The CONNECT packet for these options, or :class:`InvalidArgumentError` (nothing sent)."""
+    if isinstance(keepalive, bool) or not isinstance(keepalive, int) or keepalive < 0:
+        raise InvalidArgumentError("keepalive must be a whole number of seconds >= 0")
+    connect = encode_connect(client_id, keepalive=keepalive, username=username, password=password)
+    MQTTDecoder(max_packet_size=max_packet_size)  # checks its type and range
+    if (
+        isinstance(connect_timeout, bool)
+        or not isinstance(connect_timeout, int | float)
+        or not connect_timeout > 0
+    ):
+        raise InvalidArgumentError("connect_timeout must be a positive number of seconds")
+    check_max_queued(max_queued)
+    return connect
+
+
+def _check_connect_options(options: Mapping[str, Any]) -> None:
+    """Check options meant for :meth:`MQTT.connect` as it would: names and values."""
+    signature = inspect.signature(MQTT.connect)
+    try:
+        bound = signature.bind(None, **options)
+    except TypeError:
+        unknown = sorted(set(options) - set(signature.parameters))
+        raise InvalidArgumentError(
+            f"not an option of printer.mqtt.connect(): {', '.join(unknown)}"
+        ) from None
+    bound.apply_defaults()
+    args = bound.arguments
+    client_id = args["client_id"]
+    _checked_connect(
+        _new_client_id() if client_id is None else client_id,
+        keepalive=args["keepalive"],
+        username=args["username"],
+        password=args["password"],
+        connect_timeout=args["connect_timeout"],
+        max_packet_size=args["max_packet_size"],
+        max_queued=args["max_queued"],
+    )

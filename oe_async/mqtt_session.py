@@ -114,6 +114,12 @@ class Spawn(Protocol):
         ...
 
 
+def check_max_queued(max_queued: object) -> None:
+    """Raise :class:`InvalidArgumentError` unless ``max_queued`` is an integer >= 1."""
+    if isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 1:
+        raise InvalidArgumentError("max_queued must be an integer >= 1")
+
+
 class _MessageQueue:
     """A bounded FIFO with one reader and one writer; ``end()`` wakes both for good."""
 
@@ -190,8 +196,7 @@ class MQTTSession:
         spawn: Spawn,
         client_closed: Callable[[], bool],
     ) -> None:
-        if isinstance(max_queued, bool) or not isinstance(max_queued, int) or max_queued < 1:
-            raise InvalidArgumentError("max_queued must be an integer >= 1")
+        check_max_queued(max_queued)
         self._socket = socket
         self._client_id = client_id
         self._keepalive = keepalive

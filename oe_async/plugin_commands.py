@@ -83,7 +83,9 @@ class HTTPCommand:
             raise InvalidArgumentError("HTTPCommand.data must be bytes")
 
     def __repr__(self) -> str:
-        return f"HTTPCommand({self.method} {self.path!r}, headers={sorted(self.headers)})"
+        # Header values and the query (``?apikey=...``) may hold secrets: names and path only.
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        return f"HTTPCommand({self.method} {path!r}, headers={sorted(self.headers)})"
 
     def payload(self) -> dict[str, Any]:
         """The ``send-command`` fields for this request (no ``TransportType``)."""

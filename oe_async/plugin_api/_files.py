@@ -7,6 +7,7 @@ through :class:`oe_async.transfer.Files` (streamed, limit-checked, progress, res
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -24,6 +25,7 @@ from oe_async._plugin_wire import (
     plugin_error_from_http,
     unwrap_envelope,
 )
+from oe_async._redact import KnownSecrets
 from oe_async.errors import InvalidArgumentError, PrinterHTTPError
 from oe_async.plugin_models import FileDetails, FileEntry, PluginFile
 from oe_async.retry import RetryPolicy
@@ -136,7 +138,7 @@ class PluginFiles(PluginCalls):
                 DOWNLOAD_PATH,
                 params={"path": path},
                 progress=progress,
-                check_answer=refuse_plugin_json,
+                check_answer=functools.partial(refuse_plugin_json, secrets=self._funnel.secrets),
             ) as stream:
                 opened = True
                 yield stream
@@ -170,7 +172,7 @@ class PluginFiles(PluginCalls):
                 params={"path": check_text("path", path)},
                 progress=progress,
                 resume=resume,
-                check_answer=refuse_plugin_json,
+                check_answer=functools.partial(refuse_plugin_json, secrets=self._funnel.secrets),
             )
         except PrinterHTTPError as err:
             mapped = plugin_error_from_http(err)
@@ -192,7 +194,7 @@ class PluginFiles(PluginCalls):
         return structure(result, PluginFile, what="files/delete answer")
 
 
-async def refuse_plugin_json(stream: DownloadStream) -> None:
+async def refuse_plugin_json(stream: DownloadStream, *, secrets: KnownSecrets) -> None:
     """A download the plugin answered with its own JSON (``text/json``) is an error.
 
     Printers serve files as what they are (octet-stream, Moonraker and OctoPrint by file
@@ -208,4 +210,4 @@ async def refuse_plugin_json(stream: DownloadStream) -> None:
         body += chunk
         if len(body) > MAX_ENVELOPE_SIZE:
             break
-    raise content_error(body, what="files/download")
+    raise content_error(body, what="files/download", secrets=secrets)

@@ -17,8 +17,13 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 import attrs
 
-from oe_async._http import TRANSPORT_ERRORS, ChunkFloodGuard, read_chunk
-from oe_async.errors import ClientClosedError, DownloadLimitError, UnexpectedResponseError
+from oe_async._http import TRANSPORT_ERRORS, ChunkFloodGuard, read_chunk, shown_path
+from oe_async.errors import (
+    ClientClosedError,
+    CommunicationError,
+    DownloadLimitError,
+    UnexpectedResponseError,
+)
 
 from ._progress import Progress
 from ._sinks import FileSink
@@ -221,6 +226,40 @@ class DownloadState:
     first: FirstAnswer | None = None
     stalls: int = 0
     restarts: int = 0
+
+    async def complete(self, path: str, *, before: int, resume: bool) -> bool:
+        """After an answer ended cleanly: True when the bytes kept are the whole file.
+
+        False asks for the rest: a 206 may cover less than the rest of the file (RFC 9110
+        lets a server send part of what was asked). Never is a file shorter (or longer)
+        than the length the printer gave installed: without a resume, or after
+        :data:`MAX_STALLED_RESUMES` answers that brought nothing, it fails.
+
+        Raises:
+            CommunicationError: the rest cannot be had.
+            UnexpectedResponseError: more bytes came than the file's length.
+
+        """
+        first = self.first
+        length = None if first is None else first.length
+        if first is None or length is None or self.received == length:
+            return True
+        if self.received > length:
+            raise UnexpectedResponseError(
+                f"GET {shown_path(path)}: the printer sent {self.received} bytes of a "
+                f"{length}-byte file"
+            )
+        self.stalls = 0 if self.received > before else self.stalls + 1
+        if not (resume and first.resumable) or self.stalls >= MAX_STALLED_RESUMES:
+            raise CommunicationError(
+                f"GET {shown_path(path)}: the download ended after {self.received} of "
+                f"{length} bytes"
+            )
+        await self.sink.flush()
+        _LOGGER.debug(
+            "the answer ended at byte %d of %d; asking for the rest", self.received, length
+        )
+        return False
 
     def request_headers(self) -> dict[str, str]:
         """``Range`` (and ``If-Range``) from the bytes kept; none for the first request."""

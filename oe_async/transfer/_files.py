@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import aiohttp
 import attrs
 from aiohttp.payload import Payload
-from yarl import URL
 
-from oe_async._http import MAX_JSON_SIZE, display_path, read_json, read_limited
+from oe_async._http import MAX_JSON_SIZE, read_json, read_limited, shown_path
 from oe_async._transport import as_timeout
 from oe_async.errors import (
     CommunicationError,
@@ -54,7 +53,7 @@ from ._uploads import (
     form_value,
     is_json,
     open_source,
-    source_failure,
+    raise_caller_failure,
     upload_over_limit,
 )
 
@@ -191,7 +190,9 @@ class Files:
 
         def next_body() -> Payload:
             # The first attempt sends the body built above; a retry builds a fresh one
-            # (only reachable for replayable sources).
+            # (only reachable for replayable sources), unless the caller's side failed:
+            # that is no network error to retry, it ends the upload as it is.
+            raise_caller_failure(payloads)
             return next(bodies, None) or make_body()
 
         http_method = (method or ("PUT" if raw else "POST")).upper()
@@ -214,9 +215,7 @@ class Files:
                     body = await read_limited(resp, MAX_JSON_SIZE, what="the upload's answer")
                 return UploadResult(status=resp.status, headers=resp.headers, body=body, data=data)
         except OctoEverywhereError:
-            failed = next((p.source_error for p in reversed(payloads) if p.source_error), None)
-            if failed is not None:
-                raise source_failure(failed) from None
+            raise_caller_failure(payloads)
             raise
 
     def download(
@@ -340,12 +339,9 @@ class Files:
 
     @staticmethod
     def _past_deadline(path: str, total: float | None) -> RequestTimeoutError:
-        try:
-            shown = display_path(URL(path))
-        except ValueError:
-            shown = "(path)"
         return RequestTimeoutError(
-            detail=f"GET {shown}: download_to did not finish within its {total:g} s deadline"
+            detail=f"GET {shown_path(path)}: download_to did not finish within its "
+            f"{total:g} s deadline"
         )
 
     async def _download_to(
@@ -435,4 +431,4 @@ class Files:
             await state.sink.flush()
             _LOGGER.debug("download interrupted after %d bytes; resuming", state.received)
             return False
-        return True
+        return await state.complete(path, before=before, resume=resume)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import io
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
 
@@ -212,7 +212,8 @@ class SourcePayload(Payload):
     The declared size (``Content-Length``) is enforced: a source that yields fewer or more
     bytes aborts the request with :class:`UploadSourceError` instead of sending a
     truncated or overlong body. The failure is kept in :attr:`source_error` because aiohttp
-    reports body-writing failures as connection errors.
+    reports body-writing failures as connection errors; an exception from the caller's
+    ``progress`` callback is kept in :attr:`callback_error` for the same reason.
     """
 
     def __init__(
@@ -230,6 +231,7 @@ class SourcePayload(Payload):
         self._size = source.size
         self._progress = progress
         self.source_error: BaseException | None = None
+        self.callback_error: Exception | None = None
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         """Streams cannot be decoded to text (aiohttp only asks for logging)."""
@@ -264,7 +266,7 @@ class SourcePayload(Payload):
                     )
                 # Errors from the writer are connection errors: they propagate as they are.
                 await writer.write(chunk)
-                await self._progress.advance(len(chunk))
+                await self._report(self._progress.advance(len(chunk)))
                 unyielded += len(chunk)
                 if unyielded >= FAIR_SHARE:
                     # A fast peer takes every write without making us wait, and an
@@ -281,7 +283,24 @@ class SourcePayload(Payload):
             )
         self._consumed = not self._source.replayable
         self._progress.total = sent
-        await self._progress.finish()
+        await self._report(self._progress.finish())
+
+    async def _report(self, report: Awaitable[None]) -> None:
+        """Run a progress report; the caller's callback failing aborts the request."""
+        try:
+            await report
+        except Exception as err:  # the caller's callback: re-raised as it is by upload()
+            self.callback_error = err
+            raise
+
+    @property
+    def failure(self) -> Exception | None:
+        """What the caller's side (callback or source) raised, as the upload re-raises it."""
+        if self.callback_error is not None:
+            return self.callback_error
+        if self.source_error is not None:
+            return source_failure(self.source_error)
+        return None
 
     def _fail(self, err: Exception) -> NoReturn:
         """Remember that the source (not the connection) failed, and abort the request."""
@@ -342,6 +361,13 @@ def upload_over_limit(size: int | None, body_size: int, limit: int) -> UploadLim
         size=size if size is not None else body_size,
         client_side=True,
     )
+
+
+def raise_caller_failure(payloads: Iterable[SourcePayload]) -> None:
+    """Raise what the caller's source or progress callback raised in a body sent, if any."""
+    failed = next((p.failure for p in payloads if p.failure is not None), None)
+    if failed is not None:
+        raise failed from None
 
 
 def source_failure(err: BaseException) -> UploadSourceError:

@@ -25,6 +25,7 @@ from oe_async._plugin_wire import (
     is_json_type,
     plugin_error_from_http,
 )
+from oe_async._redact import KnownSecrets
 from oe_async.errors import (
     ClientClosedError,
     CommunicationError,
@@ -57,10 +58,16 @@ COALESCE_BELOW: Final = 512
 COALESCE_READS: Final = 8
 
 
-async def json_answer_error(resp: aiohttp.ClientResponse) -> OctoEverywhereError:
-    """A webcam answered JSON (the plugin's ``{"Status": 754}`` for a missing camera)."""
+async def json_answer_error(
+    resp: aiohttp.ClientResponse, secrets: KnownSecrets
+) -> OctoEverywhereError:
+    """A webcam answered JSON (the plugin's ``{"Status": 754}`` for a missing camera).
+
+    ``secrets`` (the connection's own) are hidden from the error's message.
+    """
     what = f"the webcam {display_path(resp.url)}"
-    return content_error(await read_limited(resp, MAX_ENVELOPE_SIZE, what=what), what=what)
+    body = await read_limited(resp, MAX_ENVELOPE_SIZE, what=what)
+    return content_error(body, what=what, secrets=secrets)
 
 
 #: Where a :class:`FrameStream` is: ``"connecting"`` (opening a stream), ``"streaming"``
@@ -329,7 +336,7 @@ class FrameStream:
             return
         if is_json_type(resp.content_type):  # a plugin envelope, never a stream
             try:
-                error = await json_answer_error(resp)
+                error = await json_answer_error(resp, self._funnel.secrets)
             except TRANSPORT_ERRORS as err:
                 error = self._funnel.error_for(err, self._call.method, resp.url.path)
             finally:

@@ -289,7 +289,7 @@ class Webcam:
         try:
             async with self._funnel.send(call) as resp:
                 if is_json_type(resp.content_type):  # a plugin envelope, never an image
-                    raise await json_answer_error(resp)
+                    raise await json_answer_error(resp, self._funnel.secrets)
                 if resp.content_length is not None and resp.content_length > max_size:
                     raise MJPEGError(
                         f"snapshot larger than {max_size} bytes ({resp.content_length})"

@@ -31,6 +31,7 @@ from typing import Any, Final
 import aiohttp
 
 from oe_async._funnel import Funnel, WebSocketOptions
+from oe_async._http import shown_path
 from oe_async.errors import (
     ClientClosedError,
     CommunicationError,
@@ -102,7 +103,8 @@ class Subscription(_Reconnecting):
         if not callable(on_message) or (on_state is not None and not callable(on_state)):
             raise InvalidArgumentError("on_message and on_state must be callables")
         self._websockets = websockets
-        self._path = path
+        self._path = path  # for connecting only: its query may hold a token
+        self._shown = shown_path(path)  # what reprs, logs, task names and messages show
         self._on_message = on_message
         self._hello = hello
         self._policy = reconnect
@@ -112,10 +114,10 @@ class Subscription(_Reconnecting):
         #: Successful connects so far.
         self.connects: int = 0
         super().__init__(on_state)  # the state, before the loop starts
-        self._task = websockets.spawn(self._run(), name=f"oe_async subscription {path}")
+        self._task = websockets.spawn(self._run(), name=f"oe_async subscription {self._shown}")
 
     def __repr__(self) -> str:
-        return f"<Subscription {self._path} {self._state.value} connects={self.connects}>"
+        return f"<Subscription {self._shown} {self._state.value} connects={self.connects}>"
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the socket is (re)connected; raises if the subscription stopped."""
@@ -127,7 +129,7 @@ class Subscription(_Reconnecting):
                 waiter.cancel()
         if not self._connected.is_set():
             await self.wait()
-            raise CommunicationError(f"subscription {self._path} stopped")
+            raise CommunicationError(f"subscription {self._shown} stopped")
 
     async def close(self) -> None:
         """Stop the subscription and close its socket (idempotent).
@@ -166,7 +168,7 @@ class Subscription(_Reconnecting):
             return False
         self._mark_stopped()
         self._error = (
-            ClientClosedError(f"subscription {self._path}: the OctoEverywhere client was closed")
+            ClientClosedError(f"subscription {self._shown}: the OctoEverywhere client was closed")
             if closed
             else None  # sub.close(): no error (wait() returns)
         )
@@ -195,7 +197,7 @@ class Subscription(_Reconnecting):
                             if self._stopped_by_close():
                                 return
                     error: OctoEverywhereError = CommunicationError(
-                        f"the server closed WebSocket {self._path}"
+                        f"the server closed WebSocket {self._shown}"
                     )
                 except OctoEverywhereError as err:
                     error = err
@@ -214,7 +216,7 @@ class Subscription(_Reconnecting):
                 if self._stopped_by_close():
                     return
                 delay = self._policy.delay(max(failures, 1), error)
-                _LOGGER.debug("subscription %s: reconnecting in %.2f s", self._path, delay)
+                _LOGGER.debug("subscription %s: reconnecting in %.2f s", self._shown, delay)
                 await asyncio.sleep(delay)
         except asyncio.CancelledError:
             # Closed by the client (not sub.close()): wait() says why it stopped.
@@ -223,7 +225,7 @@ class Subscription(_Reconnecting):
             raise
         except Exception as err:  # noqa: BLE001 (an on_message/on_state callback failed)
             self._error = err
-            _LOGGER.debug("subscription %s stopped by its callback: %r", self._path, err)
+            _LOGGER.debug("subscription %s stopped by its callback: %r", self._shown, err)
         await self._report_stopped()
 
 
