@@ -47,6 +47,8 @@ from ._frame import (
     parse_transform,
     transform_header,
 )
+from ._frame import EOI as EOI
+from ._frame import SOI as SOI
 from ._parser import MJPEGParser
 
 __all__ = [
