@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import LoopLag, alternate, median, now, rss_bytes, simulator_process
@@ -65,7 +66,7 @@ async def run(size: int, rounds: int) -> None:
             conn = AppConnection.from_dict(announced["app_connection"])
             auth = {"Authorization": conn.auth.header_value}
             download_url = conn.url / "downloads" / "files" / "local" / "bench.bin"
-            upload_url = conn.url.join(aiohttp.client.URL(UPLOAD_PATH.lstrip("/")))
+            upload_url = conn.url.join(URL(UPLOAD_PATH.lstrip("/")))
             timeout = aiohttp.ClientTimeout(total=None, sock_read=60)
             async with (
                 aiohttp.ClientSession(timeout=timeout) as session,
@@ -110,14 +111,14 @@ async def run(size: int, rounds: int) -> None:
 
                 async def oe_upload() -> None:
                     answer = await printer.files.upload(UPLOAD_PATH, source, raw=True)
-                    assert answer["Result"]["SizeBytes"] == size
+                    assert answer.data["Result"]["SizeBytes"] == size
 
                 async def raw_upload() -> None:
                     handle = await asyncio.to_thread(source.open, "rb")
                     try:
                         async with session.put(upload_url, data=handle, headers=auth) as resp:
                             resp.raise_for_status()
-                            answer = await resp.json()
+                            answer = await resp.json(content_type=None)  # plugin: text/json
                     finally:
                         await asyncio.to_thread(handle.close)
                     assert answer["Result"]["SizeBytes"] == size
