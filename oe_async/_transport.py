@@ -313,6 +313,14 @@ class Transport:
             self._stream_session = self._new_session(self.budget.streams)
         return self._stream_session
 
+    @property
+    def sessions(self) -> tuple[aiohttp.ClientSession, ...]:
+        """The borrowed session, or the owned ones created so far (none is created here).
+
+        A borrowed session's handshake child shares its connector, so it is not listed.
+        """
+        return tuple(s for s in (self._session, self._stream_session) if s is not None)
+
     def session_for(self, pool: Pool) -> aiohttp.ClientSession:
         """The session whose pool ``pool`` names."""
         return self.stream_session if pool is Pool.STREAMS else self.session
