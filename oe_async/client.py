@@ -169,6 +169,18 @@ class OctoEverywhere:
         """The aiohttp session in use (created on first access when owned)."""
         return self._transport.session
 
+    @property
+    def sessions(self) -> tuple[aiohttp.ClientSession, ...]:
+        """Every aiohttp session this client sends on: the borrowed one, or both owned ones.
+
+        An owned client keeps two pools (see :class:`ConnectionBudget`): :attr:`session` for
+        requests, and a second session for streams (webcam frames, downloads, WebSockets,
+        subscriptions), made with the first stream. For diagnostics and tests, such as
+        counting the connections the client holds: reading it never creates, checks or
+        closes a session (it works after :meth:`close`, and lists the closed ones then).
+        """
+        return self._transport.sessions
+
     def printer(
         self,
         app_connection: AppConnection,

@@ -7,7 +7,13 @@ random order, seeded and printed so that an order can be replayed), and prints e
 that failed with how often and its first error line, then the totals. The load processes
 are always ended, also on Ctrl-C. Each run's log and JUnit XML stay in ``.flake-hunt/``.
 
-Exit status: 0 when every run passed, 1 when a test failed at least once, 2 on bad usage.
+Each run prints a fingerprint of the code it tested (``oe_async/``, ``tests/``,
+``pyproject.toml``, as they were when it started). A file edited while the hunt runs would
+make its runs test different code, and a failure of one run then looks like a flake: the
+summary says so, and which runs tested which code.
+
+Exit status: 0 when every run passed, 1 when a test failed at least once (or the code
+changed while the hunt ran), 2 on bad usage.
 
 Usage: python scripts/flake_hunt.py [--runs 5] [--jobs 1] [--load auto|stress-ng|busy|none]
        [--random-order [--bucket module]] [--timed] [--python PY] [-- PYTEST ARGS...]
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import hashlib
 import os
 import random
 import re
@@ -39,6 +46,8 @@ TIMED = re.compile(
     r"perf_counter|pool_timeout|latency"
 )
 BUSY_LOOP = "while True:\n    pass\n"
+#: What a run tests: a change to any of these while the hunt runs mixes two versions.
+SOURCES = ("oe_async", "tests", "pyproject.toml")
 
 
 @dataclass
@@ -62,6 +71,7 @@ class Run:
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # node id -> first error line
     log: Path = Path()
+    code: str = ""  # fingerprint of the sources when the run started
 
 
 # ---------------------------------------------------------------------------- load
@@ -131,6 +141,20 @@ def timed_files() -> list[str]:
     )
 
 
+def code_fingerprint() -> str:
+    """A short hash of the tested sources' paths and contents (see SOURCES)."""
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        top = ROOT / name
+        files = [top] if top.is_file() else sorted(top.rglob("*"))
+        for path in files:
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def node_id(case: ET.Element) -> str:
     """``tests/test_x.py::test_y[param]`` from a JUnit ``testcase``."""
     classname = case.get("classname", "")
@@ -179,6 +203,7 @@ def start_run(
         command += [f"--random-order-bucket={args.bucket}"]
         command += [f"--random-order-seed={seed}"]
     command += list(pytest_args)
+    code = code_fingerprint()  # taken before the start: pytest imports what is there then
     with log.open("wb") as out:
         # A process group of its own: an interrupted run is ended with whatever its tests
         # started (simulator processes, `make demo`).
@@ -190,7 +215,7 @@ def start_run(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    run = Run(number=number, seed=seed, exit_code=-1, seconds=0.0, log=log)
+    run = Run(number=number, seed=seed, exit_code=-1, seconds=0.0, log=log, code=code)
     return proc, run, xml, time.monotonic()
 
 
@@ -231,7 +256,7 @@ def report_run(run: Run, total: int) -> None:
     verdict = "ok" if not run.failed else f"{len(run.failed)} FAILED"
     print(
         f"run {run.number}/{total}: {verdict}: {run.tests} tests, {run.skipped} skipped, "
-        f"{run.seconds:.0f} s{order} ({shown(run.log)})",
+        f"{run.seconds:.0f} s{order}, code {run.code} ({shown(run.log)})",
         flush=True,
     )
     for node, line in run.failed.items():
@@ -268,13 +293,21 @@ def summary(runs: list[Run], planned: int, bucket: str, pytest_args: Sequence[st
                 f"--random-order-bucket={bucket} --random-order-seed={run.seed} "
                 + " ".join(pytest_args)
             )
+    versions: dict[str, list[int]] = collections.defaultdict(list)
+    for run in sorted(runs, key=lambda run: run.number):
+        versions[run.code].append(run.number)
+    if len(versions) > 1:
+        print("WARNING: the code changed while the hunt ran; a failure in some runs only may be")
+        print("the change, not a flake. Runs by the code they tested:")
+        for code, numbers in versions.items():
+            print(f"{'':10}code {code}: runs {', '.join(map(str, numbers))}")
     unfinished = f" ({planned - len(runs)} not run: interrupted)" if len(runs) < planned else ""
     print(
         f"flake-hunt: {len(runs)} runs{unfinished}, {executed} tests executed, "
         f"{failed_runs} runs with failures, {len(failures)} distinct tests failed, "
         f"{sum(f.count for f in failures.values())} failures"
     )
-    return 1 if failures or len(runs) < planned else 0
+    return 1 if failures or len(runs) < planned or len(versions) > 1 else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,11 +17,14 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Self
 
+import aiohttp
 import attrs
 import psutil
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
+
+from oe_async import OctoEverywhere
 
 
 @attrs.define
@@ -150,13 +153,18 @@ async def recording_on_port_80(stack: contextlib.AsyncExitStack) -> RecordingSer
     return await stack.enter_async_context(RecordingServer(host="127.254.254.254", port=80))
 
 
-def acquired_connections(session: object) -> int:
-    """Connections the session's connector has handed out and not yet got back.
+def acquired_connections(holder: OctoEverywhere | aiohttp.ClientSession) -> int:
+    """Connections handed out and not yet given back, over every pool ``holder`` sends on.
 
+    Pass the client: an owned one keeps streams (frames, downloads, WebSockets) in a second
+    session of its own, which ``oe.session`` alone would not count (``oe.sessions`` lists
+    both). A bare ``ClientSession`` is for a borrowed session (streams and handshakes share
+    its connector) or one a test made. Sessions sharing a connector count once.
     aiohttp has no public counter; ``_acquired`` is read (never modified) for assertions.
     """
-    connector = getattr(session, "connector", None)
-    return len(getattr(connector, "_acquired", ()))
+    sessions = holder.sessions if isinstance(holder, OctoEverywhere) else (holder,)
+    connectors = {id(c): c for s in sessions if (c := s.connector) is not None}
+    return sum(len(getattr(c, "_acquired", ())) for c in connectors.values())
 
 
 class Blackhole:

@@ -37,6 +37,28 @@ async def test_owned_session_is_closed_on_exit(sim: Simulator) -> None:
     assert oe.closed
 
 
+async def test_sessions_lists_every_pool_without_creating_one(sim: Simulator) -> None:
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        await printer.get_json("/api/version")
+        assert oe.sessions == (oe.session,)  # no stream yet: reading it made no streams pool
+        assert oe.sessions == (oe.session,)
+        async with printer.webcam.frames() as frames:
+            await anext(frames)
+        requests, streams = oe.sessions
+        assert requests is oe.session
+        assert streams is not requests
+        assert streams.connector is not requests.connector  # a pool of its own
+    assert oe.sessions == (requests, streams)  # still listed after close(), both closed
+    assert requests.closed
+    assert streams.closed
+    async with aiohttp.ClientSession() as session, sim.client(session=session) as borrowing:
+        printer = borrowing.printer(sim.app_connection())
+        async with printer.webcam.frames() as frames:
+            await anext(frames)
+        assert borrowing.sessions == (session,)  # streams share the borrowed pool
+
+
 async def test_close_is_idempotent_and_use_after_close_is_a_clear_error(sim: Simulator) -> None:
     oe = sim.client()
     printer = oe.printer(sim.app_connection())

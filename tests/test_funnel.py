@@ -211,7 +211,7 @@ async def test_timeout_is_a_request_timeout_error(
 
 
 async def test_cancellation_is_not_wrapped_and_releases_the_connection(
-    printer: PrinterConnection, sim: Simulator
+    printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator
 ) -> None:
     sim.state.latency = 5.0
     task = asyncio.create_task(printer.get_json("/api/version"))
@@ -220,17 +220,17 @@ async def test_cancellation_is_not_wrapped_and_releases_the_connection(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert acquired_connections(printer.session) == 0
+    assert acquired_connections(oe) == 0
     sim.state.latency = 0
 
 
 async def test_early_exit_releases_the_connection(
-    printer: PrinterConnection, sim: Simulator
+    printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator
 ) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         async with printer.request("GET", "/api/version"):
             raise RuntimeError("boom")
-    assert acquired_connections(printer.session) == 0
+    assert acquired_connections(oe) == 0
 
 
 async def test_a_single_connection_pool_is_never_exhausted(sim: Simulator) -> None:

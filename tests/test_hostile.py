@@ -142,7 +142,7 @@ async def run(sim: Simulator, case: Case, seconds: float) -> Outcome:
         except Exception as err:
             error = err
         elapsed, cpu = time.monotonic() - started, time.thread_time() - cpu_started
-        return Outcome(error, elapsed, cpu, acquired_connections(oe.session))
+        return Outcome(error, elapsed, cpu, acquired_connections(oe))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])

@@ -224,7 +224,7 @@ async def test_start_cancel_cycles_leak_nothing(
                     )
                 finally:
                     tracemalloc.stop()
-                acquired = acquired_connections(oe.session)
+                acquired = acquired_connections(oe)
                 fds_gained = await settled_fds(fds_before) - fds_before
                 tasks_left = len(asyncio.all_tasks()) - tasks_before
                 # A task the warm-up left running would hide in tasks_before.

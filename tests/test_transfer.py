@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 import oe_async
-from oe_async import PrinterConnection, RetryPolicy
+from oe_async import OctoEverywhere, PrinterConnection, RetryPolicy
 from oe_async import transfer as transfer_module
 from oe_async.testing import Simulator
 from oe_async.transfer import _uploads
@@ -334,7 +334,7 @@ class TestLimits:
         assert excinfo.value.status == 607
 
     async def test_download_content_length_over_the_limit(
-        self, printer: PrinterConnection, sim: Simulator
+        self, printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator
     ) -> None:
         sim.files.add_synthetic("huge.gcode", 3000)
         low = {"IsOnline": True, "PrinterLimits": {"MaxDownloadFileSizeBytes": 1000}}
@@ -348,10 +348,10 @@ class TestLimits:
             "The file is 3000 bytes; the account's download limit is 1000 bytes. "
             "The download was not started."
         )
-        assert acquired_connections(printer.session) == 0
+        assert acquired_connections(oe) == 0
 
     async def test_download_streamed_count_over_the_limit(
-        self, printer: PrinterConnection, sim: Simulator
+        self, printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator
     ) -> None:
         sim.files.add_synthetic("huge.gcode", 3 * MiB)
         sim.state.transfer.chunked = True  # no Content-Length to check up front
@@ -366,7 +366,7 @@ class TestLimits:
                 async for chunk in chunks:
                     received += len(chunk)
         assert received <= MiB
-        assert acquired_connections(printer.session) == 0
+        assert acquired_connections(oe) == 0
 
 
 class TestDownload:
@@ -388,13 +388,13 @@ class TestDownload:
         assert sim.requests_to("relay")[0].headers["Accept-Encoding"] == "identity"
 
     async def test_early_exit_releases_the_connection(
-        self, printer: PrinterConnection, sim: Simulator
+        self, printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator
     ) -> None:
         sim.files.add_synthetic("d.gcode", 20 * MiB)
         async with printer.files.download("/downloads/files/local/d.gcode") as chunks:
             async for _ in chunks:
                 break
-        assert acquired_connections(printer.session) == 0
+        assert acquired_connections(oe) == 0
 
     async def test_missing_file_is_a_printer_error(self, printer: PrinterConnection) -> None:
         with pytest.raises(oe_async.PrinterHTTPError) as excinfo:
@@ -566,7 +566,7 @@ class TestCancellation:
     CYCLES = 200
 
     async def test_cancelled_downloads(
-        self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
+        self, printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator, tmp_path: Path
     ) -> None:
         sim.files.add_synthetic("slow.gcode", 64 * MiB)
         sim.state.transfer.trickle = (64 * 1024, 0.002)
@@ -586,12 +586,12 @@ class TestCancellation:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert acquired_connections(printer.session) == 0
+            assert acquired_connections(oe) == 0
             left = await listdir(tmp_path)
             assert left == [], f"cycle {i} left {left}"
 
     async def test_cancelled_uploads(
-        self, printer: PrinterConnection, sim: Simulator, tmp_path: Path
+        self, printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator, tmp_path: Path
     ) -> None:
         path = tmp_path / "up.gcode"
         await asyncio.to_thread(path.write_bytes, b"u" * 8 * MiB)
@@ -617,7 +617,7 @@ class TestCancellation:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            assert acquired_connections(printer.session) == 0
+            assert acquired_connections(oe) == 0
         assert sim.uploads == []
 
     async def test_a_cancelled_upload_closes_its_async_generator_at_once(

@@ -141,7 +141,7 @@ def test_heartbeat_is_on_by_default() -> None:
 
 
 async def test_1000_open_cancel_cycles_leave_nothing_behind(
-    printer: PrinterConnection, sim: Simulator
+    printer: PrinterConnection, oe: OctoEverywhere, sim: Simulator
 ) -> None:
     async def hold() -> None:
         async with printer.websocket.connect("/sockjs/websocket") as ws:
@@ -162,7 +162,7 @@ async def test_1000_open_cancel_cycles_leave_nothing_behind(
     fds = await open_fds()
     for _ in range(1000):
         await cycle()
-    await eventually(lambda: acquired_connections(printer.session) == 0, "connections released")
+    await eventually(lambda: acquired_connections(oe) == 0, "connections released")
     give_up = asyncio.get_running_loop().time() + EVENTUALLY
     while await open_fds() - fds > 4 and asyncio.get_running_loop().time() < give_up:
         await asyncio.sleep(0.05)  # closes still in flight

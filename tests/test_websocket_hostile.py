@@ -157,7 +157,7 @@ async def test_a_ping_flood_through_connect(sim: Simulator, oe_once: OctoEverywh
 
         error = await probe.measure(work)
         assert isinstance(error, oe_async.UnexpectedResponseError)
-        assert acquired_connections(printer.session) == 0
+        assert acquired_connections(oe_once) == 0
         assert server.received.count(OP_PONG) <= MAX_CONTROL_FRAMES_PER_SECOND
 
 
@@ -207,7 +207,7 @@ async def test_leaving_connect_is_bounded_whatever_the_server_does(
         elapsed = time.monotonic() - started
         assert server.close_seen.is_set()  # our close frame was sent
         assert ws.closed
-        assert acquired_connections(printer.session) == 0
+        assert acquired_connections(oe_once) == 0
     reliability_report.setdefault("websocket", {})["close_exit"] = elapsed
     # CLOSE_TIMEOUT (2 s), not aiohttp's 10 s close wait restarted by each frame.
     assert CLOSE_TIMEOUT - 0.1 <= elapsed < CLOSE_TIMEOUT + 4
