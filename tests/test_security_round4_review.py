@@ -208,3 +208,42 @@ def test_an_http_commands_repr_shows_no_query() -> None:
     command = HTTPCommand(path="/api/job?apikey=SECRETKEY123", headers={"X-Api-Key": "k"})
     assert "SECRETKEY123" not in repr(command)
     assert "/api/job" in repr(command)
+
+
+# ------------------------------------------- the LAN probe carries no printer secret
+
+
+@pytest.mark.parametrize("status", [200, 502])
+async def test_the_lan_probe_gives_a_device_at_the_address_no_secret(
+    sim: Simulator, status: int
+) -> None:
+    """Another device now holding the printer's LAN address sees no ``X-Api-Key``."""
+    seen: list[dict[str, str]] = []
+
+    async def device(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(status=status, text="a NAS, not the printer")
+
+    async with echo_relay(device) as lan, sim.client() as oe:
+        printer = oe.printer(
+            sim.app_connection(),
+            lan_url=lan,
+            route="prefer_local",
+            headers={"X-Api-Key": "printer-key-123"},
+        )
+        assert isinstance(await printer.get_json("/api/printer"), dict)
+        assert printer.route.value == "relay"
+    assert seen  # the probe reached the device
+    for headers in seen:
+        assert {name.lower() for name in headers} & {
+            "x-api-key",
+            "authorization",
+            "apptoken",
+        } == set()
+    # The relay's reference answer (asked when the device answered below 500) is asked
+    # with the relay's credential alone, so that both probes are the same request.
+    references = [r for r in sim.requests_to("relay") if r.path == "/"]
+    assert len(references) == (1 if status < 500 else 0)
+    for reference in references:
+        assert "Authorization" in reference.headers
+        assert "X-Api-Key" not in reference.headers

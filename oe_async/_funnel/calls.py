@@ -78,6 +78,10 @@ class Call:
     pool: Pool = Pool.REQUESTS
     #: Only the relay serves it (OctoEverywhere's plugin API).
     relay_only: bool = False
+    #: A LAN probe: it carries no printer secret (no ``X-Api-Key`` to whatever device holds
+    #: the LAN address now); the relay's reference probe carries only the relay's own
+    #: credential, so that both answer the same request.
+    probe: bool = False
     #: What an attempt sends on each route, worked out once: ``[relay or App API, LAN]``.
     #: A memo derived from the fields above (and the funnel's pins); not part of equality.
     #: Never passed in (``attrs.evolve`` gives the new call a fresh memo).

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Final, NoReturn
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from oe_async._http import (
@@ -244,14 +245,17 @@ class Funnel(CallBuilder):
     async def _probe_answer(self, target: Target) -> tuple[int, str] | None:
         """``(status, media type)`` of the probe path on ``target``, None if it failed."""
         options = self.routes.options
-        call = self.call(
-            "GET",
-            options.probe_path,
-            target=target,
-            timeout=aiohttp.ClientTimeout(total=options.probe_timeout),
-            retry=RetryPolicy.never(),
-            allow_redirects=False,
-            raise_for_status=False,
+        call = attrs.evolve(
+            self.call(
+                "GET",
+                options.probe_path,
+                target=target,
+                timeout=aiohttp.ClientTimeout(total=options.probe_timeout),
+                retry=RetryPolicy.never(),
+                allow_redirects=False,
+                raise_for_status=False,
+            ),
+            probe=True,  # no printer secret to a device that may not be the printer
         )
         try:
             async with self.send(call) as resp:

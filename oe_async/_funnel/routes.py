@@ -76,6 +76,7 @@ class Routes:
         "_lan_mismatch_logged",
         "_printer_headers",
         "_probe",
+        "_probe_auth",
         "_relay_fingerprint",
         "_router",
         "_transport",
@@ -123,6 +124,10 @@ class Routes:
         )
         #: The secret pins every request carries (renewed when the LAN address changes).
         self.auth: AuthMiddleware = self._pin_secrets()
+        #: The pins of a probe: the relay's own credential, no printer secret anywhere.
+        self._probe_auth: Final = AuthMiddleware(
+            {origin_of(app_connection.url): {"Authorization": app_connection.auth.header_value}}
+        )
         #: The printer route when the policy fixes it (relay or LAN only), else None.
         self._fixed_route: Final = (
             None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
@@ -232,7 +237,7 @@ class Routes:
         """What ``call`` sends on ``route`` (worked out once per call, route and pins)."""
         slot = route is Route.LAN  # 0: the relay or the App API, 1: the LAN
         send = call.sends[slot]
-        if send is None or send.auth is not self.auth:
+        if send is None or send.auth is not (self._probe_auth if call.probe else self.auth):
             send = call.sends[slot] = self._make_send(call, route)
         return send
 
@@ -242,7 +247,7 @@ class Routes:
         else:
             url = self._url_for(call, route)
         headers = self._headers_for(call)
-        auth = self.auth
+        auth = self._probe_auth if call.probe else self.auth
         # Straight to the URL without the middleware when that is safe (see
         # Attempts.run): a request that is not redirected or a GET/HEAD, without
         # secret-named headers of its own (the middleware strips those where they do not
