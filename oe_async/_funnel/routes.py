@@ -124,10 +124,8 @@ class Routes:
         )
         #: The secret pins every request carries (renewed when the LAN address changes).
         self.auth: AuthMiddleware = self._pin_secrets()
-        #: The pins of a probe: the relay's own credential, no printer secret anywhere.
-        self._probe_auth: Final = AuthMiddleware(
-            {origin_of(app_connection.url): {"Authorization": app_connection.auth.header_value}}
-        )
+        #: The pins of a probe (made at the first one: most printers never probe).
+        self._probe_auth: AuthMiddleware | None = None
         #: The printer route when the policy fixes it (relay or LAN only), else None.
         self._fixed_route: Final = (
             None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
@@ -237,9 +235,18 @@ class Routes:
         """What ``call`` sends on ``route`` (worked out once per call, route and pins)."""
         slot = route is Route.LAN  # 0: the relay or the App API, 1: the LAN
         send = call.sends[slot]
-        if send is None or send.auth is not (self._probe_auth if call.probe else self.auth):
+        if send is None or send.auth is not (self._probe_pins() if call.probe else self.auth):
             send = call.sends[slot] = self._make_send(call, route)
         return send
+
+    def _probe_pins(self) -> AuthMiddleware:
+        """A probe's pins: the relay's own credential, no printer secret anywhere."""
+        if self._probe_auth is None:
+            conn = self._app_connection
+            self._probe_auth = AuthMiddleware(
+                {origin_of(conn.url): {"Authorization": conn.auth.header_value}}
+            )
+        return self._probe_auth
 
     def _make_send(self, call: Call, route: Route | None) -> Send:
         if route is None:
@@ -247,7 +254,7 @@ class Routes:
         else:
             url = self._url_for(call, route)
         headers = self._headers_for(call)
-        auth = self._probe_auth if call.probe else self.auth
+        auth = self._probe_pins() if call.probe else self.auth
         # Straight to the URL without the middleware when that is safe (see
         # Attempts.run): a request that is not redirected or a GET/HEAD, without
         # secret-named headers of its own (the middleware strips those where they do not
