@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import attrs
@@ -93,15 +95,24 @@ def _short_206_printer(ranges: list[str | None], *, rest: bool) -> EchoHandler:
     return handler
 
 
+_PATH = "/downloads/files/local/a.gcode"
+
+
+@asynccontextmanager
+async def _short_206_connection(
+    sim: Simulator, ranges: list[str | None], *, rest: bool
+) -> AsyncIterator[PrinterConnection]:
+    """A printer connection (no App API) to :func:`_short_206_printer`."""
+    async with echo_relay(_short_206_printer(ranges, rest=rest)) as url, sim.client() as oe:
+        yield oe.printer(attrs.evolve(_connection(url), app_token=None))
+
+
 async def test_a_resume_answered_with_part_of_the_rest_asks_for_the_rest(
     sim: Simulator, tmp_path: Path
 ) -> None:
     ranges: list[str | None] = []
-    async with echo_relay(_short_206_printer(ranges, rest=True)) as url, sim.client() as oe:
-        printer = oe.printer(attrs.evolve(_connection(url), app_token=None))
-        dest = await printer.files.download_to(
-            "/downloads/files/local/a.gcode", tmp_path / "a.gcode"
-        )
+    async with _short_206_connection(sim, ranges, rest=True) as printer:
+        dest = await printer.files.download_to(_PATH, tmp_path / "a.gcode")
     assert await read_bytes(dest) == _FILE
     assert ranges == [None, "bytes=1000-", "bytes=2000-"]
 
@@ -111,17 +122,12 @@ async def test_206s_that_never_reach_the_end_fill_the_file_or_fail_never_truncat
 ) -> None:
     """Each short 206 moves on, so the download completes; without resume it fails whole."""
     ranges: list[str | None] = []
-    async with echo_relay(_short_206_printer(ranges, rest=False)) as url, sim.client() as oe:
-        printer = oe.printer(attrs.evolve(_connection(url), app_token=None))
-        dest = await printer.files.download_to(
-            "/downloads/files/local/a.gcode", tmp_path / "a.gcode"
-        )
+    async with _short_206_connection(sim, ranges, rest=False) as printer:
+        dest = await printer.files.download_to(_PATH, tmp_path / "a.gcode")
         assert await read_bytes(dest) == _FILE
         assert len(ranges) == 6  # 0-999 (dropped), then five 206s of 1,000 bytes and the tail
         with pytest.raises(CommunicationError):
-            await printer.files.download_to(
-                "/downloads/files/local/a.gcode", tmp_path / "b.gcode", resume=False
-            )
+            await printer.files.download_to(_PATH, tmp_path / "b.gcode", resume=False)
     assert await listdir(tmp_path) == ["a.gcode"]
 
 
