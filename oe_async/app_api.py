@@ -172,7 +172,7 @@ class AppAPI:
         """
         if (
             not self._funnel.transport.precheck_limits
-            or self._funnel.routes.route is Route.LAN
+            or self._funnel.routes.router.route is Route.LAN
             or self._funnel.app_connection.app_token is None
         ):
             return None  # opted out / relay-only limits / no App API token to ask with

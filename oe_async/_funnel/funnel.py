@@ -47,7 +47,8 @@ class Funnel(CallBuilder):
     It builds calls (:meth:`call`, :meth:`plain`, from :class:`CallBuilder`) and sends
     them: :meth:`open`, :meth:`send`, :meth:`json`, :meth:`websocket`. Its parts are
     read-only attributes: :attr:`transport` (the client's session, defaults and tasks),
-    :attr:`routes` (LAN or relay, the pins), :attr:`app_connection`.
+    :attr:`routes` (LAN or relay, the pins; its ``router`` tells the route now),
+    :attr:`app_connection`.
 
     Args:
         transport: the client's shared session, defaults and task owner.
@@ -97,7 +98,7 @@ class Funnel(CallBuilder):
         super().__init__(transport, app_connection)  # last: the funnel is whole from here
 
     def __repr__(self) -> str:
-        route = self.routes.route.value
+        route = self.routes.router.route.value
         return f"<Funnel {self.label} {redact_url(self.app_connection.url)} route={route}>"
 
     @property
@@ -244,7 +245,7 @@ class Funnel(CallBuilder):
 
     async def _probe_answer(self, target: Target) -> tuple[int, str] | None:
         """``(status, media type)`` of the probe path on ``target``, None if it failed."""
-        options = self.routes.options
+        options = self.routes.router.options
         call = attrs.evolve(
             self.call(
                 "GET",

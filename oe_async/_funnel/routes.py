@@ -78,9 +78,9 @@ class Routes:
         "_probe",
         "_probe_auth",
         "_relay_fingerprint",
-        "_router",
         "_transport",
         "auth",
+        "router",
     )
 
     def __init__(
@@ -115,7 +115,9 @@ class Routes:
                 raise InvalidArgumentError(
                     f"route must be one of {[p.value for p in RoutePolicy]}"
                 ) from None
-        self._router = Router(
+        #: LAN or relay: read its ``route``, ``policy``, ``lan_url`` and ``options`` here;
+        #: change it only through this object (:meth:`learn_local_ip` re-pins the secrets).
+        self.router: Final = Router(
             app_connection.url,
             lan,
             policy,
@@ -127,9 +129,7 @@ class Routes:
         #: The pins of a probe (made at the first one: most printers never probe).
         self._probe_auth: AuthMiddleware | None = None
         #: The printer route when the policy fixes it (relay or LAN only), else None.
-        self._fixed_route: Final = (
-            None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
-        )
+        self._fixed_route: Final = None if policy is RoutePolicy.PREFER_LOCAL else self.router.route
         self._default_headers: Final = {"User-Agent": transport.user_agent}
         self._relay_fingerprint: tuple[int, str] | None = None
         self._lan_mismatch_logged = False
@@ -146,8 +146,8 @@ class Routes:
         }
         if conn.app_token is not None:
             pins[app_api] = {"AppToken": conn.app_token}
-        lan = self._router.lan_url
-        if lan is not None and self._router.policy is not RoutePolicy.RELAY:
+        lan = self.router.lan_url
+        if lan is not None and self.router.policy is not RoutePolicy.RELAY:
             if origin_of(lan) in pins:
                 raise InvalidArgumentError("the LAN URL must differ from the relay and App API")
             pins[origin_of(lan)] = dict(self._printer_headers)
@@ -155,31 +155,11 @@ class Routes:
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def route(self) -> Route:
-        """Where requests to the printer go now."""
-        return self._router.route
-
-    @property
-    def policy(self) -> RoutePolicy:
-        """The routing policy."""
-        return self._router.policy
-
-    @property
-    def lan_url(self) -> URL | None:
-        """The printer's LAN base URL, when known."""
-        return self._router.lan_url
-
-    @property
-    def options(self) -> RoutingOptions:
-        """LAN probe timing and path."""
-        return self._router.options
-
     def learn_local_ip(self, ip: str | None) -> None:
         """The Info API reported the printer's LAN IP: follow it if ours came from an IP."""
-        previous = self._router.lan_url
-        self._router.learn_local_ip(ip)
-        if self._router.lan_url != previous:
+        previous = self.router.lan_url
+        self.router.learn_local_ip(ip)
+        if self.router.lan_url != previous:
             self.auth = self._pin_secrets()
 
     # ------------------------------------------------------------------ choosing
@@ -193,7 +173,7 @@ class Routes:
             # Under prefer_local the LAN may need a probe first (a re-probe runs aside).
             return (
                 self._fixed_route
-                or self._router.choose_now(self._probe_lan, self._spawn_probe)
+                or self.router.choose_now(self._probe_lan, self._spawn_probe)
                 or CHOOSE
             )
         if target is Target.APP_API:
@@ -202,7 +182,7 @@ class Routes:
 
     async def choose(self) -> Route:
         """The printer route when :meth:`now` said :data:`CHOOSE` (probing the LAN first)."""
-        return await self._router.choose(self._probe_lan, self._spawn_probe)
+        return await self.router.choose(self._probe_lan, self._spawn_probe)
 
     async def of(self, call: Call) -> Route | None:
         """The route of ``call``'s next attempt, probing the LAN first if it must."""
@@ -220,14 +200,14 @@ class Routes:
         if self._lan_errors >= LAN_FAILURES:
             self._lan_errors = 0
             _LOGGER.debug("%s: %d server errors in a row on the LAN", self._label, LAN_FAILURES)
-            self._router.lan_failed()
+            self.router.lan_failed()
 
     def lan_failed(self, route: Route | None, call: Call) -> bool:
         """Note a LAN connection failure; True when the call may move to the relay."""
         if route is not Route.LAN or call.target is not Target.PRINTER:
             return False
-        self._router.lan_failed()
-        return self._router.route is Route.RELAY
+        self.router.lan_failed()
+        return self.router.route is Route.RELAY
 
     # ------------------------------------------------------------------ what a call sends
 
@@ -273,15 +253,15 @@ class Routes:
         )
 
     def _url_for(self, call: Call, route: Route) -> URL:
-        base = self._router.base(route)
+        base = self.router.base(route)
         path = call.path
         if isinstance(path, str) and "://" in path:
             path = parse_url(path)  # InvalidArgumentError, never yarl's ValueError
         if isinstance(path, URL) and path.absolute:
             # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
             # put them on the active route, dropping LAN ports on the relay side.
-            same = origin_of(path) in (origin_of(self._router.relay_url), origin_of(base))
-            if same or self._router.is_lan_host(path):
+            same = origin_of(path) in (origin_of(self.router.relay_url), origin_of(base))
+            if same or self.router.is_lan_host(path):
                 path = path.relative()
         return join_url(base, path)
 
