@@ -23,6 +23,7 @@ import aiohttp
 import attrs
 from aiohttp.payload import Payload
 
+from oe_async._funnel import Feature
 from oe_async._http import MAX_JSON_SIZE, read_json, read_limited, shown_path
 from oe_async._transport import as_timeout
 from oe_async.errors import (
@@ -72,7 +73,7 @@ class LimitsSource(Protocol):
         ...
 
 
-class Files:
+class Files(Feature):
     """File uploads and downloads: ``printer.files``.
 
     Bytes are streamed in 256 KiB chunks, never held whole in memory; file ``stat``,
@@ -81,14 +82,11 @@ class Files:
     App API, fetched once); the relay's 607/608 map to the same errors.
     """
 
-    __slots__ = ("_funnel", "_limits")
+    __slots__ = ("_limits",)
 
     def __init__(self, funnel: Funnel, limits: LimitsSource) -> None:
-        self._funnel = funnel
+        super().__init__(funnel)
         self._limits = limits
-
-    def __repr__(self) -> str:
-        return f"<Files of {self._funnel!r}>"
 
     async def upload(
         self,
