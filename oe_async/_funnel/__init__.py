@@ -14,5 +14,6 @@ from .calls import MISSING, Call, Target
 from .feature import Feature
 from .funnel import Funnel
 from .handshake import WebSocketOptions
+from .routes import RouteArgs
 
-__all__ = ["MISSING", "Call", "Feature", "Funnel", "Target", "WebSocketOptions"]
+__all__ = ["MISSING", "Call", "Feature", "Funnel", "RouteArgs", "Target", "WebSocketOptions"]

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
 
+import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -52,6 +53,22 @@ class _Pending(enum.Enum):
 CHOOSE: Final = _Pending.CHOOSE
 
 
+@attrs.frozen
+class RouteArgs:
+    """The routing arguments of ``OctoEverywhere.printer()``, as given (Routes checks them).
+
+    Attributes:
+        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
+        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
+        routing: LAN probe timing.
+
+    """
+
+    lan_url: str | URL | None = None
+    route: RoutePolicy | str | None = None
+    routing: RoutingOptions | None = None
+
+
 class Routes:
     """The routes of one printer connection and what a call sends on each.
 
@@ -59,9 +76,7 @@ class Routes:
         transport: the client's shared session, defaults and task owner.
         app_connection: the App Connection (relay URL and credentials, App API token).
         printer_headers: headers for the printer on the relay and the LAN (``X-Api-Key``).
-        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
-        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
-        routing: LAN probe timing.
+        args: the LAN URL, the routing policy and the LAN probe's timing the app gave.
         probe: sends the probe request to the LAN or the relay (the funnel's).
         label: how log lines name the printer.
 
@@ -88,10 +103,8 @@ class Routes:
         transport: Transport,
         app_connection: AppConnection,
         printer_headers: Mapping[str, str],
+        args: RouteArgs,
         *,
-        lan_url: str | URL | None,
-        route: RoutePolicy | str | None,
-        routing: RoutingOptions | None,
         probe: Probe,
         label: str,
     ) -> None:
@@ -100,6 +113,7 @@ class Routes:
         self._printer_headers = printer_headers
         self._probe = probe
         self._label = label
+        lan_url, route = args.lan_url, args.route
         if lan_url is not None:
             lan: URL | None = check_lan_url(lan_url)
         elif app_connection.local_ip:
@@ -121,7 +135,7 @@ class Routes:
             app_connection.url,
             lan,
             policy,
-            routing or RoutingOptions(),
+            args.routing or RoutingOptions(),
             lan_from_ip=lan_url is None and lan is not None,
         )
         #: The secret pins every request carries (renewed when the LAN address changes).
