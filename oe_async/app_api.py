@@ -16,7 +16,7 @@ import aiohttp
 from yarl import URL
 
 from ._convert import structure
-from ._funnel import MISSING, Funnel, Target
+from ._funnel import MISSING, Feature, Funnel, Target
 from .auth import is_loopback_host
 from .errors import (
     AppAPIError,
@@ -77,7 +77,7 @@ def _event_filter(event_types: Iterable[EventType | int] | None) -> list[int] | 
     return sorted(set(values))
 
 
-class AppAPI:
+class AppAPI(Feature):
     """The App Connection's own API (``AppToken``): ``printer.app_api``.
 
     Its base is ``https://octoeverywhere.com`` (a different service from the relay), so its
@@ -90,16 +90,13 @@ class AppAPI:
     deadline, retries included) and ``retry=`` (a :class:`oe_async.RetryPolicy`).
     """
 
-    __slots__ = ("_failed_until", "_funnel", "_limits", "_limits_lock")
+    __slots__ = ("_failed_until", "_limits", "_limits_lock")
 
     def __init__(self, funnel: Funnel) -> None:
-        self._funnel = funnel
+        super().__init__(funnel)
         self._limits: PrinterLimits | None = None
         self._limits_lock: asyncio.Lock | None = None
         self._failed_until = 0.0
-
-    def __repr__(self) -> str:
-        return f"<AppAPI of {self._funnel!r}>"
 
     async def _json(
         self,
@@ -172,7 +169,7 @@ class AppAPI:
         """
         if (
             not self._funnel.transport.precheck_limits
-            or self._funnel.routes.route is Route.LAN
+            or self._funnel.routes.router.route is Route.LAN
             or self._funnel.app_connection.app_token is None
         ):
             return None  # opted out / relay-only limits / no App API token to ask with

@@ -11,7 +11,7 @@ from typing import Final, Self
 import aiohttp
 from yarl import URL
 
-from ._funnel import Funnel
+from ._funnel import Funnel, RouteArgs
 from ._transport import (
     DEFAULT_STREAM_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -211,10 +211,8 @@ class OctoEverywhere:
         funnel = Funnel(
             self._transport,
             app_connection,
+            routing=RouteArgs(lan_url, route, routing),
             headers=headers,
-            lan_url=lan_url,
-            route=route,
-            routing=routing,
         )
         return PrinterConnection(funnel)
 

@@ -75,17 +75,17 @@ class PrinterConnection:
     @property
     def route(self) -> Route:
         """Where requests to the printer go now: ``Route.LAN`` or ``Route.RELAY``."""
-        return self._funnel.routes.route
+        return self._funnel.routes.router.route
 
     @property
     def route_policy(self) -> RoutePolicy:
         """The routing policy (``prefer_local``, ``relay`` or ``local``)."""
-        return self._funnel.routes.policy
+        return self._funnel.routes.router.policy
 
     @property
     def lan_url(self) -> URL | None:
         """The printer's LAN base URL, when known."""
-        return self._funnel.routes.lan_url
+        return self._funnel.routes.router.lan_url
 
     # ------------------------------------------------------------------ features
 

@@ -93,6 +93,7 @@ def printer_diagnostics(
 ) -> dict[str, Any]:
     """A redacted report on one printer connection (``PrinterConnection.diagnostics()``)."""
     conn = funnel.app_connection
+    router = funnel.routes.router
     status = last_status
     report: dict[str, Any] = _redact(
         {
@@ -107,9 +108,9 @@ def printer_diagnostics(
             "auth_type": type(conn.auth).__name__,
             "has_octoprint_api_key": conn.octoprint_api_key is not None,
             "printer_name": conn.printer_name,
-            "route_policy": funnel.routes.policy.value,
-            "route": funnel.routes.route.value,
-            "lan_url": str(funnel.routes.lan_url) if funnel.routes.lan_url is not None else None,
+            "route_policy": router.policy.value,
+            "route": router.route.value,
+            "lan_url": str(router.lan_url) if router.lan_url is not None else None,
             "limits": None
             if limits is None
             else {

@@ -67,6 +67,7 @@ LAYERS: dict[str, int] = {
     "oe_async._funnel.attempts": 2,
     "oe_async._funnel.handshake": 2,
     "oe_async._funnel.funnel": 2,
+    "oe_async._funnel.feature": 2,
     # 3 the streaming engine that two features share (files, plugin file commands); a package
     "oe_async.transfer": 3,
     "oe_async.transfer._files": 3,

@@ -131,3 +131,21 @@ async def test_user_agent_names_the_app(sim: Simulator) -> None:
 def test_repr_shows_no_secret() -> None:
     oe = OctoEverywhere("my-app")
     assert repr(oe) == "<OctoEverywhere app_id='my-app' session=owned closed=False>"
+
+
+async def test_feature_reprs_name_the_feature_and_the_funnel(sim: Simulator) -> None:
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection())
+        funnel = "<Funnel printer 'Simulated Printer' ("
+        features = {
+            "AppAPI": printer.app_api,
+            "Files": printer.files,
+            "PluginAPI": printer.plugin,
+            "Webcam": printer.webcam,
+            "WebSockets": printer.websocket,
+            "Gadget": printer.gadget,
+        }
+        for name, feature in features.items():
+            text = repr(feature)
+            assert text.startswith(f"<{name} of {funnel}"), text
+            assert text.endswith(" route=relay>>"), text

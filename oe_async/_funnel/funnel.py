@@ -10,7 +10,6 @@ from typing import Any, Final, NoReturn
 
 import aiohttp
 import attrs
-from yarl import URL
 
 from oe_async._http import (
     MAX_JSON_SIZE,
@@ -25,12 +24,11 @@ from oe_async.auth import SECRET_HEADERS, redact_url
 from oe_async.errors import OctoEverywhereError
 from oe_async.models import AppConnection, known_secrets
 from oe_async.retry import RetryPolicy
-from oe_async.routing import RoutePolicy, RoutingOptions
 
 from .attempts import Attempts, closed_during, deadline_of, network_error, remaining
 from .calls import Call, CallBuilder, Target, printer_headers
 from .handshake import WebSocketOptions, open_websocket
-from .routes import Routes
+from .routes import RouteArgs, Routes
 
 
 def _label(conn: AppConnection) -> str:
@@ -47,16 +45,16 @@ class Funnel(CallBuilder):
     It builds calls (:meth:`call`, :meth:`plain`, from :class:`CallBuilder`) and sends
     them: :meth:`open`, :meth:`send`, :meth:`json`, :meth:`websocket`. Its parts are
     read-only attributes: :attr:`transport` (the client's session, defaults and tasks),
-    :attr:`routes` (LAN or relay, the pins), :attr:`app_connection`.
+    :attr:`routes` (LAN or relay, the pins; its ``router`` tells the route now),
+    :attr:`app_connection`.
 
     Args:
         transport: the client's shared session, defaults and task owner.
         app_connection: the App Connection (relay URL and credentials, App API token).
+        routing: the LAN URL, the routing policy and the LAN probe's timing, as the app
+            gave them to ``OctoEverywhere.printer()`` (checked by :class:`Routes`).
         headers: printer-level headers sent to the printer on the relay and the LAN
             (e.g. ``X-Api-Key``); pinned to those origins like the relay credentials.
-        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
-        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
-        routing: LAN probe timing.
 
     """
 
@@ -67,10 +65,8 @@ class Funnel(CallBuilder):
         transport: Transport,
         app_connection: AppConnection,
         *,
+        routing: RouteArgs,
         headers: Mapping[str, str] | None = None,
-        lan_url: str | URL | None = None,
-        route: RoutePolicy | str | None = None,
-        routing: RoutingOptions | None = None,
     ) -> None:
         printer = printer_headers(app_connection, headers)
         #: The connection's own secrets: hidden from every error built from server text.
@@ -82,14 +78,7 @@ class Funnel(CallBuilder):
         self.label: Final = _label(app_connection)
         #: Where requests to the printer go (LAN or relay) and the secret pins.
         self.routes: Final = Routes(
-            transport,
-            app_connection,
-            printer,
-            lan_url=lan_url,
-            route=route,
-            routing=routing,
-            probe=self._probe_answer,
-            label=self.label,
+            transport, app_connection, printer, routing, probe=self._probe_answer, label=self.label
         )
         self._attempts: Final = Attempts(
             transport, self.routes, secrets=self.secrets, label=self.label
@@ -97,7 +86,7 @@ class Funnel(CallBuilder):
         super().__init__(transport, app_connection)  # last: the funnel is whole from here
 
     def __repr__(self) -> str:
-        route = self.routes.route.value
+        route = self.routes.router.route.value
         return f"<Funnel {self.label} {redact_url(self.app_connection.url)} route={route}>"
 
     @property
@@ -244,7 +233,7 @@ class Funnel(CallBuilder):
 
     async def _probe_answer(self, target: Target) -> tuple[int, str] | None:
         """``(status, media type)`` of the probe path on ``target``, None if it failed."""
-        options = self.routes.options
+        options = self.routes.router.options
         call = attrs.evolve(
             self.call(
                 "GET",

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
 
+import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -52,6 +53,22 @@ class _Pending(enum.Enum):
 CHOOSE: Final = _Pending.CHOOSE
 
 
+@attrs.frozen
+class RouteArgs:
+    """The routing arguments of ``OctoEverywhere.printer()``, as given (Routes checks them).
+
+    Attributes:
+        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
+        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
+        routing: LAN probe timing.
+
+    """
+
+    lan_url: str | URL | None = None
+    route: RoutePolicy | str | None = None
+    routing: RoutingOptions | None = None
+
+
 class Routes:
     """The routes of one printer connection and what a call sends on each.
 
@@ -59,9 +76,7 @@ class Routes:
         transport: the client's shared session, defaults and task owner.
         app_connection: the App Connection (relay URL and credentials, App API token).
         printer_headers: headers for the printer on the relay and the LAN (``X-Api-Key``).
-        lan_url: the printer's LAN base URL, or None to derive it from ``local_ip``.
-        route: the routing policy (default: ``prefer_local`` with a LAN URL, else relay).
-        routing: LAN probe timing.
+        args: the LAN URL, the routing policy and the LAN probe's timing the app gave.
         probe: sends the probe request to the LAN or the relay (the funnel's).
         label: how log lines name the printer.
 
@@ -78,9 +93,9 @@ class Routes:
         "_probe",
         "_probe_auth",
         "_relay_fingerprint",
-        "_router",
         "_transport",
         "auth",
+        "router",
     )
 
     def __init__(
@@ -88,10 +103,8 @@ class Routes:
         transport: Transport,
         app_connection: AppConnection,
         printer_headers: Mapping[str, str],
+        args: RouteArgs,
         *,
-        lan_url: str | URL | None,
-        route: RoutePolicy | str | None,
-        routing: RoutingOptions | None,
         probe: Probe,
         label: str,
     ) -> None:
@@ -100,6 +113,7 @@ class Routes:
         self._printer_headers = printer_headers
         self._probe = probe
         self._label = label
+        lan_url, route = args.lan_url, args.route
         if lan_url is not None:
             lan: URL | None = check_lan_url(lan_url)
         elif app_connection.local_ip:
@@ -115,11 +129,13 @@ class Routes:
                 raise InvalidArgumentError(
                     f"route must be one of {[p.value for p in RoutePolicy]}"
                 ) from None
-        self._router = Router(
+        #: LAN or relay: read its ``route``, ``policy``, ``lan_url`` and ``options`` here;
+        #: change it only through this object (:meth:`learn_local_ip` re-pins the secrets).
+        self.router: Final = Router(
             app_connection.url,
             lan,
             policy,
-            routing or RoutingOptions(),
+            args.routing or RoutingOptions(),
             lan_from_ip=lan_url is None and lan is not None,
         )
         #: The secret pins every request carries (renewed when the LAN address changes).
@@ -127,9 +143,7 @@ class Routes:
         #: The pins of a probe (made at the first one: most printers never probe).
         self._probe_auth: AuthMiddleware | None = None
         #: The printer route when the policy fixes it (relay or LAN only), else None.
-        self._fixed_route: Final = (
-            None if policy is RoutePolicy.PREFER_LOCAL else self._router.route
-        )
+        self._fixed_route: Final = None if policy is RoutePolicy.PREFER_LOCAL else self.router.route
         self._default_headers: Final = {"User-Agent": transport.user_agent}
         self._relay_fingerprint: tuple[int, str] | None = None
         self._lan_mismatch_logged = False
@@ -146,8 +160,8 @@ class Routes:
         }
         if conn.app_token is not None:
             pins[app_api] = {"AppToken": conn.app_token}
-        lan = self._router.lan_url
-        if lan is not None and self._router.policy is not RoutePolicy.RELAY:
+        lan = self.router.lan_url
+        if lan is not None and self.router.policy is not RoutePolicy.RELAY:
             if origin_of(lan) in pins:
                 raise InvalidArgumentError("the LAN URL must differ from the relay and App API")
             pins[origin_of(lan)] = dict(self._printer_headers)
@@ -155,31 +169,11 @@ class Routes:
 
     # ------------------------------------------------------------------ state
 
-    @property
-    def route(self) -> Route:
-        """Where requests to the printer go now."""
-        return self._router.route
-
-    @property
-    def policy(self) -> RoutePolicy:
-        """The routing policy."""
-        return self._router.policy
-
-    @property
-    def lan_url(self) -> URL | None:
-        """The printer's LAN base URL, when known."""
-        return self._router.lan_url
-
-    @property
-    def options(self) -> RoutingOptions:
-        """LAN probe timing and path."""
-        return self._router.options
-
     def learn_local_ip(self, ip: str | None) -> None:
         """The Info API reported the printer's LAN IP: follow it if ours came from an IP."""
-        previous = self._router.lan_url
-        self._router.learn_local_ip(ip)
-        if self._router.lan_url != previous:
+        previous = self.router.lan_url
+        self.router.learn_local_ip(ip)
+        if self.router.lan_url != previous:
             self.auth = self._pin_secrets()
 
     # ------------------------------------------------------------------ choosing
@@ -193,7 +187,7 @@ class Routes:
             # Under prefer_local the LAN may need a probe first (a re-probe runs aside).
             return (
                 self._fixed_route
-                or self._router.choose_now(self._probe_lan, self._spawn_probe)
+                or self.router.choose_now(self._probe_lan, self._spawn_probe)
                 or CHOOSE
             )
         if target is Target.APP_API:
@@ -202,7 +196,7 @@ class Routes:
 
     async def choose(self) -> Route:
         """The printer route when :meth:`now` said :data:`CHOOSE` (probing the LAN first)."""
-        return await self._router.choose(self._probe_lan, self._spawn_probe)
+        return await self.router.choose(self._probe_lan, self._spawn_probe)
 
     async def of(self, call: Call) -> Route | None:
         """The route of ``call``'s next attempt, probing the LAN first if it must."""
@@ -220,14 +214,14 @@ class Routes:
         if self._lan_errors >= LAN_FAILURES:
             self._lan_errors = 0
             _LOGGER.debug("%s: %d server errors in a row on the LAN", self._label, LAN_FAILURES)
-            self._router.lan_failed()
+            self.router.lan_failed()
 
     def lan_failed(self, route: Route | None, call: Call) -> bool:
         """Note a LAN connection failure; True when the call may move to the relay."""
         if route is not Route.LAN or call.target is not Target.PRINTER:
             return False
-        self._router.lan_failed()
-        return self._router.route is Route.RELAY
+        self.router.lan_failed()
+        return self.router.route is Route.RELAY
 
     # ------------------------------------------------------------------ what a call sends
 
@@ -273,15 +267,15 @@ class Routes:
         )
 
     def _url_for(self, call: Call, route: Route) -> URL:
-        base = self._router.base(route)
+        base = self.router.base(route)
         path = call.path
         if isinstance(path, str) and "://" in path:
             path = parse_url(path)  # InvalidArgumentError, never yarl's ValueError
         if isinstance(path, URL) and path.absolute:
             # The printer's own URLs (webcams, downloads) name its LAN host or the relay:
             # put them on the active route, dropping LAN ports on the relay side.
-            same = origin_of(path) in (origin_of(self._router.relay_url), origin_of(base))
-            if same or self._router.is_lan_host(path):
+            same = origin_of(path) in (origin_of(self.router.relay_url), origin_of(base))
+            if same or self.router.is_lan_host(path):
                 path = path.relative()
         return join_url(base, path)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from oe_async._funnel import MISSING, Funnel
+from oe_async._funnel import MISSING, Feature, Funnel
 from oe_async._plugin_wire import PLUGIN_PREFIX, plugin_error_from_http, unwrap_envelope
 from oe_async.errors import PrinterHTTPError
 from oe_async.retry import RetryPolicy
@@ -22,15 +22,12 @@ from oe_async.transfer import Files
 IO = tuple[float | aiohttp.ClientTimeout | None, RetryPolicy | None] | None
 
 
-class PluginCalls:
+class PluginCalls(Feature):
     """Runs the plugin's JSON commands for :class:`oe_async.PluginAPI` (its base class)."""
 
     def __init__(self, funnel: Funnel, files: Files) -> None:
-        self._funnel = funnel
+        super().__init__(funnel)
         self._files = files
-
-    def __repr__(self) -> str:
-        return f"<PluginAPI of {self._funnel!r}>"
 
     async def _run(
         self,

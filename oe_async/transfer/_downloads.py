@@ -8,11 +8,12 @@ download must start again.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 import attrs
@@ -214,6 +215,52 @@ class FirstAnswer:
 
 #: Called with an opened download before any byte is read or written; raises to refuse it.
 AnswerCheck = Callable[[DownloadStream], Awaitable[None]]
+
+
+@attrs.frozen(kw_only=True)
+class DownloadJob:
+    """What one download_to asks for: the same on every attempt, resume and restart."""
+
+    path: str
+    resume: bool
+    params: Any
+    #: The call's timeout: the per-read bounds, and its ``total`` for the whole call.
+    timeout: aiohttp.ClientTimeout
+    #: When the whole call must be done (the loop's clock), or None without a total.
+    deadline: float | None
+    check_answer: AnswerCheck | None
+
+    @classmethod
+    def starting_now(
+        cls,
+        path: str,
+        timeout: aiohttp.ClientTimeout,
+        *,
+        resume: bool,
+        params: Any,
+        check_answer: AnswerCheck | None,
+    ) -> DownloadJob:
+        """The job of a download_to that starts now: its deadline is ``timeout.total`` away."""
+        total = timeout.total
+        deadline = None if total is None else asyncio.get_running_loop().time() + total
+        return cls(
+            path=path,
+            resume=resume,
+            params=params,
+            timeout=timeout,
+            deadline=deadline,
+            check_answer=check_answer,
+        )
+
+    def attempt_timeout(self, now: float) -> aiohttp.ClientTimeout:
+        """An attempt's timeout: the per-read bounds, and what is left of the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        return attrs.evolve(self.timeout, total=max(self.deadline - now, 0.001))
+
+    def expired(self, now: float) -> bool:
+        """True once the whole call's deadline has passed."""
+        return self.deadline is not None and now >= self.deadline
 
 
 @attrs.define(kw_only=True)

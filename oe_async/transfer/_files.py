@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-import attrs
 from aiohttp.payload import Payload
 
+from oe_async._funnel import Feature
 from oe_async._http import MAX_JSON_SIZE, read_json, read_limited, shown_path
 from oe_async._transport import as_timeout
 from oe_async.errors import (
@@ -36,6 +36,7 @@ from oe_async.retry import RetryPolicy
 from ._downloads import (
     MAX_STALLED_RESUMES,
     AnswerCheck,
+    DownloadJob,
     DownloadState,
     DownloadStream,
     FirstAnswer,
@@ -72,7 +73,7 @@ class LimitsSource(Protocol):
         ...
 
 
-class Files:
+class Files(Feature):
     """File uploads and downloads: ``printer.files``.
 
     Bytes are streamed in 256 KiB chunks, never held whole in memory; file ``stat``,
@@ -81,14 +82,11 @@ class Files:
     App API, fetched once); the relay's 607/608 map to the same errors.
     """
 
-    __slots__ = ("_funnel", "_limits")
+    __slots__ = ("_limits",)
 
     def __init__(self, funnel: Funnel, limits: LimitsSource) -> None:
-        self._funnel = funnel
+        super().__init__(funnel)
         self._limits = limits
-
-    def __repr__(self) -> str:
-        return f"<Files of {self._funnel!r}>"
 
     async def upload(
         self,
@@ -316,61 +314,37 @@ class Files:
         (mode 0666 less the umask), like any new file.
         """
         target = Path(os.fspath(dest))
-        limits = as_timeout(timeout, self._funnel.transport.stream_timeout)
-        total = limits.total
-        deadline = None if total is None else asyncio.get_running_loop().time() + total
-        timer = asyncio.timeout_at(deadline)
+        job = DownloadJob.starting_now(
+            path,
+            as_timeout(timeout, self._funnel.transport.stream_timeout),
+            resume=resume,
+            params=params,
+            check_answer=check_answer,
+        )
+        timer = asyncio.timeout_at(job.deadline)
         try:
             async with timer:
-                return await self._download_to(
-                    path,
-                    target,
-                    Progress(progress, None),
-                    resume=resume,
-                    params=params,
-                    timeout=limits,
-                    deadline=deadline,
-                    check_answer=check_answer,
-                )
+                return await self._download_to(job, target, Progress(progress, None))
         except TimeoutError:
             if not timer.expired():
                 raise
-            raise self._past_deadline(path, total) from None
+            raise self._past_deadline(job) from None
 
     @staticmethod
-    def _past_deadline(path: str, total: float | None) -> RequestTimeoutError:
+    def _past_deadline(job: DownloadJob) -> RequestTimeoutError:
         return RequestTimeoutError(
-            detail=f"GET {shown_path(path)}: download_to did not finish within its "
-            f"{total:g} s deadline"
+            detail=f"GET {shown_path(job.path)}: download_to did not finish within its "
+            f"{job.timeout.total:g} s deadline"
         )
 
-    async def _download_to(
-        self,
-        path: str,
-        target: Path,
-        reporter: Progress,
-        *,
-        resume: bool,
-        params: Any,
-        timeout: aiohttp.ClientTimeout,
-        deadline: float | None,
-        check_answer: AnswerCheck | None,
-    ) -> Path:
+    async def _download_to(self, job: DownloadJob, target: Path, reporter: Progress) -> Path:
         """:meth:`download_to` inside its deadline."""
         handle, temp = await acquire_off_loop(
             create_temp, target, release=lambda created: discard(*created)
         )
         state = DownloadState(sink=FileSink(handle), reporter=reporter)
         try:
-            while not await self._download_attempt(
-                path,
-                state,
-                resume=resume,
-                params=params,
-                timeout=timeout,
-                deadline=deadline,
-                check_answer=check_answer,
-            ):
+            while not await self._download_attempt(job, state):
                 pass
             await state.sink.flush()
             await off_loop_to_completion(finish, handle)  # never close under a thread's fsync
@@ -381,32 +355,19 @@ class Files:
             raise
         return target
 
-    async def _download_attempt(
-        self,
-        path: str,
-        state: DownloadState,
-        *,
-        resume: bool,
-        params: Any,
-        timeout: aiohttp.ClientTimeout,
-        deadline: float | None,
-        check_answer: AnswerCheck | None,
-    ) -> bool:
+    async def _download_attempt(self, job: DownloadJob, state: DownloadState) -> bool:
         """One request of a download_to: True when the file is complete, False to go on."""
         loop = asyncio.get_running_loop()
         before = state.received
-        attempt = timeout
-        if deadline is not None:  # what is left of the deadline, for every attempt
-            attempt = attrs.evolve(timeout, total=max(deadline - loop.time(), 0.001))
         try:
             async with self._open_download(
-                path,
+                job.path,
                 state.reporter,
-                params=params,
+                params=job.params,
                 headers=state.request_headers(),
-                timeout=attempt,
+                timeout=job.attempt_timeout(loop.time()),
                 offset=state.received,
-                check_answer=check_answer,
+                check_answer=job.check_answer,
             ) as stream:
                 if not state.received:
                     state.first = FirstAnswer.of(stream)
@@ -420,15 +381,15 @@ class Files:
             await state.restart(why)
             return False
         except CommunicationError:
-            if deadline is not None and loop.time() >= deadline:
-                raise self._past_deadline(path, timeout.total) from None
+            if job.expired(loop.time()):
+                raise self._past_deadline(job) from None
             state.stalls = 0 if state.received > before else state.stalls + 1
             if (
-                not (resume and state.first is not None and state.first.resumable)
+                not (job.resume and state.first is not None and state.first.resumable)
                 or state.stalls >= MAX_STALLED_RESUMES
             ):
                 raise
             await state.sink.flush()
             _LOGGER.debug("download interrupted after %d bytes; resuming", state.received)
             return False
-        return await state.complete(path, before=before, resume=resume)
+        return await state.complete(job.path, before=before, resume=job.resume)
