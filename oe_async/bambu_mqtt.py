@@ -50,10 +50,21 @@ ReportCallback = Callable[[BambuReport], Awaitable[None] | None]
 
 
 class _BambuCommands:
-    """The commands a Bambu Lab printer takes on ``device/<serial>/request``."""
+    """What a session and a watch share: the merged report and the printer's commands.
 
-    _serial: str
-    _sequence: int
+    The commands go to ``device/<serial>/request``; a subclass says how (``_publish``),
+    and sets what its repr shows before calling ``__init__``.
+    """
+
+    def __init__(self, serial: str) -> None:
+        self._serial = serial
+        self._sequence = secrets.randbelow(900_000_000)
+        self._state = BambuState()
+
+    @property
+    def report(self) -> BambuReport | None:
+        """The printer's state after the last report (None before the first)."""
+        return self._state.report
 
     async def _publish(self, payload: Mapping[str, Any], qos: int) -> None:
         raise NotImplementedError
@@ -202,9 +213,7 @@ class BambuSession(_BambuCommands):
 
     def __init__(self, session: MQTTSession, serial: str) -> None:
         self._session = session
-        self._serial = serial
-        self._sequence = secrets.randbelow(900_000_000)
-        self._state = BambuState()
+        super().__init__(serial)
 
     def __repr__(self) -> str:
         return f"<BambuSession {self._session!r}>"
@@ -213,11 +222,6 @@ class BambuSession(_BambuCommands):
     def session(self) -> MQTTSession:
         """The MQTT session underneath."""
         return self._session
-
-    @property
-    def report(self) -> BambuReport | None:
-        """The printer's state after the last report (None before the first)."""
-        return self._state.report
 
     async def reports(self) -> AsyncIterator[BambuReport]:
         """Each merged report, as the printer sends them, until the session ends.
@@ -256,9 +260,6 @@ class BambuWatch(_BambuCommands):
     ) -> None:
         if not callable(on_report):
             raise InvalidArgumentError("on_report must be a callable")
-        self._serial = serial
-        self._sequence = secrets.randbelow(900_000_000)
-        self._state = BambuState()
         self._on_report = on_report
         self._subscription = mqtt.subscribe(
             report_topic(serial),
@@ -268,6 +269,7 @@ class BambuWatch(_BambuCommands):
             reconnect=reconnect,
             **connect_options,
         )
+        super().__init__(serial)
 
     def __repr__(self) -> str:
         return f"<BambuWatch {self._subscription!r}>"
@@ -276,11 +278,6 @@ class BambuWatch(_BambuCommands):
     def subscription(self) -> MQTTSubscription:
         """The subscription underneath (state, error, connects...)."""
         return self._subscription
-
-    @property
-    def report(self) -> BambuReport | None:
-        """The printer's state after the last report (None before the first)."""
-        return self._state.report
 
     @property
     def state(self) -> SubscriptionState:
