@@ -20,6 +20,7 @@ is never shown in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -49,11 +50,10 @@ __all__ = ["BambuPrinter", "BambuSession", "BambuWatch", "ReportCallback"]
 ReportCallback = Callable[[BambuReport], Awaitable[None] | None]
 
 
-class _BambuCommands:
+class _BambuCommands(metaclass=abc.ABCMeta):
     """What a session and a watch share: the merged report and the printer's commands.
 
-    The commands go to ``device/<serial>/request``; a subclass says how (``_publish``),
-    and sets what its repr shows before calling ``__init__``.
+    The commands go to ``device/<serial>/request``; a subclass says how (``_publish``).
     """
 
     def __init__(self, serial: str) -> None:
@@ -66,8 +66,9 @@ class _BambuCommands:
         """The printer's state after the last report (None before the first)."""
         return self._state.report
 
+    @abc.abstractmethod
     async def _publish(self, payload: Mapping[str, Any], qos: int) -> None:
-        raise NotImplementedError
+        """Send ``payload`` as JSON to the request topic."""
 
     def _next_sequence_id(self) -> str:
         # Below 1,000,000,000, where the plugin's own command ids start: the printer echoes
@@ -212,8 +213,8 @@ class BambuSession(_BambuCommands):
     """A Bambu Lab printer over one MQTT session (from :meth:`BambuPrinter.connect`)."""
 
     def __init__(self, session: MQTTSession, serial: str) -> None:
-        self._session = session
         super().__init__(serial)
+        self._session = session
 
     def __repr__(self) -> str:
         return f"<BambuSession {self._session!r}>"
@@ -260,6 +261,7 @@ class BambuWatch(_BambuCommands):
     ) -> None:
         if not callable(on_report):
             raise InvalidArgumentError("on_report must be a callable")
+        super().__init__(serial)
         self._on_report = on_report
         self._subscription = mqtt.subscribe(
             report_topic(serial),
@@ -269,7 +271,6 @@ class BambuWatch(_BambuCommands):
             reconnect=reconnect,
             **connect_options,
         )
-        super().__init__(serial)
 
     def __repr__(self) -> str:
         return f"<BambuWatch {self._subscription!r}>"
