@@ -20,6 +20,7 @@ is never shown in a repr, a log line or an error message.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -49,14 +50,25 @@ __all__ = ["BambuPrinter", "BambuSession", "BambuWatch", "ReportCallback"]
 ReportCallback = Callable[[BambuReport], Awaitable[None] | None]
 
 
-class _BambuCommands:
-    """The commands a Bambu Lab printer takes on ``device/<serial>/request``."""
+class _BambuCommands(metaclass=abc.ABCMeta):
+    """What a session and a watch share: the merged report and the printer's commands.
 
-    _serial: str
-    _sequence: int
+    The commands go to ``device/<serial>/request``; a subclass says how (``_publish``).
+    """
 
+    def __init__(self, serial: str) -> None:
+        self._serial = serial
+        self._sequence = secrets.randbelow(900_000_000)
+        self._state = BambuState()
+
+    @property
+    def report(self) -> BambuReport | None:
+        """The printer's state after the last report (None before the first)."""
+        return self._state.report
+
+    @abc.abstractmethod
     async def _publish(self, payload: Mapping[str, Any], qos: int) -> None:
-        raise NotImplementedError
+        """Send ``payload`` as JSON to the request topic."""
 
     def _next_sequence_id(self) -> str:
         # Below 1,000,000,000, where the plugin's own command ids start: the printer echoes
@@ -201,10 +213,8 @@ class BambuSession(_BambuCommands):
     """A Bambu Lab printer over one MQTT session (from :meth:`BambuPrinter.connect`)."""
 
     def __init__(self, session: MQTTSession, serial: str) -> None:
+        super().__init__(serial)
         self._session = session
-        self._serial = serial
-        self._sequence = secrets.randbelow(900_000_000)
-        self._state = BambuState()
 
     def __repr__(self) -> str:
         return f"<BambuSession {self._session!r}>"
@@ -213,11 +223,6 @@ class BambuSession(_BambuCommands):
     def session(self) -> MQTTSession:
         """The MQTT session underneath."""
         return self._session
-
-    @property
-    def report(self) -> BambuReport | None:
-        """The printer's state after the last report (None before the first)."""
-        return self._state.report
 
     async def reports(self) -> AsyncIterator[BambuReport]:
         """Each merged report, as the printer sends them, until the session ends.
@@ -256,9 +261,7 @@ class BambuWatch(_BambuCommands):
     ) -> None:
         if not callable(on_report):
             raise InvalidArgumentError("on_report must be a callable")
-        self._serial = serial
-        self._sequence = secrets.randbelow(900_000_000)
-        self._state = BambuState()
+        super().__init__(serial)
         self._on_report = on_report
         self._subscription = mqtt.subscribe(
             report_topic(serial),
@@ -276,11 +279,6 @@ class BambuWatch(_BambuCommands):
     def subscription(self) -> MQTTSubscription:
         """The subscription underneath (state, error, connects...)."""
         return self._subscription
-
-    @property
-    def report(self) -> BambuReport | None:
-        """The printer's state after the last report (None before the first)."""
-        return self._state.report
 
     @property
     def state(self) -> SubscriptionState:

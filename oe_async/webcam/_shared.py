@@ -37,7 +37,11 @@ Hold = tuple[float, OctoEverywhereError]
 
 
 class UpstreamReader(FrameStream):
-    """The stream a :class:`SharedStream` reads: it reopens only while someone watches."""
+    """The stream a :class:`SharedStream` reads, and the seats of those who watch it.
+
+    It reopens only while someone watches, and copies no frame that no seat's ``max_fps``
+    would take.
+    """
 
     def __init__(
         self,
@@ -46,17 +50,16 @@ class UpstreamReader(FrameStream):
         *,
         reconnect: ReconnectPolicy | None,
         max_frame_size: int,
-        wanted: Callable[[], bool],
-        gate: Callable[[], float],
     ) -> None:
         super().__init__(
             funnel, call, max_fps=None, reconnect=reconnect, max_frame_size=max_frame_size
         )
-        self._wanted = wanted
-        self._gate = gate
+        #: The consumers' seats: each frame read goes to every one of them.
+        self.fanout = FrameFanout()
+        self._gate = self.fanout.threshold
 
     async def _open(self) -> None:
-        if not self._wanted():  # everyone left while it lingered: no open for nobody
+        if not self.fanout.seats:  # everyone left while it lingered: no open for nobody
             self._finish()
             return
         await super()._open()
@@ -71,40 +74,28 @@ class SharedStream:
 
     The first consumer's :meth:`join` starts the reading task; :meth:`leave` by the last
     one stops it (after ``linger`` seconds if the stream is open). Frames go to every
-    consumer through a :class:`oe_async._fanout.FrameFanout`; renewals and back-offs are
-    the reader's own (a :class:`FrameStream` with the consumers' reconnect policy), and its
-    end or error reaches every consumer once.
+    consumer through the reader's :class:`oe_async._fanout.FrameFanout`; renewals and
+    back-offs are the reader's own (an :class:`UpstreamReader` with the consumers'
+    reconnect policy), and its end or error reaches every consumer once.
     """
 
     def __init__(
         self,
         funnel: Funnel,
-        call: Call,
+        reader: UpstreamReader,
         *,
-        reconnect: ReconnectPolicy | None,
-        max_frame_size: int,
         hold: Hold | None,
         done: Callable[[SharedStream, Hold | None], None],
     ) -> None:
         self._funnel = funnel
-        self.fanout = FrameFanout()
-        self.reader = UpstreamReader(
-            funnel,
-            call,
-            reconnect=reconnect,
-            max_frame_size=max_frame_size,
-            wanted=self._wanted,
-            gate=self.fanout.threshold,
-        )
+        self.reader = reader
+        self.fanout = reader.fanout
         self._hold = hold
         self._done = done
         self._task: asyncio.Task[None] | None = None
         self._linger: asyncio.TimerHandle | None = None
         #: True once the stream was ended (or is ending): it takes no new consumer.
         self.stopped = False
-
-    def _wanted(self) -> bool:
-        return bool(self.fanout.seats)
 
     @property
     def state(self) -> StreamState:

@@ -24,7 +24,14 @@ from oe_async.errors import (
 )
 from oe_async.mjpeg import DEFAULT_MAX_FRAME_SIZE, Frame, MJPEGError
 from oe_async.retry import ReconnectPolicy, RetryPolicy
-from oe_async.webcam._shared import DEFAULT_BUFFER, DEFAULT_LINGER, Hold, SharedFrames, SharedStream
+from oe_async.webcam._shared import (
+    DEFAULT_BUFFER,
+    DEFAULT_LINGER,
+    Hold,
+    SharedFrames,
+    SharedStream,
+    UpstreamReader,
+)
 from oe_async.webcam._stream import (
     PLUGIN_SNAPSHOT,
     PLUGIN_STREAM,
@@ -205,11 +212,12 @@ class Webcam:
             now = time.monotonic()
             for old in [k for k, (until, _) in self._holds.items() if until <= now]:
                 del self._holds[old]
+            reader = UpstreamReader(
+                self._funnel, call, reconnect=policy, max_frame_size=max_frame_size
+            )
             stream = self._shared[key] = SharedStream(
                 self._funnel,
-                call,
-                reconnect=policy,
-                max_frame_size=max_frame_size,
+                reader,
                 hold=self._holds.pop(key, None),
                 done=functools.partial(self._shared_stream_done, key),
             )
