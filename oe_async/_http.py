@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from .auth import origin_of
@@ -288,15 +289,13 @@ async def read_chunk(content: aiohttp.StreamReader) -> tuple[bytes, bool]:
     return chunk, end_of_chunk
 
 
+@attrs.define
 class ChunkFloodGuard:
     """Counts a body's HTTP chunks and refuses a flood of tiny ones (see FLOOD_CHUNKS)."""
 
-    __slots__ = ("_chunks", "_size", "_what")
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-        self._chunks = 0
-        self._size = 0
+    _what: str
+    _chunks: int = attrs.field(default=0, init=False)
+    _size: int = attrs.field(default=0, init=False)
 
     def check(self, data: bytes, *, end_of_chunk: bool) -> None:
         """Account one :meth:`aiohttp.StreamReader.readchunk` result."""

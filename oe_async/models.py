@@ -18,6 +18,7 @@ from cattrs.strategies import configure_tagged_union
 from yarl import URL
 
 from ._convert import api_model, describe_error, stored_converter, wire
+from ._enums import LenientEnum
 from ._redact import KnownSecrets, unique_label
 from .auth import BasicAuth, BearerAuth, is_localhost_name, is_loopback_host, redact_url
 from .errors import InvalidArgumentError, PortalError
@@ -411,7 +412,7 @@ class WebcamList:
         return None
 
 
-class GadgetState(enum.IntEnum):
+class GadgetState(LenientEnum, enum.IntEnum):
     """Gadget's state for the printer (App API ``State``)."""
 
     DISABLED = 0
@@ -421,12 +422,8 @@ class GadgetState(enum.IntEnum):
     PAUSED_DUE_TO_FAILURE = 4
     UNKNOWN = -1
 
-    @classmethod
-    def _missing_(cls, value: object) -> GadgetState:
-        return cls.UNKNOWN
 
-
-class GadgetColor(enum.StrEnum):
+class GadgetColor(LenientEnum, enum.StrEnum):
     """The colour Gadget suggests for its status text."""
 
     GREEN = "g"
@@ -434,10 +431,6 @@ class GadgetColor(enum.StrEnum):
     RED = "r"
     WHITE = "w"
     UNKNOWN = "unknown"
-
-    @classmethod
-    def _missing_(cls, value: object) -> GadgetColor:
-        return cls.UNKNOWN
 
 
 @api_model

@@ -215,35 +215,42 @@ class ConnAck:
 
 
 @attrs.frozen
-class PubAck:
+class _PacketIdOnly:
+    """A packet that carries only its packet identifier.
+
+    PUBACK, PUBREC, PUBREL, PUBCOMP and UNSUBACK: each subclass names its ``type``.
+    """
+
+    type: ClassVar[PacketType]
+    packet_id: int
+
+
+@attrs.frozen
+class PubAck(_PacketIdOnly):
     """PUBACK: the receiver has a QoS 1 message."""
 
-    type: ClassVar[PacketType] = PacketType.PUBACK
-    packet_id: int
+    type = PacketType.PUBACK
 
 
 @attrs.frozen
-class PubRec:
+class PubRec(_PacketIdOnly):
     """PUBREC: QoS 2, step 1 (decoded for completeness; oe_async never asks for QoS 2)."""
 
-    type: ClassVar[PacketType] = PacketType.PUBREC
-    packet_id: int
+    type = PacketType.PUBREC
 
 
 @attrs.frozen
-class PubRel:
+class PubRel(_PacketIdOnly):
     """PUBREL: QoS 2, step 2."""
 
-    type: ClassVar[PacketType] = PacketType.PUBREL
-    packet_id: int
+    type = PacketType.PUBREL
 
 
 @attrs.frozen
-class PubComp:
+class PubComp(_PacketIdOnly):
     """PUBCOMP: QoS 2, step 3."""
 
-    type: ClassVar[PacketType] = PacketType.PUBCOMP
-    packet_id: int
+    type = PacketType.PUBCOMP
 
 
 @attrs.frozen(kw_only=True)
@@ -278,11 +285,10 @@ class Unsubscribe:
 
 
 @attrs.frozen
-class UnsubAck:
+class UnsubAck(_PacketIdOnly):
     """UNSUBACK."""
 
-    type: ClassVar[PacketType] = PacketType.UNSUBACK
-    packet_id: int
+    type = PacketType.UNSUBACK
 
 
 @attrs.frozen

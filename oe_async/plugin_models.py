@@ -16,6 +16,7 @@ from typing import Any, Final
 import attrs
 
 from ._convert import api_model, converter, wire
+from ._enums import LenientEnum
 from .models import WebcamList
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class JobState(enum.StrEnum):
+class JobState(LenientEnum, enum.StrEnum):
     """The printer's common job state; ``UNKNOWN`` for values this version does not know."""
 
     IDLE = "idle"
@@ -54,7 +55,7 @@ class JobState(enum.StrEnum):
             for member in cls:
                 if member.value == value.lower():
                     return member
-        return cls.UNKNOWN
+        return super()._missing_(value)
 
 
 class Features(enum.IntFlag):

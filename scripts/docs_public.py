@@ -247,8 +247,9 @@ class PublicView:
             for base in cls.obj.__mro__[1:]
             if base.__module__.partition(".")[0] == self.package and self.is_private_type(base)
         }
+        cls.__dict__["bases"] = [base for base in cls.bases if base[:2] not in private]
         if not private & set(cls.inherited_members):
-            return
+            return  # the private bases give no public member (JobState's LenientEnum)
         inherited = dict(cls.inherited_members)
         folded = [
             member
@@ -258,7 +259,6 @@ class PublicView:
         ]
         cls.__dict__["inherited_members"] = inherited
         cls.__dict__["own_members"] = [*cls.own_members, *folded]
-        cls.__dict__["bases"] = [base for base in cls.bases if base[:2] not in private]
 
     def _relink_inherited(self, cls: pdoc.doc.Class) -> None:
         """Members inherited from a class pdoc does not render where it is defined

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "oe_async.errors._status": 0,
     "oe_async.errors._text": 0,
     "oe_async._convert": 0,
+    "oe_async._enums": 0,
     "oe_async.auth": 0,
     "oe_async.retry": 0,
     "oe_async.mjpeg": 0,

@@ -50,23 +50,23 @@ EXIT_PRINTER: Final = 11
 EXIT_DATA: Final = 12
 EXIT_LOCAL_FILE: Final = 13
 
-EXIT_CODES: Final[tuple[tuple[type[BaseException], int], ...]] = (
-    (NotLoggedInError, EXIT_NOT_LOGGED_IN),
-    (errors.InvalidArgumentError, EXIT_BAD_INPUT),
-    (errors.CommunicationError, EXIT_NETWORK),
-    (errors.ReauthorizationRequiredError, EXIT_REAUTH),
-    (errors.SupporterPerksRequiredError, EXIT_SUPPORTER),
-    (errors.SizeLimitError, EXIT_SIZE_LIMIT),
-    (errors.PrinterOfflineError, EXIT_OFFLINE),
-    (errors.RelayError, EXIT_RELAY),
-    (errors.HTTPStatusError, EXIT_PRINTER),
-    (errors.PluginCommandError, EXIT_PRINTER),
-    (errors.UploadSourceError, EXIT_BAD_INPUT),
-    (errors.UnexpectedResponseError, EXIT_DATA),
-    (errors.OctoEverywhereError, EXIT_DATA),
+#: Each exit code and the error families it stands for. The first row that matches wins,
+#: so a family comes before its parent (NotLoggedInError is an InvalidArgumentError, the
+#: relay's own families are RelayErrors).
+EXIT_CODES: Final[tuple[tuple[int, tuple[type[BaseException], ...]], ...]] = (
+    (EXIT_NOT_LOGGED_IN, (NotLoggedInError,)),
+    (EXIT_BAD_INPUT, (errors.InvalidArgumentError, errors.UploadSourceError)),
+    (EXIT_NETWORK, (errors.CommunicationError,)),
+    (EXIT_REAUTH, (errors.ReauthorizationRequiredError,)),
+    (EXIT_SUPPORTER, (errors.SupporterPerksRequiredError,)),
+    (EXIT_SIZE_LIMIT, (errors.SizeLimitError,)),
+    (EXIT_OFFLINE, (errors.PrinterOfflineError,)),
+    (EXIT_RELAY, (errors.RelayError,)),
+    (EXIT_PRINTER, (errors.HTTPStatusError, errors.PluginCommandError)),
+    (EXIT_DATA, (errors.UnexpectedResponseError, errors.OctoEverywhereError)),
     # The local file system (a full disk, no permission): after the library's errors, as
     # RequestTimeoutError is also an OSError (TimeoutError).
-    (OSError, EXIT_LOCAL_FILE),
+    (EXIT_LOCAL_FILE, (OSError,)),
 )
 
 _HINTS: Final[Mapping[type[BaseException], str]] = {
@@ -102,8 +102,8 @@ def shown(value: object) -> str:
 
 def exit_code(err: BaseException) -> int:
     """The exit code of an expected error's family."""
-    for cls, code in EXIT_CODES:
-        if isinstance(err, cls):
+    for code, families in EXIT_CODES:
+        if isinstance(err, families):
             return code
     return EXIT_UNEXPECTED
 

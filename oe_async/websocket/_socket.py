@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Final, Self
 
 import aiohttp
+import attrs
 
 from oe_async._funnel import Funnel
 from oe_async._http import TRANSPORT_ERRORS
@@ -80,15 +81,13 @@ def decode_json(data: str | bytes, what: str) -> Any:
         raise UnexpectedResponseError(f"{what}: a JSON message nested too deeply") from None
 
 
+@attrs.define
 class _ControlFrameBudget:
     """Counts pings and pongs in one-second windows; refuses more than the bound."""
 
-    __slots__ = ("_count", "_limit", "_window")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._window = 0.0
-        self._count = 0
+    _limit: int
+    _window: float = attrs.field(default=0.0, init=False)
+    _count: int = attrs.field(default=0, init=False)
 
     def spend(self, now: float) -> bool:
         """Account one control frame at ``now``; False once the bound is passed."""
