@@ -17,7 +17,7 @@ from typing import Any, Final
 import aiohttp
 
 from ._convert import structure
-from ._funnel import Funnel, Target
+from ._funnel import Feature, Funnel, Target
 from .errors import InvalidArgumentError, OctoEverywhereError
 from .models import GadgetState, GadgetStatus
 from .retry import RetryPolicy, is_temporary
@@ -35,21 +35,18 @@ GADGET_PATH: Final = "/api/gadget/GetStatusFromAppConnection"
 StatusHandler = Callable[[GadgetStatus], Awaitable[None] | None]
 
 
-class Gadget:
+class Gadget(Feature):
     """Gadget status for one printer: ``printer.gadget``.
 
     The 10 s floor between calls is kept here, per connection, across every poller.
     """
 
-    __slots__ = ("_funnel", "next_call")
+    __slots__ = ("next_call",)
 
     def __init__(self, funnel: Funnel) -> None:
-        self._funnel = funnel
+        super().__init__(funnel)
         #: When the next poller call may be made (``time.monotonic()`` clock).
         self.next_call: float = -float("inf")
-
-    def __repr__(self) -> str:
-        return f"<Gadget of {self._funnel!r}>"
 
     async def status(
         self,

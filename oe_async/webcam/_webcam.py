@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from oe_async._funnel import Call, Funnel
+from oe_async._funnel import Call, Feature, Funnel
 from oe_async._http import display_path, read_bounded
 from oe_async._plugin_wire import (
     is_json_type,
@@ -50,7 +50,7 @@ def _frozen(params: Any) -> Hashable:
     return repr(params)
 
 
-class Webcam:
+class Webcam(Feature):
     """Webcam streams and snapshots: ``printer.webcam``.
 
     Without ``path`` or ``index``, the printer's default camera through OctoEverywhere's
@@ -61,17 +61,14 @@ class Webcam:
     does not have) raises its :class:`oe_async.PluginCommandError`.
     """
 
-    __slots__ = ("_funnel", "_holds", "_shared")
+    __slots__ = ("_holds", "_shared")
 
     def __init__(self, funnel: Funnel) -> None:
-        self._funnel = funnel
+        super().__init__(funnel)
         #: The shared streams running now, by what identifies their upstream.
         self._shared: dict[Hashable, SharedStream] = {}
         #: Back-offs (609...) that outlived their shared stream: the next one waits them out.
         self._holds: dict[Hashable, Hold] = {}
-
-    def __repr__(self) -> str:
-        return f"<Webcam of {self._funnel!r}>"
 
     def _call(
         self,

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from oe_async._funnel import Funnel, WebSocketOptions
+from oe_async._funnel import Feature, WebSocketOptions
 from oe_async._http import shown_path
 from oe_async.errors import (
     ClientClosedError,
@@ -229,16 +229,10 @@ class Subscription(_Reconnecting):
         await self._report_stopped()
 
 
-class WebSockets:
+class WebSockets(Feature):
     """WebSockets to the printer: ``printer.websocket``."""
 
-    __slots__ = ("_funnel",)
-
-    def __init__(self, funnel: Funnel) -> None:
-        self._funnel = funnel
-
-    def __repr__(self) -> str:
-        return f"<WebSockets of {self._funnel!r}>"
+    __slots__ = ()
 
     @contextlib.asynccontextmanager
     async def connect(
