@@ -2,9 +2,12 @@
 
 A printer connection may know the printer's LAN base URL (given explicitly, or derived from
 the App Connection's ``local_ip`` / the Info API's ``PrinterLocalIp`` as ``http://<ip>/``).
-Under the ``prefer_local`` policy the first request probes the LAN with a short timeout; any
-HTTP answer means the printer is there. While on the relay, the LAN is probed again in the
-background at most once per ``reprobe_interval``, and traffic moves back when it answers. A
+Under the ``prefer_local`` policy the first request probes the LAN with a short timeout; the
+LAN is used when it answers like the printer behind the relay: the same status and media type
+for ``probe_path``, and the same OctoEverywhere printer id when the printer tells one
+(OctoPrint's plugin, ``GET /api/plugin/octoeverywhere``). While on the relay, the LAN is
+probed again in the background at most once per ``reprobe_interval``, and traffic moves back
+when it passes. A
 LAN request that cannot connect marks the LAN down and is sent through the relay at once.
 
 The relay credentials are pinned to the relay's origin, so they never reach the LAN; the
