@@ -7,15 +7,17 @@ one; the simulator's LAN instance plays another device with ``state.lan_printer_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 import pytest
 
+import oe_async
 from oe_async import OctoEverywhere, PrinterConnection, Route, RoutingOptions
 from oe_async.testing import SECRET_MARKER, Simulator
 
-from .helpers import EVENTUALLY, polls
+from .helpers import EVENTUALLY, eventually, polls
 
 IDENTITY = "/api/plugin/octoeverywhere"
 PRINTER_KEY = f"{SECRET_MARKER}-lan-key"
@@ -36,6 +38,19 @@ async def requests_until(
     pytest.fail(f"not true after {EVENTUALLY:g} s: {what}")
 
 
+async def on_the_lan(
+    oe: OctoEverywhere, sim: Simulator, routing: RoutingOptions
+) -> PrinterConnection:
+    """A printer with an API key whose first request took the (simulated) LAN."""
+    lan = await sim.start_lan()
+    printer = oe.printer(
+        sim.app_connection(), lan_url=lan, headers={"X-Api-Key": PRINTER_KEY}, routing=routing
+    )
+    await printer.get_json("/api/version")
+    assert printer.route is Route.LAN
+    return printer
+
+
 def lan_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -54,12 +69,7 @@ def assert_no_ids(caplog: pytest.LogCaptureFixture, sim: Simulator) -> None:
 async def test_the_same_printer_id_uses_the_lan(
     oe: OctoEverywhere, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    lan = await sim.start_lan()
-    printer = oe.printer(
-        sim.app_connection(), lan_url=lan, headers={"X-Api-Key": PRINTER_KEY}, routing=ROUTING
-    )
-    await printer.get_json("/api/version")
-    assert printer.route is Route.LAN
+    await on_the_lan(oe, sim, ROUTING)
     assert sim.requests_to("lan", "/api/version")
     assert lan_warnings(caplog) == []
     # Neither identity request carried a printer secret or the relay credentials to the LAN;
@@ -177,3 +187,65 @@ async def test_a_relay_that_cannot_tell_yet_is_asked_again(
         printer, lambda: printer.route is Route.LAN, "the relay's identity was not asked again"
     )
     assert len(sim.requests_to("relay", IDENTITY)) == 2
+
+
+async def test_the_lan_is_checked_again_at_most_every_reprobe_interval(
+    oe: OctoEverywhere, sim: Simulator
+) -> None:
+    lan = await sim.start_lan()
+    printer = oe.printer(sim.app_connection(), lan_url=lan, routing=ROUTING)  # every 60 s
+    for _ in range(5):
+        await printer.get_json("/api/version")
+    assert printer.route is Route.LAN
+    assert len(sim.requests_to("lan", "/api/version")) == 5
+    assert len(sim.requests_to("lan", IDENTITY)) == 1
+
+
+async def test_the_lan_in_use_is_checked_again_and_stays_while_it_is_the_printer(
+    oe: OctoEverywhere, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    printer = await on_the_lan(oe, sim, EVERY_TIME)
+    await requests_until(
+        printer, lambda: len(sim.requests_to("lan", IDENTITY)) >= 3, "the LAN checked again"
+    )
+    assert printer.route is Route.LAN
+    assert sim.requests_to("relay", "/api/version") == []
+    assert len(sim.requests_to("relay", IDENTITY)) == 1  # the reference is asked once
+    assert lan_warnings(caplog) == []
+
+
+@pytest.mark.parametrize("device", ["another printer", "no id"])
+async def test_a_lan_device_that_changes_drops_to_the_relay(
+    oe: OctoEverywhere, sim: Simulator, caplog: pytest.LogCaptureFixture, device: str
+) -> None:
+    printer = await on_the_lan(oe, sim, EVERY_TIME)
+    # Another device takes the address (a DHCP lease moved): it answers "/" alike.
+    sim.state.lan_printer_id = f"{SECRET_MARKER}-printer-id-new" if device != "no id" else None
+    await requests_until(printer, lambda: printer.route is Route.RELAY, "back on the relay")
+    relay_before = len(sim.requests_to("relay", "/api/version"))
+    await printer.get_json("/api/version")
+    assert len(sim.requests_to("relay", "/api/version")) == relay_before + 1
+    (warning,) = lan_warnings(caplog)
+    assert ("another printer" if device != "no id" else "no OctoEverywhere printer id") in warning
+    assert_no_ids(caplog, sim)
+    # It stays on the relay while the device is not the printer (re-probes keep failing),
+    # and comes back when the printer is there again.
+    sim.state.lan_printer_id = sim.state.printer_id
+    await requests_until(printer, lambda: printer.route is Route.LAN, "back on the LAN")
+    assert len(lan_warnings(caplog)) == 1
+
+
+async def test_a_check_in_flight_is_cancelled_on_close(sim: Simulator) -> None:
+    lan = await sim.start_lan()
+    async with sim.client() as oe:
+        printer = oe.printer(sim.app_connection(), lan_url=lan, routing=EVERY_TIME)
+        await printer.get_json("/api/version")
+        assert printer.route is Route.LAN
+        sim.state.latency = 3600.0  # every answer from now on hangs
+        request = asyncio.create_task(printer.get_json("/api/version"))  # starts a check
+        await eventually(lambda: len(sim.requests_to("lan", "/")) >= 2, "the check sent")
+        assert [t for t in asyncio.all_tasks() if t.get_name() == "oe_async LAN re-probe"]
+    with pytest.raises(oe_async.ClientClosedError):
+        await request
+    checks = [t for t in asyncio.all_tasks() if t.get_name() == "oe_async LAN re-probe"]
+    assert checks == []
