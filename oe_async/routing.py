@@ -8,8 +8,8 @@ for ``probe_path``, and the same OctoEverywhere printer id when the printer tell
 (OctoPrint's plugin, ``GET /api/plugin/octoeverywhere``). While on the relay, the LAN is
 probed again in the background at most once per ``reprobe_interval``, and traffic moves back
 when it passes; while on the LAN, it is checked again the same way, and traffic drops to the
-relay when the check fails (another device took the address). A
-LAN request that cannot connect marks the LAN down and is sent through the relay at once.
+relay when the check fails (another device took the address). A LAN request that cannot
+connect marks the LAN down and is sent through the relay at once.
 
 The relay credentials are pinned to the relay's origin, so they never reach the LAN; the
 printer-level headers (``X-Api-Key``) are pinned to both.

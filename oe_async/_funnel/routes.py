@@ -2,10 +2,10 @@
 
 :class:`Routes` holds one printer connection's :class:`oe_async.routing.Router` (LAN or
 relay), the secret pins of each origin (:class:`oe_async.auth.AuthMiddleware`: relay
-credentials never reach the LAN), and the LAN probe's state: the relay's reference answer
-(status, media type and the printer's OctoEverywhere id), and the server errors in a row
-that give the LAN up. It works out what an attempt sends on
-a route (:class:`oe_async._funnel.calls.Send`); the funnel does the sending.
+credentials never reach the LAN), and the LAN probe's state: the relay's reference answers
+(status and media type, the printer's OctoEverywhere id), and the server errors in a row
+that give the LAN up. It works out what an attempt sends on a route
+(:class:`oe_async._funnel.calls.Send`); the funnel does the sending.
 """
 
 from __future__ import annotations
