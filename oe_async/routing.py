@@ -2,10 +2,14 @@
 
 A printer connection may know the printer's LAN base URL (given explicitly, or derived from
 the App Connection's ``local_ip`` / the Info API's ``PrinterLocalIp`` as ``http://<ip>/``).
-Under the ``prefer_local`` policy the first request probes the LAN with a short timeout; any
-HTTP answer means the printer is there. While on the relay, the LAN is probed again in the
-background at most once per ``reprobe_interval``, and traffic moves back when it answers. A
-LAN request that cannot connect marks the LAN down and is sent through the relay at once.
+Under the ``prefer_local`` policy the first request probes the LAN with a short timeout; the
+LAN is used when it answers like the printer behind the relay: the same status and media type
+for ``probe_path``, and the same OctoEverywhere printer id when the printer tells one
+(OctoPrint's plugin, ``GET /api/plugin/octoeverywhere``). While on the relay, the LAN is
+probed again in the background at most once per ``reprobe_interval``, and traffic moves back
+when it passes; while on the LAN, it is checked again the same way, and traffic drops to the
+relay when the check fails (another device took the address). A LAN request that cannot
+connect marks the LAN down and is sent through the relay at once.
 
 The relay credentials are pinned to the relay's origin, so they never reach the LAN; the
 printer-level headers (``X-Api-Key``) are pinned to both.
@@ -59,7 +63,16 @@ class RoutePolicy(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class RoutingOptions:
-    """Timing of LAN probes (seconds) and the path probed."""
+    """Timing of LAN probes (seconds) and the path probed.
+
+    Attributes:
+        probe_timeout: the most one probe request may take.
+        reprobe_interval: how often the LAN is probed again, in the background: while on
+            the relay (does it answer again?) and while on the LAN (is it still the printer?).
+        probe_path: the path whose answer (status, media type) the LAN must share with the
+            relay.
+
+    """
 
     probe_timeout: float = 1.5
     reprobe_interval: float = 60.0
@@ -157,17 +170,18 @@ class Router:
     def choose_now(self, probe: Prober, spawn: Spawner) -> Route | None:
         """:meth:`choose` without awaiting; None while the first probe is still to be awaited.
 
-        A re-probe of a LAN that is down is due every ``reprobe_interval``: it runs in the
-        background (``spawn``) while this request takes the relay.
+        A probe is due every ``reprobe_interval`` once the first has answered: of a LAN that
+        is down (does it answer again?) and of a LAN in use (is it still the printer? a
+        stored address may now belong to another device). It runs in the background
+        (``spawn``) while this request takes the current route; a failed check moves the
+        next requests to the relay.
         """
         if self.policy is not RoutePolicy.PREFER_LOCAL:
             return self.route
         if self._state is _LanState.UNKNOWN:
             return None
-        if (
-            self._state is _LanState.DOWN
-            and time.monotonic() - self._last_probe >= self.options.reprobe_interval
-            and (self._background is None or self._background.done())
+        if time.monotonic() - self._last_probe >= self.options.reprobe_interval and (
+            self._background is None or self._background.done()
         ):
             self._last_probe = time.monotonic()
             task = spawn(self._probe(probe))
@@ -175,9 +189,12 @@ class Router:
         return self.route
 
     async def _probe(self, probe: Prober) -> None:
-        assert self.lan_url is not None  # noqa: S101
+        lan_url = self.lan_url
+        assert lan_url is not None  # noqa: S101
         self._last_probe = time.monotonic()
-        up = await probe(self.lan_url)
+        up = await probe(lan_url)
+        if self.lan_url != lan_url:
+            return  # the address changed meanwhile (learn_local_ip): this answer is stale
         previous, self._state = self._state, _LanState.UP if up else _LanState.DOWN
         if previous is not self._state:
             _LOGGER.debug("printer route: %s", self.route.value)

@@ -310,6 +310,7 @@ async def test_a_post_that_may_have_reached_the_lan_is_not_sent_to_the_relay(
         sim.client(retry=RetryPolicy.never()) as oe,
     ):
         routing = RoutingOptions(probe_timeout=1.0, reprobe_interval=0.5)
+        sim.state.printer_id = None  # no id to prove (the server here tells none): not OctoPrint
         printer = oe.printer(sim.app_connection(), lan_url=lan.url, routing=routing)
         await printer.get_json("/api/version")
         assert printer.route is Route.LAN

@@ -17,18 +17,19 @@ from oe_async._http import (
     decode_json,
     display_path,
     read_json,
+    read_limited,
     reads_at_once,
 )
 from oe_async._transport import Pool, Transport
 from oe_async.auth import SECRET_HEADERS, redact_url
-from oe_async.errors import OctoEverywhereError
+from oe_async.errors import OctoEverywhereError, UnexpectedResponseError
 from oe_async.models import AppConnection, known_secrets
 from oe_async.retry import RetryPolicy
 
 from .attempts import Attempts, closed_during, deadline_of, network_error, remaining
 from .calls import Call, CallBuilder, Target, printer_headers
 from .handshake import WebSocketOptions, open_websocket
-from .routes import RouteArgs, Routes
+from .routes import ProbeAnswer, RouteArgs, Routes
 
 
 def _label(conn: AppConnection) -> str:
@@ -231,13 +232,17 @@ class Funnel(CallBuilder):
         """
         return open_websocket(self.transport, self.routes, call, options)
 
-    async def _probe_answer(self, target: Target) -> tuple[int, str] | None:
-        """``(status, media type)`` of the probe path on ``target``, None if it failed."""
+    async def _probe_answer(self, target: Target, path: str, read: int) -> ProbeAnswer | None:
+        """The answer to ``GET path`` on ``target`` for a LAN probe, None if none came.
+
+        One attempt within the probe timeout, no redirects, no printer secret; the body is
+        read up to ``read`` bytes (a larger one counts as empty).
+        """
         options = self.routes.router.options
         call = attrs.evolve(
             self.call(
                 "GET",
-                options.probe_path,
+                path,
                 target=target,
                 timeout=aiohttp.ClientTimeout(total=options.probe_timeout),
                 retry=RetryPolicy.never(),
@@ -248,6 +253,12 @@ class Funnel(CallBuilder):
         )
         try:
             async with self.send(call) as resp:
-                return resp.status, resp.content_type
+                body = b""
+                if read:
+                    try:
+                        body = await read_limited(resp, read, what="a LAN probe's answer")
+                    except UnexpectedResponseError:
+                        body = b""  # too large (or a chunk flood): not the answer looked for
+                return ProbeAnswer(resp.status, resp.content_type, body)
         except OctoEverywhereError:
             return None

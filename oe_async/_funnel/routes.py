@@ -2,14 +2,17 @@
 
 :class:`Routes` holds one printer connection's :class:`oe_async.routing.Router` (LAN or
 relay), the secret pins of each origin (:class:`oe_async.auth.AuthMiddleware`: relay
-credentials never reach the LAN), and the LAN probe's state: the relay's reference answer,
-and the server errors in a row that give the LAN up. It works out what an attempt sends on
-a route (:class:`oe_async._funnel.calls.Send`); the funnel does the sending.
+credentials never reach the LAN), and the LAN probe's state: the relay's reference answers
+(status and media type, the printer's OctoEverywhere id), and the server errors in a row
+that give the LAN up. It works out what an attempt sends on a route
+(:class:`oe_async._funnel.calls.Send`); the funnel does the sending.
 """
 
 from __future__ import annotations
 
 import enum
+import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
@@ -41,8 +44,49 @@ RESENDABLE: Final = frozenset({"GET", "HEAD"})
 #: Server errors in a row on the LAN route after which it is given up for the relay.
 LAN_FAILURES: Final = 3
 
-#: ``probe(target)``: ``(status, media type)`` of the probe path on the LAN or the relay.
-Probe = Callable[[Target], Awaitable[tuple[int, str] | None]]
+#: Where a local OctoPrint's OctoEverywhere plugin tells its printer id, without an API key
+#: (``{"PluginVersion": ..., "PrinterId": ...}``).
+IDENTITY_PATH: Final = "/api/plugin/octoeverywhere"
+#: The most of an identity answer read (the plugin's is under 100 bytes).
+IDENTITY_LIMIT: Final = 4096
+
+
+@attrs.frozen(slots=True)
+class ProbeAnswer:
+    """What a probe request got: status, media type and (for the identity) the body."""
+
+    status: int
+    media_type: str
+    #: The body, read up to the probe's limit (empty when not read or larger than that);
+    #: kept out of the repr (an identity answer holds the printer's id).
+    body: bytes = attrs.field(default=b"", repr=False)
+
+
+#: ``probe(target, path, read)``: the answer to ``GET path`` on the LAN or the relay (the
+#: body read up to ``read`` bytes), None when no answer came.
+Probe = Callable[[Target, str, int], Awaitable[ProbeAnswer | None]]
+
+
+@attrs.frozen(slots=True)
+class _Reference:
+    """The relay's answers to the probes (it reaches the real printer), asked once."""
+
+    fingerprint: tuple[int, str]
+    #: The printer's OctoEverywhere id (OctoPrint), or None when the printer tells none;
+    #: identifying, so never in a repr or a log line.
+    printer_id: str | None = attrs.field(repr=False)
+
+
+def printer_id_of(answer: ProbeAnswer) -> str | None:
+    """The ``PrinterId`` of an identity answer: a 200 JSON object with a non-empty string."""
+    if answer.status != 200:
+        return None
+    try:
+        body = json.loads(answer.body)
+    except ValueError:  # not JSON (UnicodeDecodeError included)
+        return None
+    printer_id = body.get("PrinterId") if isinstance(body, dict) else None
+    return printer_id if isinstance(printer_id, str) and printer_id else None
 
 
 class _Pending(enum.Enum):
@@ -88,11 +132,11 @@ class Routes:
         "_fixed_route",
         "_label",
         "_lan_errors",
-        "_lan_mismatch_logged",
+        "_lan_warned",
         "_printer_headers",
         "_probe",
         "_probe_auth",
-        "_relay_fingerprint",
+        "_relay",
         "_transport",
         "auth",
         "router",
@@ -145,8 +189,10 @@ class Routes:
         #: The printer route when the policy fixes it (relay or LAN only), else None.
         self._fixed_route: Final = None if policy is RoutePolicy.PREFER_LOCAL else self.router.route
         self._default_headers: Final = {"User-Agent": transport.user_agent}
-        self._relay_fingerprint: tuple[int, str] | None = None
-        self._lan_mismatch_logged = False
+        #: The relay's reference answers (made at the first probe that gets them).
+        self._relay: _Reference | None = None
+        #: Whether the LAN was refused with a warning (once per connection).
+        self._lan_warned = False
         self._lan_errors = 0
 
     def _pin_secrets(self) -> AuthMiddleware:
@@ -289,34 +335,65 @@ class Routes:
     # ------------------------------------------------------------------ the LAN probe
 
     async def _probe_lan(self, lan_url: URL) -> bool:
-        """Is the printer at the LAN address? Its answer must match the relay's.
+        """Is the printer at the LAN address? Its answers must match the relay's.
 
         Any answer used to do: a proxy's 502 (with ``HTTP_PROXY`` set) or another device now
         holding the stored IP kept the route on the LAN, and received the printer headers.
         Now the probe path's answer on the LAN (below 500) must have the same status and
-        media type as the same request through the relay, which reaches the real printer.
-        The relay's answer is asked once and remembered; while it cannot be had, the LAN is
-        not trusted.
+        media type as the same request through the relay, which reaches the real printer;
+        and when the printer tells its OctoEverywhere id through the relay (OctoPrint's
+        plugin, :data:`IDENTITY_PATH`), the LAN must tell the same id. The relay's answers
+        are asked once and remembered; while they cannot be had, the LAN is not trusted.
+        No probe carries a printer secret. The ids are never logged.
         """
-        lan = await self._probe(Target.LAN)
-        if lan is None or lan[0] >= 500:
+        lan = await self._probe(Target.LAN, self.router.options.probe_path, 0)
+        if lan is None or lan.status >= 500:
             return False
-        if self._relay_fingerprint is None:
-            self._relay_fingerprint = await self._probe(Target.RELAY)
-        if self._relay_fingerprint is None:
+        relay = self._relay or await self._ask_relay()
+        if relay is None:
             return False
-        if lan != self._relay_fingerprint:
-            if not self._lan_mismatch_logged:
-                self._lan_mismatch_logged = True
-                _LOGGER.warning(
-                    "%s: the LAN address answers unlike the printer (HTTP %d %s, the relay: "
-                    "HTTP %d %s); staying on the relay",
-                    self._label,
-                    *lan,
-                    *self._relay_fingerprint,
-                )
+        if (lan.status, lan.media_type) != relay.fingerprint:
+            self._warn_lan(
+                "answers unlike the printer (HTTP %d %s, the relay: HTTP %d %s)",
+                lan.status,
+                lan.media_type,
+                *relay.fingerprint,
+            )
+            return False
+        if relay.printer_id is None:
+            return True  # not an OctoPrint with the plugin: the answers alone must do
+        return await self._lan_tells(relay.printer_id)
+
+    async def _lan_tells(self, printer_id: str) -> bool:
+        """Whether the LAN tells ``printer_id`` at :data:`IDENTITY_PATH` (warns once if not)."""
+        answer = await self._probe(Target.LAN, IDENTITY_PATH, IDENTITY_LIMIT)
+        lan_id = None if answer is None else printer_id_of(answer)
+        if lan_id is None:
+            self._warn_lan("tells no OctoEverywhere printer id, the printer does")
+            return False
+        if not hmac.compare_digest(lan_id.encode(), printer_id.encode()):
+            self._warn_lan("is another printer (its OctoEverywhere printer id differs)")
             return False
         return True
+
+    async def _ask_relay(self) -> _Reference | None:
+        """The relay's answers to the probe path and the identity path (remembered)."""
+        fingerprint = await self._probe(Target.RELAY, self.router.options.probe_path, 0)
+        if fingerprint is None or fingerprint.status >= 500:
+            return None  # no answer, or the relay's own trouble (6xx): ask again next time
+        identity = await self._probe(Target.RELAY, IDENTITY_PATH, IDENTITY_LIMIT)
+        if identity is None or identity.status >= 500:
+            return None
+        self._relay = _Reference(
+            (fingerprint.status, fingerprint.media_type), printer_id_of(identity)
+        )
+        return self._relay
+
+    def _warn_lan(self, why: str, *args: object) -> None:
+        """Say once per connection why the LAN address is not used (never with an id)."""
+        if not self._lan_warned:
+            self._lan_warned = True
+            _LOGGER.warning("%s: the LAN address %s; staying on the relay", self._label, why % args)
 
     def _spawn_probe(self, coro: Coroutine[Any, Any, None]) -> object:
         try:

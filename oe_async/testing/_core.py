@@ -133,6 +133,18 @@ class SimulatorState:
     active_print: bool = True
     #: When set, the fake OctoPrint API requires this ``X-Api-Key`` (403 otherwise).
     octoprint_api_key: str | None = None
+    #: The OctoEverywhere printer id the OctoPrint plugin tells at
+    #: ``GET /api/plugin/octoeverywhere`` (no API key needed); None: no such plugin there
+    #: (404), as on a platform other than OctoPrint. It carries SECRET_MARKER: printer ids
+    #: identify a printer and must never be logged.
+    printer_id: str | None = attrs.field(
+        factory=lambda: f"{SECRET_MARKER}-printer-id-{secrets.token_hex(6)}"
+    )
+    #: What the LAN address tells there instead (default: ``printer_id`` as made): another
+    #: id, or None (404), plays another device holding the printer's stored LAN address.
+    lan_printer_id: str | None = attrs.field(
+        default=attrs.Factory(lambda state: state.printer_id, takes_self=True)
+    )
     transfer: TransferFaults = attrs.field(factory=TransferFaults)
     webcam: WebcamSettings = attrs.field(factory=WebcamSettings)
     plugin: PluginSettings = attrs.field(factory=PluginSettings)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ._core import simulator_of
+from ._core import ORIGIN_KEY, simulator_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -168,6 +168,26 @@ async def echo(request: web.Request) -> web.StreamResponse:
     )
 
 
+#: The plugin version the simulated OctoEverywhere plugin tells.
+PLUGIN_VERSION = "4.1.0"
+
+
+async def octoeverywhere_plugin(request: web.Request) -> web.StreamResponse:
+    """``GET /api/plugin/octoeverywhere``: the OctoEverywhere plugin's identity.
+
+    As the real plugin's ``on_api_get`` answers (``flask.jsonify(PluginVersion=...,
+    PrinterId=...)``, ``is_api_protected`` False: no API key needed) on an OctoPrint
+    printer; 404 elsewhere (another platform, or ``printer_id`` None). The LAN instance
+    tells ``lan_printer_id``.
+    """
+    state = simulator_of(request).state
+    lan = request.app[ORIGIN_KEY] == "lan"
+    printer_id = state.lan_printer_id if lan else state.printer_id
+    if printer_id is None or state.plugin.platform not in (None, "octoprint"):
+        raise web.HTTPNotFound
+    return web.json_response({"PluginVersion": PLUGIN_VERSION, "PrinterId": printer_id})
+
+
 def setup(app: web.Application) -> None:
     """Add the fake printer's routes to the relay application."""
     app.router.add_get("/api/version", version)
@@ -182,3 +202,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/connection", connection)
     app.router.add_post("/api/connection", _no_content(frozenset({"connect", "disconnect"})))
     app.router.add_post("/api/files/local/{path:.+}", select_file)
+    app.router.add_get("/api/plugin/octoeverywhere", octoeverywhere_plugin)

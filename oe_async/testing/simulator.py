@@ -182,7 +182,9 @@ class Simulator(SimulatorCore):
         """Start (or restart, on the same port) the printer's LAN address.
 
         It serves the same fake printer as the relay but knows nothing of OctoEverywhere:
-        no relay credentials are checked; requests are recorded with origin ``"lan"``.
+        no relay credentials are checked; requests are recorded with origin ``"lan"``. Set
+        ``state.lan_printer_id`` to play another device at that address: it answers like
+        the printer but tells another OctoEverywhere printer id (or none).
         """
         if self._lan_runner is None:
             app = self._make_app("lan", _printer_routes)
@@ -334,6 +336,7 @@ class Simulator(SimulatorCore):
                 core.app_token,
                 core.state.webhook.secret_key,
                 *core.state.plugin.secrets(),
+                *(i for i in (core.state.printer_id, core.state.lan_printer_id) if i),
             )
         )
 
