@@ -104,7 +104,8 @@ integration-mqtt: $(VENV)/.installed
 	OE_MQTT_INTEGRATION=1 $(VENV)/bin/python -m pytest tests/integration/mqtt $(INTEGRATION_ARGS)
 
 # printer.plugin and the default webcam against the REAL OctoEverywhere plugin's command
-# handler, every platform (tests/conformance): its source from OE_PLUGIN_SOURCE (a clone or
+# handler, every platform, and the LAN identity check against its real OctoPrint API answer
+# (tests/conformance): its source from OE_PLUGIN_SOURCE (a clone or
 # bare git directory, extracted at test time, never committed; absent: skipped, exit 0), its
 # requirements and OctoPrint 1.11 in their own venv, .venv-plugin. CONFORMANCE_ARGS go to pytest.
 plugin-conformance:
