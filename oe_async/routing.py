@@ -131,6 +131,8 @@ class Router:
         self._first_probe: asyncio.Lock | None = None
         self._background: asyncio.Task[None] | None = None
         self._ignored_ip: str | None = None
+        #: Bumped when the LAN fails or moves: a probe that began before answers too late.
+        self._epoch = 0
 
     @property
     def route(self) -> Route:
@@ -191,10 +193,18 @@ class Router:
     async def _probe(self, probe: Prober) -> None:
         lan_url = self.lan_url
         assert lan_url is not None  # noqa: S101
+        epoch = self._epoch
         self._last_probe = time.monotonic()
-        up = await probe(lan_url)
-        if self.lan_url != lan_url:
-            return  # the address changed meanwhile (learn_local_ip): this answer is stale
+        try:
+            up = await probe(lan_url)
+        except Exception as err:  # noqa: BLE001 (a probe that breaks fails closed, said once)
+            # Only the type: the text may come from whatever device holds the address.
+            _LOGGER.warning("the LAN probe failed (%s); using the relay", type(err).__name__)
+            up = False
+        if self._epoch != epoch:
+            # The LAN failed a request or moved (learn_local_ip) meanwhile: an answer begun
+            # before that must not put the route back on it.
+            return
         previous, self._state = self._state, _LanState.UP if up else _LanState.DOWN
         if previous is not self._state:
             _LOGGER.debug("printer route: %s", self.route.value)
@@ -202,6 +212,7 @@ class Router:
     def lan_failed(self) -> None:
         """A LAN request could not connect: use the relay until a re-probe succeeds."""
         if self.policy is RoutePolicy.PREFER_LOCAL and self._state is not _LanState.DOWN:
+            self._epoch += 1
             self._state = _LanState.DOWN
             self._last_probe = time.monotonic()
             _LOGGER.debug("printer route: relay (the LAN stopped answering)")
@@ -221,5 +232,6 @@ class Router:
             self._ignored_ip = ip
             return
         if origin_of(candidate) != origin_of(self.lan_url):
+            self._epoch += 1
             self.lan_url = candidate
             self._state = _LanState.UNKNOWN

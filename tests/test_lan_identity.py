@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
+from yarl import URL
 
 import oe_async
-from oe_async import OctoEverywhere, PrinterConnection, Route, RoutingOptions
+from oe_async import OctoEverywhere, PrinterConnection, Route, RoutePolicy, RoutingOptions
+from oe_async.routing import Router
 from oe_async.testing import SECRET_MARKER, Simulator
 
 from .helpers import EVENTUALLY, eventually, polls
@@ -249,3 +252,135 @@ async def test_a_check_in_flight_is_cancelled_on_close(sim: Simulator) -> None:
         await request
     checks = [t for t in asyncio.all_tasks() if t.get_name() == "oe_async LAN re-probe"]
     assert checks == []
+
+
+# ---------------------------------------------------------------- review findings (fail closed)
+
+NESTED = b"[" * 4000  # under the bounded read; deeper than Python's JSON parser goes
+
+
+async def test_a_nested_identity_answer_is_no_id_and_raises_nothing(
+    oe: OctoEverywhere, sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A device at the address answers the identity path with JSON nested past the parser's
+    # recursion limit: that is no id (the relay stays), never a RecursionError for the app.
+    json_type = {"Content-Type": "application/json"}
+    fault = sim.fail(200, path=IDENTITY, origin="lan", body=NESTED, headers=json_type)
+    lan = await sim.start_lan()
+    printer = oe.printer(sim.app_connection(), lan_url=lan, routing=EVERY_TIME)
+    await printer.get_json("/api/version")
+    assert printer.route is Route.RELAY
+    (warning,) = lan_warnings(caplog)
+    assert "no OctoEverywhere printer id" in warning
+    # The same answer to a check of the LAN in use drops it to the relay.
+    sim.state.faults.remove(fault)
+    await requests_until(printer, lambda: printer.route is Route.LAN, "on the LAN")
+    sim.fail(200, path=IDENTITY, origin="lan", body=NESTED, headers=json_type)
+    await requests_until(printer, lambda: printer.route is Route.RELAY, "back on the relay")
+
+
+async def test_a_probe_that_breaks_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+    # Whatever a probe raises (a bug, an answer nobody foresaw), the LAN is not used and
+    # the request goes on through the relay; the log names the error's type only.
+    router = Router(
+        URL("https://relay.example"),
+        URL("http://192.0.2.1/"),
+        RoutePolicy.PREFER_LOCAL,
+        RoutingOptions(reprobe_interval=0),
+        lan_from_ip=False,
+    )
+
+    async def broken(url: URL) -> bool:
+        raise RecursionError(f"{SECRET_MARKER} text from the device")
+
+    assert await router.choose(broken, asyncio.create_task) is Route.RELAY
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "RecursionError" in text
+    assert SECRET_MARKER not in text
+
+
+async def test_a_lan_failure_during_a_check_is_not_undone_by_its_answer() -> None:
+    router = Router(
+        URL("https://relay.example"),
+        URL("http://192.0.2.1/"),
+        RoutePolicy.PREFER_LOCAL,
+        RoutingOptions(reprobe_interval=0),
+        lan_from_ip=False,
+    )
+
+    async def up(url: URL) -> bool:
+        return True
+
+    assert await router.choose(up, asyncio.create_task) is Route.LAN
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_up(url: URL) -> bool:
+        started.set()
+        await release.wait()
+        return True  # the LAN answered the check before a request failed on it
+
+    checks: list[asyncio.Task[None]] = []
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> object:
+        checks.append(asyncio.create_task(coro))
+        return checks[-1]
+
+    assert router.choose_now(slow_up, spawn) is Route.LAN  # starts a check
+    await started.wait()
+    router.lan_failed()  # a request could not connect meanwhile
+    assert router.route is Route.RELAY
+    release.set()
+    await checks[0]
+    assert router.route is Route.RELAY  # the older answer did not put it back
+
+
+async def test_the_checks_answers_do_not_hide_the_lans_server_errors(
+    oe: OctoEverywhere, sim: Simulator
+) -> None:
+    # Requests on the LAN get 500s; the checks in between get the printer's own answers.
+    # Three server errors in a row still give the LAN up: a check is not a request.
+    printer = await on_the_lan(oe, sim, EVERY_TIME)
+    sim.fail(500, path="/api/version", origin="lan")
+
+    def checking() -> bool:
+        return any(t.get_name() == "oe_async LAN re-probe" for t in asyncio.all_tasks())
+
+    for _ in range(3):
+        assert printer.route is Route.LAN
+        with pytest.raises(oe_async.PrinterHTTPError):
+            await printer.get_json("/api/version")
+        await eventually(lambda: not checking(), "the check of the LAN done")
+    assert printer.route is Route.RELAY
+
+
+async def test_a_relay_identity_answer_that_is_not_final_is_asked_again(
+    oe: OctoEverywhere, sim: Simulator
+) -> None:
+    # A 429 from the relay is no "this printer tells no id": that would turn the identity
+    # check off for the whole connection. The LAN here is another printer.
+    lan = await sim.start_lan()
+    sim.state.lan_printer_id = f"{SECRET_MARKER}-printer-id-another"
+    sim.fail(429, path=IDENTITY, origin="relay", times=1)
+    printer = oe.printer(sim.app_connection(), lan_url=lan, routing=EVERY_TIME)
+    await printer.get_json("/api/version")
+    assert printer.route is Route.RELAY
+    await requests_until(
+        printer, lambda: len(sim.requests_to("relay", IDENTITY)) >= 2, "the relay asked again"
+    )
+    await requests_until(
+        printer, lambda: len(sim.requests_to("lan", IDENTITY)) >= 1, "the LAN's id compared"
+    )
+    assert printer.route is Route.RELAY
+    assert sim.requests_to("lan", "/api/version") == []
+
+
+async def test_a_changed_answer_to_slash_is_compared_with_a_fresh_one(
+    oe: OctoEverywhere, sim: Simulator
+) -> None:
+    # The printer's own "/" changes (a restart, a login page): the LAN answers unlike the
+    # remembered reference once, the relay is asked again, and the LAN comes back.
+    printer = await on_the_lan(oe, sim, EVERY_TIME)
+    sim.fail(302, path="/", origin="lan", headers={"Location": "/login"})
+    await requests_until(printer, lambda: printer.route is Route.RELAY, "on the relay")
+    sim.fail(302, path="/", origin="relay", headers={"Location": "/login"})
+    await requests_until(printer, lambda: printer.route is Route.LAN, "back on the LAN")

@@ -182,7 +182,7 @@ class Attempts:
                     continue
             else:
                 status = resp.status
-                if route is Route.LAN:
+                if route is Route.LAN and not call.probe:  # a probe's answer is no request's
                     routes.lan_answered(status)
                 # OctoEverywhere's 6xx codes mean something only from the relay and the
                 # App API: on the plain-http LAN they are any device's ordinary answer.

@@ -77,14 +77,28 @@ class _Reference:
     printer_id: str | None = attrs.field(repr=False)
 
 
+#: Identity answers that say nothing yet (a timeout, too early, rate limited): asked again.
+_ASK_AGAIN: Final = frozenset({408, 425, 429})
+
+
+def settled(status: int) -> bool:
+    """Whether the relay's answer to the identity path is final: any id or definite none.
+
+    A 5xx/6xx (the relay's or the printer's trouble), a redirect (never followed) or a
+    408/425/429 is not: treating it as "no id" would turn the identity check off for the
+    whole connection.
+    """
+    return status < 300 or (400 <= status < 500 and status not in _ASK_AGAIN)
+
+
 def printer_id_of(answer: ProbeAnswer) -> str | None:
     """The ``PrinterId`` of an identity answer: a 200 JSON object with a non-empty string."""
     if answer.status != 200:
         return None
     try:
         body = json.loads(answer.body)
-    except ValueError:  # not JSON (UnicodeDecodeError included)
-        return None
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError too), or nested
+        return None  # deeper than Python's parser goes: not the plugin's answer either
     printer_id = body.get("PrinterId") if isinstance(body, dict) else None
     return printer_id if isinstance(printer_id, str) and printer_id else None
 
@@ -343,7 +357,9 @@ class Routes:
         media type as the same request through the relay, which reaches the real printer;
         and when the printer tells its OctoEverywhere id through the relay (OctoPrint's
         plugin, :data:`IDENTITY_PATH`), the LAN must tell the same id. The relay's answers
-        are asked once and remembered; while they cannot be had, the LAN is not trusted.
+        are asked once and remembered (asked again after the LAN answered ``/`` unlike them,
+        or while the relay's answer is not final); while they cannot be had, the LAN is not
+        trusted.
         No probe carries a printer secret. The ids are never logged.
         """
         lan = await self._probe(Target.LAN, self.router.options.probe_path, 0)
@@ -353,7 +369,10 @@ class Routes:
         if relay is None:
             return False
         if (lan.status, lan.media_type) != relay.fingerprint:
-            self._warn_lan(
+            # Asked again at the next probe: the printer's own answer to "/" may have changed
+            # since (a restart, a login page); a LAN in use is not given up for good on it.
+            self._relay = None
+            self._refuse_lan(
                 "answers unlike the printer (HTTP %d %s, the relay: HTTP %d %s)",
                 lan.status,
                 lan.media_type,
@@ -369,10 +388,10 @@ class Routes:
         answer = await self._probe(Target.LAN, IDENTITY_PATH, IDENTITY_LIMIT)
         lan_id = None if answer is None else printer_id_of(answer)
         if lan_id is None:
-            self._warn_lan("tells no OctoEverywhere printer id, the printer does")
+            self._refuse_lan("tells no OctoEverywhere printer id, the printer does")
             return False
         if not hmac.compare_digest(lan_id.encode(), printer_id.encode()):
-            self._warn_lan("is another printer (its OctoEverywhere printer id differs)")
+            self._refuse_lan("is another printer (its OctoEverywhere printer id differs)")
             return False
         return True
 
@@ -382,15 +401,15 @@ class Routes:
         if fingerprint is None or fingerprint.status >= 500:
             return None  # no answer, or the relay's own trouble (6xx): ask again next time
         identity = await self._probe(Target.RELAY, IDENTITY_PATH, IDENTITY_LIMIT)
-        if identity is None or identity.status >= 500:
-            return None
+        if identity is None or not settled(identity.status):
+            return None  # e.g. a 429 or a redirect says nothing of an id: ask again next time
         self._relay = _Reference(
             (fingerprint.status, fingerprint.media_type), printer_id_of(identity)
         )
         return self._relay
 
-    def _warn_lan(self, why: str, *args: object) -> None:
-        """Say once per connection why the LAN address is not used (never with an id)."""
+    def _refuse_lan(self, why: str, *args: object) -> None:
+        """The LAN is not used: say why once per connection (never with an id)."""
         if not self._lan_warned:
             self._lan_warned = True
             _LOGGER.warning("%s: the LAN address %s; staying on the relay", self._label, why % args)
