@@ -279,16 +279,21 @@ async def test_a_nested_identity_answer_is_no_id_and_raises_nothing(
     await requests_until(printer, lambda: printer.route is Route.RELAY, "back on the relay")
 
 
-async def test_a_probe_that_breaks_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
-    # Whatever a probe raises (a bug, an answer nobody foresaw), the LAN is not used and
-    # the request goes on through the relay; the log names the error's type only.
-    router = Router(
+def a_router() -> Router:
+    """A ``prefer_local`` router (no I/O: the tests hand it the probe) re-checking each time."""
+    return Router(
         URL("https://relay.example"),
         URL("http://192.0.2.1/"),
         RoutePolicy.PREFER_LOCAL,
         RoutingOptions(reprobe_interval=0),
         lan_from_ip=False,
     )
+
+
+async def test_a_probe_that_breaks_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+    # Whatever a probe raises (a bug, an answer nobody foresaw), the LAN is not used and
+    # the request goes on through the relay; the log names the error's type only.
+    router = a_router()
 
     async def broken(url: URL) -> bool:
         raise RecursionError(f"{SECRET_MARKER} text from the device")
@@ -300,13 +305,7 @@ async def test_a_probe_that_breaks_fails_closed(caplog: pytest.LogCaptureFixture
 
 
 async def test_a_lan_failure_during_a_check_is_not_undone_by_its_answer() -> None:
-    router = Router(
-        URL("https://relay.example"),
-        URL("http://192.0.2.1/"),
-        RoutePolicy.PREFER_LOCAL,
-        RoutingOptions(reprobe_interval=0),
-        lan_from_ip=False,
-    )
+    router = a_router()
 
     async def up(url: URL) -> bool:
         return True
