@@ -236,7 +236,8 @@ class Funnel(CallBuilder):
         """The answer to ``GET path`` on ``target`` for a LAN probe, None if none came.
 
         One attempt within the probe timeout, no redirects, no printer secret; the body is
-        read up to ``read`` bytes (a larger one counts as empty).
+        read up to ``read`` bytes and decoded as JSON (one larger, not JSON or nested too
+        deeply counts as none).
         """
         options = self.routes.router.options
         call = attrs.evolve(
@@ -253,12 +254,13 @@ class Funnel(CallBuilder):
         )
         try:
             async with self.send(call) as resp:
-                body = b""
+                document = None
                 if read:
                     try:
                         body = await read_limited(resp, read, what="a LAN probe's answer")
+                        document = decode_json(body, resp, "GET")
                     except UnexpectedResponseError:
-                        body = b""  # too large (or a chunk flood): not the answer looked for
-                return ProbeAnswer(resp.status, resp.content_type, body)
+                        pass  # too large, a chunk flood, not JSON: not the answer looked for
+                return ProbeAnswer(resp.status, resp.content_type, document)
         except OctoEverywhereError:
             return None

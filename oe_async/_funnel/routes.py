@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final
@@ -57,13 +56,14 @@ class ProbeAnswer:
 
     status: int
     media_type: str
-    #: The body, read up to the probe's limit (empty when not read or larger than that);
-    #: kept out of the repr (an identity answer holds the printer's id).
-    body: bytes = attrs.field(default=b"", repr=False)
+    #: The body decoded as JSON when it was read (up to the probe's limit), else None (not
+    #: read, larger than that, empty or not JSON); kept out of the repr (an identity
+    #: answer holds the printer's id).
+    document: Any = attrs.field(default=None, repr=False)
 
 
 #: ``probe(target, path, read)``: the answer to ``GET path`` on the LAN or the relay (the
-#: body read up to ``read`` bytes), None when no answer came.
+#: body read up to ``read`` bytes and decoded as JSON), None when no answer came.
 Probe = Callable[[Target, str, int], Awaitable[ProbeAnswer | None]]
 
 
@@ -93,12 +93,7 @@ def settled(status: int) -> bool:
 
 def printer_id_of(answer: ProbeAnswer) -> str | None:
     """The ``PrinterId`` of an identity answer: a 200 JSON object with a non-empty string."""
-    if answer.status != 200:
-        return None
-    try:
-        body = json.loads(answer.body)
-    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError too), or nested
-        return None  # deeper than Python's parser goes: not the plugin's answer either
+    body = answer.document if answer.status == 200 else None
     printer_id = body.get("PrinterId") if isinstance(body, dict) else None
     return printer_id if isinstance(printer_id, str) and printer_id else None
 
